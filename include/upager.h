@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * upager: a pager in user space.
+ *
+ * A program asks upager for a region of memory and uses it with ordinary
+ * loads and stores. The pages of a region live in a bounded pool of frames
+ * (the RAM budget); the MMU raises real page faults on the region and
+ * upager resolves them like a kernel would: zero-fill on demand, swap-in
+ * from a swap file written and read with io_uring, eviction of victims
+ * chosen by a replaceable policy.
+ *
+ * Conventions: every function that can fail returns 0 (or a non-negative
+ * value) on success and a negative code on failure: either -errno or one
+ * of the UPAGER_E* codes below. upager_strerror() explains any of them and
+ * upager_last_error() gives the detailed message of the last failure on
+ * the calling thread. Nothing here sets errno.
+ */
+#ifndef UPAGER_H
+#define UPAGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define UPAGER_API __attribute__((visibility("default")))
+#else
+#define UPAGER_API
+#endif
+
+#define UPAGER_VERSION_MAJOR 0
+#define UPAGER_VERSION_MINOR 1
+
+/* Library error codes, below the errno range. */
+#define UPAGER_EPAGESIZE (-10001) /* page size not a power of two in [4 KiB, 2 MiB] */
+#define UPAGER_EBUDGET (-10002)   /* RAM budget below the minimum number of frames */
+#define UPAGER_ESWAPPATH (-10003) /* swap path cannot be opened for reading and writing */
+#define UPAGER_EPOLICY (-10004)   /* unknown policy or bad policy parameters */
+#define UPAGER_EBACKEND (-10005)  /* unknown fault backend, or the one asked for is unusable */
+#define UPAGER_EMODE (-10006)     /* unknown fault mode */
+#define UPAGER_EENV (-10007)      /* an UPAGER_* environment variable has a bad value */
+#define UPAGER_ESWAPFULL (-10008) /* no free swap slot for a dirty page */
+#define UPAGER_ENOREGION (-10009) /* address is not inside (or not the base of) a region */
+#define UPAGER_ECONFIG (-10010)   /* another configuration field is out of range */
+#define UPAGER_EMAPCOUNT (-10011) /* the configuration would exceed vm.max_map_count */
+#define UPAGER_EPOISON (-10012)   /* page lost to an earlier I/O error */
+
+typedef struct upager upager_t;
+
+/* How faults are resolved (see README, "Fault modes"). */
+typedef enum upager_mode {
+	/* A handler thread resolves faults; system calls that touch region
+	 * memory (read(2) into a region buffer, ...) just work. */
+	UPAGER_MODE_TRANSPARENT = 0,
+	/* The faulting thread resolves its own fault in a signal handler.
+	 * Faster, but a system call that touches a page that is not mapped
+	 * fails with EFAULT: call upager_touch() on its buffer first. */
+	UPAGER_MODE_FAST = 1,
+} upager_mode_t;
+
+/* What the error callback is told when a fault cannot be resolved. */
+typedef struct upager_error_info {
+	int err;            /* -errno or UPAGER_E* code */
+	void *region;       /* base address of the region */
+	size_t region_len;  /* its length */
+	size_t page_offset; /* offset of the failing page in the region */
+	void *fault_addr;   /* the address that faulted (page aligned if unknown) */
+	const char *cause;  /* one line: what failed */
+} upager_error_info_t;
+
+/*
+ * Called from the fault path (possibly in a signal handler, possibly on a
+ * pager thread) before the faulting thread gets SIGBUS. Keep it short and
+ * async-signal-safe.
+ */
+typedef void (*upager_error_fn)(void *arg, const upager_error_info_t *info);
+
+/*
+ * Configuration. Fill it with upager_config_init() (defaults, then the
+ * UPAGER_* environment), change fields, pass it to upager_open(). Strings
+ * are copied by upager_open().
+ */
+typedef struct upager_config {
+	uint32_t size;        /* sizeof(upager_config_t), set by upager_config_init() */
+	uint32_t version;     /* layout version, set by upager_config_init() */
+	size_t ram_bytes;     /* UPAGER_RAM: the RAM budget (resident pages), default 256M */
+	size_t page_size;     /* UPAGER_PAGE_SIZE: power of two, 4K..2M, default 4K */
+	const char *swap_path; /* UPAGER_SWAP: NULL = unnamed file in $TMPDIR;
+				* a directory = unnamed file in it; a file or
+				* block device = used as it is */
+	uint64_t swap_max;    /* UPAGER_SWAP_MAX: swap capacity in bytes; 0 = the
+			       * device size, or the file system's free space */
+	const char *backend;  /* UPAGER_BACKEND: "auto" (default), "uffd", "sigsegv" */
+	const char *policy;   /* UPAGER_POLICY: "name[:key=value,...]", default "clock" */
+	upager_mode_t mode;   /* UPAGER_MODE: "transparent" (default) or "fast" */
+	unsigned handler_threads; /* UPAGER_THREADS: transparent mode, 0 = one per CPU */
+	int direct_io;        /* UPAGER_DIRECT_IO: 1 = O_DIRECT where possible (default) */
+	unsigned evict_batch; /* UPAGER_EVICT_BATCH: victims per write batch, default 64 */
+	unsigned free_low;    /* UPAGER_FREE_LOW: background eviction starts below
+			       * this many free frames (0 = automatic) */
+	unsigned free_high;   /* UPAGER_FREE_HIGH: ... and stops above this many */
+	int print_stats;      /* UPAGER_STATS=1: print statistics to stderr at close */
+	upager_error_fn on_error; /* optional, see upager_error_fn */
+	void *on_error_arg;
+	/* Set by upager_config_init() when an UPAGER_* variable did not
+	 * parse; upager_open() then fails with UPAGER_EENV. */
+	char env_error[120];
+} upager_config_t;
+
+#define UPAGER_LATENCY_BUCKETS 32
+
+/*
+ * Statistics. Counters only grow, except the gauges marked as such.
+ * latency_hist[k] counts faults resolved in [2^k, 2^(k+1)) nanoseconds.
+ */
+typedef struct upager_stats {
+	uint32_t size;    /* sizeof(upager_stats_t) of the library that filled it */
+	uint32_t version; /* layout version */
+	uint64_t faults_zero;  /* first touch of a page: zero-filled */
+	uint64_t faults_minor; /* page still in a frame: mapped again (reference) */
+	uint64_t faults_major; /* page read back from swap */
+	uint64_t faults_wp;    /* first write to a clean page (dirty bit) */
+	uint64_t faults_cow;   /* first write to a page shared with a snapshot */
+	uint64_t evictions;    /* pages that left their frame */
+	uint64_t writebacks;   /* evictions that wrote the page to swap */
+	uint64_t clean_drops;  /* evictions without a write: swap copy still valid */
+	uint64_t zero_drops;   /* evictions of pages that held only zeros */
+	uint64_t bytes_read;   /* swap I/O */
+	uint64_t bytes_written;
+	uint64_t io_submits;   /* io_uring_enter calls that submitted I/O */
+	uint64_t io_errors;
+	uint64_t direct_reclaims; /* faults that had to evict for a frame themselves */
+	uint64_t samples;      /* pages unmapped to sample their referenced bit */
+	uint64_t resident_pages; /* gauge: pages in frames */
+	uint64_t frames_total;   /* gauge: the RAM budget in pages */
+	uint64_t swap_slots_used;  /* gauge */
+	uint64_t swap_slots_total; /* gauge */
+	uint64_t regions;        /* gauge: live regions */
+	uint64_t region_bytes;   /* gauge: their total size */
+	uint64_t metadata_bytes; /* gauge: page tables, frame records, I/O buffers */
+	uint64_t page_size;
+	uint64_t latency_hist[UPAGER_LATENCY_BUCKETS];
+	char backend[16]; /* "uffd" or "sigsegv" */
+	char mode[16];    /* "transparent" or "fast" */
+	char policy[32];
+} upager_stats_t;
+
+/* Fills *cfg with defaults, then applies the UPAGER_* environment. */
+UPAGER_API void upager_config_init(upager_config_t *cfg);
+
+/*
+ * Opens a pager: creates the frame pool, the swap file and the fault
+ * backend. cfg may be NULL (defaults and environment). Returns 0 and sets
+ * *out, or a negative code; upager_last_error() says why.
+ */
+UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out);
+
+/* Unmaps every region, stops the pager's threads, removes an unnamed swap
+ * file. Returns 0 or a negative code. */
+UPAGER_API int upager_close(upager_t *p);
+
+/*
+ * Maps a new region of len bytes (rounded up to the page size). Its pages
+ * read as zero until written. flags must be 0 (reserved). Returns 0 and
+ * sets *addr (aligned to the page size), or a negative code.
+ */
+UPAGER_API int upager_map(upager_t *p, size_t len, int flags, void **addr);
+
+/* Unmaps the region based at addr, freeing its frames and swap slots.
+ * Returns 0, or UPAGER_ENOREGION if addr is not a region's base. */
+UPAGER_API int upager_unmap(upager_t *p, void *addr);
+
+/*
+ * Makes [addr, addr+len) resident and accessible (writable if write != 0),
+ * so that a system call may use it in fast mode. Pages can be evicted
+ * again by later faults: in fast mode, touch right before the system call
+ * and retry both if the call fails with EFAULT. Returns 0 or a negative
+ * code (UPAGER_ENOREGION if the range is not inside one region).
+ */
+UPAGER_API int upager_touch(upager_t *p, void *addr, size_t len, int write);
+
+/* Copies the pager's statistics into *out. Returns 0 or a negative code. */
+UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out);
+
+/* Writes the statistics as readable lines ("key: value") to the file
+ * descriptor fd. Returns 0 or a negative code. */
+UPAGER_API int upager_stats_print(upager_t *p, int fd);
+
+/* Explains an error code returned by any upager function. Never NULL. */
+UPAGER_API const char *upager_strerror(int err);
+
+/* The detailed message of the last failing call on this thread ("" if
+ * none). Valid until the next upager call on the same thread. */
+UPAGER_API const char *upager_last_error(void);
+
+/* Parses a size such as "4096", "64K", "512M", "2G" (binary units).
+ * Returns 0 and sets *out, or -EINVAL. */
+UPAGER_API int upager_parse_size(const char *s, uint64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UPAGER_H */

@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Eviction: freeing frames.
+ *
+ * upager__reclaim() evicts a batch of victims. It asks the policy for
+ * victims under the policy lock and claims each with a trylock on its page
+ * (a page whose lock is busy is being faulted on, so it counts as
+ * referenced and the policy is asked again). Then, with only the victims'
+ * page locks held:
+ *
+ *   1. writes are stopped: a writable mapping is write-protected, so the
+ *      contents cannot change under the write (reads may go on);
+ *   2. each victim is sorted into one of three fates:
+ *        clean with a valid swap copy  -> dropped, no write ("clean")
+ *        only zeros                    -> dropped, reads as zero ("zero")
+ *        dirty                         -> written to a fresh slot
+ *      Victims are in page order when slots are handed out, so
+ *      neighbouring pages get neighbouring slots and one write;
+ *   3. all writes of the batch go out in one io_uring submission;
+ *   4. each victim whose write succeeded (or needed none) is punched out
+ *      of its memfd, its entry becomes SWAPPED or NONE, its frame is
+ *      freed and its page unlocked; a fault waiting on it then reads it
+ *      back. A victim whose write failed stays resident and dirty, its
+ *      slot is retired as bad, and nothing is lost.
+ *
+ * The background evictor (the pager's kswapd) runs the same function
+ * whenever free frames drop below a low watermark, until they are above
+ * the high one, so that a fault rarely has to evict for itself.
+ *
+ * Aging: when a policy consumes a referenced bit it calls env->age(); the
+ * frames are queued during victim selection and unmapped after the policy
+ * lock is dropped, so their next access is a minor fault that reports a
+ * reference.
+ */
+#include "internal.h"
+#include "fault.h"
+#include "policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define MAX_BATCH 1024
+#define AGE_QUEUE 256
+
+enum fate { FATE_WRITE, FATE_CLEAN, FATE_ZERO, FATE_FAILED };
+
+struct victim {
+	struct region *r;
+	struct upte *e;
+	uint64_t pg;
+	uint32_t frame;
+	enum fate fate;
+	uint64_t slot; /* slot + 1 for FATE_WRITE */
+};
+
+struct aged {
+	struct region *r;
+	struct upte *e;
+	uint64_t pg;
+	uint32_t frame;
+};
+
+/* The queue of the reclaim that holds the policy lock (NULL outside). */
+struct age_queue {
+	struct aged items[AGE_QUEUE];
+	unsigned n;
+};
+
+static __thread struct age_queue *current_age_queue;
+
+static void arm_page(struct upager *p, struct region *r, struct upte *e, uint64_t pg,
+		     uint32_t frame)
+{
+	if (!upager__pte_trylock(e))
+		return; /* busy: being faulted on, so referenced anyway */
+	uint32_t f = pte_flags(e);
+	if (pte_state(f) == PTE_RESIDENT && e->frame == frame && (f & PTE_MAPPED) && !r->dying) {
+		if (p->backend->unmap(r, pg, 1) == 0) {
+			pte_update(e, PTE_MAPPED | PTE_WRITABLE, 0);
+			STAT_INC(p, samples);
+		}
+	}
+	upager__pte_unlock(e);
+}
+
+void upager__age_frame(void *pager, uint32_t frame)
+{
+	struct upager *p = pager;
+	struct frame *fr = &p->frames.frames[frame];
+	struct age_queue *q = current_age_queue;
+
+	/* Under the policy lock a frame the policy tracks belongs to a live
+	 * region: unmap releases frames through the policy first. */
+	if (!fr->region)
+		return;
+	if (q && q->n < AGE_QUEUE) {
+		atomic_fetch_add_explicit(&fr->region->refs, 1, memory_order_acquire);
+		q->items[q->n++] = (struct aged){ fr->region, fr->pte, fr->pg, frame };
+		return;
+	}
+	arm_page(p, fr->region, fr->pte, fr->pg, frame);
+}
+
+static void drain_age_queue(struct upager *p, struct age_queue *q)
+{
+	for (unsigned i = 0; i < q->n; i++) {
+		struct aged *a = &q->items[i];
+		arm_page(p, a->r, a->e, a->pg, a->frame);
+		upager__region_put(a->r);
+	}
+	q->n = 0;
+}
+
+static int by_page(const void *a, const void *b)
+{
+	const struct victim *x = a, *y = b;
+
+	if (x->r != y->r)
+		return x->r->id < y->r->id ? -1 : 1;
+	return x->pg < y->pg ? -1 : x->pg > y->pg;
+}
+
+static bool page_is_zero(const char *page, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)page;
+
+	for (size_t i = 0; i < len / 8; i += 8) {
+		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] |
+		    w[i + 7])
+			return false;
+	}
+	return true;
+}
+
+/* Claims up to want victims; returns how many. */
+static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want,
+			       struct age_queue *q)
+{
+	struct policy *pol = p->policy;
+	unsigned n = 0, busy = 0;
+
+	pthread_mutex_lock(&p->policy_lock);
+	current_age_queue = q;
+	while (n < want && busy < want + 64) {
+		int64_t f = pol->ops->victim(pol->state);
+		if (f < 0)
+			break;
+		struct frame *fr = &p->frames.frames[f];
+		struct upte *e = fr->pte;
+		if (!e || !upager__pte_trylock(e)) {
+			pol->ops->reference(pol->state, (uint32_t)f, false);
+			busy++;
+			continue;
+		}
+		if (pte_state(pte_flags(e)) != PTE_RESIDENT || e->frame != (uint32_t)f) {
+			/* Cannot happen while the frame record and the entry
+			 * change together under the page lock; be safe. */
+			upager__pte_unlock(e);
+			pol->ops->reference(pol->state, (uint32_t)f, false);
+			busy++;
+			continue;
+		}
+		pol->ops->remove(pol->state, (uint32_t)f, POLICY_EVICTED);
+		atomic_fetch_add_explicit(&fr->region->refs, 1, memory_order_acquire);
+		v[n++] = (struct victim){ fr->region, e, fr->pg, (uint32_t)f, FATE_WRITE, 0 };
+	}
+	current_age_queue = NULL;
+	pthread_mutex_unlock(&p->policy_lock);
+	return n;
+}
+
+/* Gives a victim that could not be evicted back to the policy. */
+static void keep_resident(struct upager *p, struct victim *v)
+{
+	pthread_mutex_lock(&p->policy_lock);
+	p->policy->ops->insert(p->policy->state, v->frame, ((uint64_t)v->r->id << 44) | v->pg,
+			       false);
+	pthread_mutex_unlock(&p->policy_lock);
+}
+
+/* Punches runs of neighbouring victims out of their memfd in one call. */
+static void punch_runs(struct upager *p, struct victim *v, unsigned n)
+{
+	for (unsigned i = 0; i < n;) {
+		if (v[i].fate == FATE_FAILED) {
+			i++;
+			continue;
+		}
+		unsigned j = i + 1;
+		while (j < n && v[j].fate != FATE_FAILED && v[j].r == v[i].r &&
+		       v[j].pg == v[j - 1].pg + 1)
+			j++;
+		off_t off = (off_t)(v[i].pg << p->page_shift);
+		off_t len = (off_t)((uint64_t)(j - i) << p->page_shift);
+		fallocate(v[i].r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
+		p->backend->evicted(v[i].r, v[i].pg, j - i);
+		i = j;
+	}
+}
+
+int upager__reclaim(struct upager *p, unsigned want, bool direct)
+{
+	struct victim v[MAX_BATCH];
+	struct io_req reqs[MAX_BATCH];
+	struct age_queue q;
+	unsigned n, nwrite = 0, freed = 0;
+	int err = 0;
+
+	if (want > MAX_BATCH)
+		want = MAX_BATCH;
+	q.n = 0;
+	n = choose_victims(p, v, want, &q);
+	drain_age_queue(p, &q);
+	if (n == 0)
+		return -EAGAIN;
+	qsort(v, n, sizeof(v[0]), by_page);
+
+	/* 1 and 2: stop writes, then decide each victim's fate. */
+	for (unsigned i = 0; i < n; i++) {
+		struct victim *x = &v[i];
+		uint32_t f = pte_flags(x->e);
+
+		if ((f & PTE_WRITABLE) && p->backend->wrprotect(x->r, x->pg, 1) == 0)
+			pte_update(x->e, PTE_WRITABLE, 0);
+		else if (f & PTE_WRITABLE) {
+			x->fate = FATE_FAILED; /* cannot stop writes: keep it */
+			continue;
+		}
+		if (!(f & PTE_DIRTY))
+			x->fate = x->e->slot ? FATE_CLEAN : FATE_ZERO;
+		else if (page_is_zero(region_pview(x->r, x->pg), p->page_size))
+			x->fate = FATE_ZERO;
+		else {
+			x->fate = FATE_WRITE;
+			nwrite++;
+		}
+	}
+
+	/* 3: slots and writes, in page order. */
+	if (nwrite) {
+		uint64_t slots[MAX_BATCH];
+		int got = swap_alloc(&p->swap, nwrite, slots);
+		unsigned k = 0, r = 0;
+
+		if (got < 0)
+			got = 0;
+		for (unsigned i = 0; i < n; i++) {
+			if (v[i].fate != FATE_WRITE)
+				continue;
+			if (k >= (unsigned)got) {
+				v[i].fate = FATE_FAILED;
+				err = UPAGER_ESWAPFULL;
+				continue;
+			}
+			v[i].slot = slots[k++] + 1;
+			reqs[r++] = (struct io_req){
+				.op = IO_WRITE,
+				.buf = region_pview(v[i].r, v[i].pg),
+				.len = p->page_size,
+				.off = (v[i].slot - 1) * p->page_size,
+			};
+		}
+		if (r) {
+			struct io_ring *ring = io_ring_get(&p->io);
+			int enters = io_ring_run(&p->io, ring, p->swap.fd, reqs, r);
+			io_ring_put(&p->io, ring);
+			if (enters > 0)
+				STAT_ADD(p, io_submits, (uint64_t)enters);
+			k = 0;
+			for (unsigned i = 0; i < n; i++) {
+				if (v[i].fate != FATE_WRITE)
+					continue;
+				int res = enters < 0 ? enters : reqs[k].res;
+				k++;
+				if (res == (int)p->page_size)
+					continue;
+				/* The slot is suspect: retire it. The page
+				 * keeps its frame and its dirty contents. */
+				swap_mark_bad(&p->swap, v[i].slot - 1);
+				v[i].slot = 0;
+				v[i].fate = FATE_FAILED;
+				err = res < 0 ? res : -EIO;
+				STAT_INC(p, io_errors);
+			}
+		}
+	}
+
+	/* 4: free what left. */
+	punch_runs(p, v, n);
+	for (unsigned i = 0; i < n; i++) {
+		struct victim *x = &v[i];
+
+		if (x->fate == FATE_FAILED) {
+			keep_resident(p, x);
+			upager__pte_unlock(x->e);
+			upager__region_put(x->r);
+			continue;
+		}
+		uint32_t state = PTE_SWAPPED;
+		switch (x->fate) {
+		case FATE_WRITE:
+			x->e->slot = x->slot;
+			STAT_INC(p, writebacks);
+			STAT_ADD(p, bytes_written, p->page_size);
+			break;
+		case FATE_CLEAN:
+			STAT_INC(p, clean_drops);
+			break;
+		default:
+			if (x->e->slot) {
+				swap_put(&p->swap, x->e->slot - 1);
+				x->e->slot = 0;
+			}
+			state = PTE_NONE;
+			STAT_INC(p, zero_drops);
+			break;
+		}
+		pte_update(x->e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY, state);
+		frames_free(&p->frames, x->frame);
+		upager__pte_unlock(x->e);
+		upager__region_put(x->r);
+		STAT_INC(p, evictions);
+		freed++;
+	}
+	(void)direct;
+	return freed ? (int)freed : (err ? err : -EAGAIN);
+}
+
+/* ---- the background evictor ---- */
+
+static void *evictor_main(void *arg)
+{
+	struct upager *p = arg;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_mutex_lock(&p->evictor_lock);
+	while (!p->evictor_stop) {
+		if (atomic_load_explicit(&p->frames.nfree, memory_order_relaxed) >= p->free_low) {
+			pthread_cond_wait(&p->evictor_cond, &p->evictor_lock);
+			continue;
+		}
+		pthread_mutex_unlock(&p->evictor_lock);
+		while (!p->evictor_stop &&
+		       atomic_load_explicit(&p->frames.nfree, memory_order_relaxed) < p->free_high) {
+			unsigned want = p->free_high -
+					atomic_load_explicit(&p->frames.nfree, memory_order_relaxed);
+			if (want > p->cfg.evict_batch)
+				want = p->cfg.evict_batch;
+			if (upager__reclaim(p, want, false) <= 0) {
+				/* Nothing to free now (all busy, or errors the
+				 * faulting threads will report): back off. */
+				struct timespec ts = { 0, 1000000 };
+				nanosleep(&ts, NULL);
+				break;
+			}
+		}
+		pthread_mutex_lock(&p->evictor_lock);
+	}
+	pthread_mutex_unlock(&p->evictor_lock);
+	return NULL;
+}
+
+int upager__evictor_start(struct upager *p)
+{
+	int err;
+
+	pthread_mutex_init(&p->evictor_lock, NULL);
+	pthread_cond_init(&p->evictor_cond, NULL);
+	p->evictor_stop = false;
+	err = pthread_create(&p->evictor, NULL, evictor_main, p);
+	if (err)
+		return upager__fail(-err, "cannot start the evictor thread: %s", strerror(err));
+	p->evictor_running = true;
+	return 0;
+}
+
+void upager__evictor_stop(struct upager *p)
+{
+	if (!p->evictor_running)
+		return;
+	pthread_mutex_lock(&p->evictor_lock);
+	p->evictor_stop = true;
+	pthread_cond_signal(&p->evictor_cond);
+	pthread_mutex_unlock(&p->evictor_lock);
+	pthread_join(p->evictor, NULL);
+	p->evictor_running = false;
+	pthread_mutex_destroy(&p->evictor_lock);
+	pthread_cond_destroy(&p->evictor_cond);
+}
+
+void upager__evictor_kick(struct upager *p)
+{
+	if (!p->evictor_running)
+		return;
+	pthread_mutex_lock(&p->evictor_lock);
+	pthread_cond_signal(&p->evictor_cond);
+	pthread_mutex_unlock(&p->evictor_lock);
+}

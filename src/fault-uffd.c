@@ -1,0 +1,545 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The userfaultfd backend.
+ *
+ * A region's application view is registered for three kinds of fault:
+ * MISSING (no page in the memfd: resolved with UFFDIO_COPY or
+ * UFFDIO_ZEROPAGE, which fill and map the page in one step), MINOR (the
+ * page is in the memfd but not mapped: UFFDIO_CONTINUE maps it) and WP
+ * (a write to a write-protected page: UFFDIO_WRITEPROTECT lifts it). MINOR
+ * faults are the emulated accessed bit, WP faults the dirty bit.
+ *
+ * Two ways to get the faults:
+ *
+ * - transparent: handler threads read fault messages from the uffd and
+ *   resolve them while the faulting thread sleeps in the kernel. A system
+ *   call that touches a missing page waits the same way, so read(2) into a
+ *   region buffer just works. The cost is a thread hand-off per fault.
+ * - fast (UFFD_FEATURE_SIGBUS): the kernel raises SIGBUS in the faulting
+ *   thread, whose handler resolves its own fault. No hand-off, but a
+ *   system call that touches a missing page fails with EFAULT.
+ *
+ * A fault that cannot be resolved ends in SIGBUS for the faulting thread:
+ * in fast mode the handler passes the signal on; in transparent mode the
+ * page gets a poison marker (UFFDIO_POISON, Linux 6.6) so the retried
+ * access raises a real SIGBUS with its address, or, on older kernels, the
+ * thread is sent SIGBUS with tgkill.
+ */
+#include "internal.h"
+#include "fault.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+/* Newer than the linux-libc-dev of Debian 12 (6.1); the kernel decides. */
+#ifndef UFFDIO_CONTINUE_MODE_WP
+#define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1)
+#endif
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+#endif
+#ifndef UFFDIO_POISON
+struct uffdio_poison {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 updated;
+};
+#define _UFFDIO_POISON (0x08)
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+
+#define NEEDED_FEATURES \
+	(UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_PAGEFAULT_FLAG_WP)
+
+struct uffd {
+	int fd;
+	bool fast;
+	bool has_poison;
+	_Atomic bool continue_wp, copy_wp; /* cleared if the kernel refuses them */
+	void *zero;                        /* page_size bytes of zeros to copy from */
+	int stop_fd;
+	pthread_t *threads;
+	unsigned nthreads;
+	struct upager *p;
+};
+
+static inline struct uffd *U(struct region *r)
+{
+	return r->p->backend_data;
+}
+
+/* Opens a userfaultfd: the system call, else /dev/userfaultfd. With
+ * user_only, falls back to a user-mode-only uffd (unprivileged users). */
+static int uffd_open(bool user_only_ok, char *why, size_t whylen)
+{
+	int flags = O_CLOEXEC | O_NONBLOCK;
+	int fd = (int)syscall(SYS_userfaultfd, flags);
+	int err = errno;
+
+	if (fd >= 0)
+		return fd;
+	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev >= 0) {
+		fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+		close(dev);
+		if (fd >= 0)
+			return fd;
+	}
+	if (user_only_ok && err == EPERM) {
+		fd = (int)syscall(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY);
+		if (fd >= 0)
+			return fd;
+	}
+	snprintf(why, whylen, "userfaultfd refused: %s%s", strerror(err),
+		 err == EPERM ? " (needs CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)" : "");
+	return -err;
+}
+
+static int uffd_api(int fd, uint64_t want, uint64_t *have)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = want };
+
+	if (ioctl(fd, UFFDIO_API, &api) < 0)
+		return -errno;
+	if (have)
+		*have = api.features;
+	return 0;
+}
+
+static int uffd_probe(const upager_config_t *cfg, char *why, size_t whylen)
+{
+	uint64_t have = 0;
+	int fd = uffd_open(cfg->mode == UPAGER_MODE_FAST, why, whylen);
+	int err;
+
+	if (fd < 0)
+		return fd;
+	err = uffd_api(fd, 0, &have);
+	close(fd);
+	if (err < 0) {
+		snprintf(why, whylen, "UFFDIO_API failed: %s", strerror(-err));
+		return err;
+	}
+	uint64_t need = NEEDED_FEATURES |
+			(cfg->mode == UPAGER_MODE_FAST ? UFFD_FEATURE_SIGBUS : UFFD_FEATURE_THREAD_ID);
+	if ((have & need) != need) {
+		snprintf(why, whylen,
+			 "kernel userfaultfd lacks features %#llx (shmem minor faults and write protection need Linux 5.19)",
+			 (unsigned long long)(need & ~have));
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+/* ---- fast mode: the faulting thread's SIGBUS handler ---- */
+
+static pthread_mutex_t sigbus_lock = PTHREAD_MUTEX_INITIALIZER;
+static int sigbus_users;
+static struct sigaction sigbus_previous;
+
+static bool fault_is_write(void *ucontext)
+{
+#if defined(__x86_64__)
+	ucontext_t *uc = ucontext;
+	return (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0; /* PF_WRITE */
+#else
+	/* Unknown: a read taken for a write only costs a needless writeback. */
+	(void)ucontext;
+	return true;
+#endif
+}
+
+/* Hands a SIGBUS that upager does not resolve to whoever had it before. */
+static void pass_on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	struct sigaction prev = sigbus_previous;
+
+	if ((prev.sa_flags & SA_SIGINFO) && prev.sa_sigaction) {
+		prev.sa_sigaction(sig, si, uc);
+		return;
+	}
+	if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
+		prev.sa_handler(sig);
+		return;
+	}
+	/* Default action: die of SIGBUS when the access is retried. */
+	signal(SIGBUS, SIG_DFL);
+}
+
+static void sigbus_handler(int sig, siginfo_t *si, void *uc)
+{
+	int saved_errno = errno;
+	uintptr_t addr = (uintptr_t)si->si_addr;
+	struct region *r = upager__region_find(addr);
+	int err = 0;
+
+	if (!r || !((struct uffd *)r->p->backend_data)->fast || r->p->backend != &upager__fault_uffd) {
+		if (r)
+			upager__region_put(r);
+		pass_on_sigbus(sig, si, uc);
+		errno = saved_errno;
+		return;
+	}
+	if (upager__fault(r, addr, fault_is_write(uc), &err) == FAULT_SIGBUS) {
+		upager__report_fault_error(r, addr, err);
+		upager__region_put(r);
+		pass_on_sigbus(sig, si, uc);
+		errno = saved_errno;
+		return;
+	}
+	upager__region_put(r);
+	errno = saved_errno;
+}
+
+static int sigbus_install(void)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&sigbus_lock);
+	if (sigbus_users++ == 0) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = sigbus_handler;
+		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+		/* Nothing may interrupt the handler while it holds page locks. */
+		sigfillset(&sa.sa_mask);
+		if (sigaction(SIGBUS, &sa, &sigbus_previous) < 0) {
+			err = -errno;
+			sigbus_users--;
+		}
+	}
+	pthread_mutex_unlock(&sigbus_lock);
+	return err;
+}
+
+static void sigbus_uninstall(void)
+{
+	pthread_mutex_lock(&sigbus_lock);
+	if (--sigbus_users == 0)
+		sigaction(SIGBUS, &sigbus_previous, NULL);
+	pthread_mutex_unlock(&sigbus_lock);
+}
+
+/* ---- transparent mode: handler threads ---- */
+
+static void deliver_sigbus(struct uffd *u, struct region *r, uintptr_t addr, pid_t tid)
+{
+	uintptr_t page = addr & ~(uintptr_t)(r->p->page_size - 1);
+
+	if (u->has_poison) {
+		struct uffdio_poison po = { .range = { page, r->p->page_size }, .mode = 0 };
+		if (ioctl(u->fd, UFFDIO_POISON, &po) == 0 || errno == EEXIST)
+			return;
+	}
+	syscall(SYS_tgkill, getpid(), tid, SIGBUS);
+}
+
+static void handle_message(struct uffd *u, struct uffd_msg *m)
+{
+	if (m->event != UFFD_EVENT_PAGEFAULT)
+		return;
+	uintptr_t addr = (uintptr_t)m->arg.pagefault.address;
+	bool write = (m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0;
+	struct region *r = upager__region_find(addr);
+	int err = 0;
+
+	if (!r) {
+		/* The region went away under the fault: let the thread retry. */
+		struct uffdio_range range = { addr & ~4095UL, 4096 };
+		ioctl(u->fd, UFFDIO_WAKE, &range);
+		return;
+	}
+	if (upager__fault(r, addr, write, &err) == FAULT_SIGBUS) {
+		upager__report_fault_error(r, addr, err);
+		deliver_sigbus(u, r, addr, (pid_t)m->arg.pagefault.feat.ptid);
+	}
+	upager__region_put(r);
+}
+
+static void *handler_main(void *arg)
+{
+	struct uffd *u = arg;
+	struct uffd_msg msgs[32];
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	for (;;) {
+		struct pollfd pfd[2] = { { u->fd, POLLIN, 0 }, { u->stop_fd, POLLIN, 0 } };
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		ssize_t n = read(u->fd, msgs, sizeof(msgs));
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			break;
+		}
+		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
+			handle_message(u, &msgs[i]);
+	}
+	return NULL;
+}
+
+/* ---- init and fini ---- */
+
+static void uffd_fini(struct upager *p)
+{
+	struct uffd *u = p->backend_data;
+
+	if (!u)
+		return;
+	if (u->threads) {
+		uint64_t one = 1;
+		ssize_t unused = write(u->stop_fd, &one, sizeof(one));
+		(void)unused;
+		for (unsigned i = 0; i < u->nthreads; i++)
+			pthread_join(u->threads[i], NULL);
+		free(u->threads);
+	}
+	if (u->fast)
+		sigbus_uninstall();
+	if (u->stop_fd >= 0)
+		close(u->stop_fd);
+	if (u->fd >= 0)
+		close(u->fd);
+	if (u->zero)
+		munmap(u->zero, p->page_size);
+	free(u);
+	p->backend_data = NULL;
+}
+
+static int uffd_init(struct upager *p)
+{
+	struct uffd *u = calloc(1, sizeof(*u));
+	uint64_t have = 0;
+	char why[200];
+	int err;
+
+	if (!u)
+		return -ENOMEM;
+	p->backend_data = u;
+	u->p = p;
+	u->stop_fd = -1;
+	u->fast = p->cfg.mode == UPAGER_MODE_FAST;
+	atomic_init(&u->continue_wp, true);
+	atomic_init(&u->copy_wp, true);
+	u->fd = uffd_open(u->fast, why, sizeof(why));
+	if (u->fd < 0) {
+		err = upager__fail(UPAGER_EBACKEND, "%s", why);
+		goto fail;
+	}
+	/* Ask for what we need, plus poison where the kernel has it. */
+	int probe = uffd_open(u->fast, why, sizeof(why));
+	if (probe >= 0) {
+		uffd_api(probe, 0, &have);
+		close(probe);
+	}
+	uint64_t want = NEEDED_FEATURES | (u->fast ? UFFD_FEATURE_SIGBUS : UFFD_FEATURE_THREAD_ID) |
+			(have & UFFD_FEATURE_POISON);
+	err = uffd_api(u->fd, want, NULL);
+	if (err < 0) {
+		err = upager__fail(UPAGER_EBACKEND, "UFFDIO_API: %s", strerror(-err));
+		goto fail;
+	}
+	u->has_poison = (have & UFFD_FEATURE_POISON) != 0;
+	/* Never touched, so it reads from the kernel's zero page: no RSS. */
+	u->zero = mmap(NULL, p->page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (u->zero == MAP_FAILED) {
+		u->zero = NULL;
+		err = -ENOMEM;
+		goto fail;
+	}
+	if (u->fast) {
+		err = sigbus_install();
+		if (err < 0) {
+			u->fast = false; /* not installed: nothing to uninstall */
+			err = upager__fail(err, "installing the SIGBUS handler: %s", strerror(-err));
+			goto fail;
+		}
+		return 0;
+	}
+	u->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	u->threads = calloc(p->cfg.handler_threads, sizeof(pthread_t));
+	if (u->stop_fd < 0 || !u->threads) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < p->cfg.handler_threads; i++) {
+		err = pthread_create(&u->threads[i], NULL, handler_main, u);
+		if (err) {
+			err = upager__fail(-err, "cannot start a fault handler thread: %s",
+					   strerror(err));
+			goto fail;
+		}
+		u->nthreads++;
+	}
+	return 0;
+fail:
+	uffd_fini(p);
+	return err;
+}
+
+/* ---- region operations ---- */
+
+static int uffd_attach(struct region *r)
+{
+	struct uffdio_register reg = {
+		.range = { r->base, r->len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP |
+			UFFDIO_REGISTER_MODE_MINOR,
+	};
+
+	if (ioctl(U(r)->fd, UFFDIO_REGISTER, &reg) < 0)
+		return upager__fail(-errno, "UFFDIO_REGISTER of a %zu-byte region: %s", r->len,
+				    strerror(errno));
+	return 0;
+}
+
+static void uffd_detach(struct region *r)
+{
+	struct uffdio_range range = { r->base, r->len };
+
+	ioctl(U(r)->fd, UFFDIO_UNREGISTER, &range);
+}
+
+/* Runs a uffd fill ioctl, retrying while the address space is changing. */
+static int fill_ioctl(int fd, unsigned long req, void *arg)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		if (ioctl(fd, req, arg) == 0)
+			return 0;
+		if (errno != EAGAIN)
+			return -errno;
+	}
+	return -EAGAIN;
+}
+
+static int uffd_install(struct region *r, uint64_t pg, uint64_t n, const void *src, bool writable)
+{
+	struct uffd *u = U(r);
+	uintptr_t dst = (uintptr_t)region_page_addr(r, pg);
+	size_t len = n << r->p->page_shift;
+	int err;
+
+	if (!src && writable) {
+		struct uffdio_zeropage z = { .range = { dst, len }, .mode = 0 };
+		return fill_ioctl(u->fd, UFFDIO_ZEROPAGE, &z);
+	}
+	if (!src)
+		src = u->zero; /* n is 1 for zero pages */
+	bool wp = !writable && atomic_load_explicit(&u->copy_wp, memory_order_relaxed);
+	struct uffdio_copy c = {
+		.dst = dst, .src = (uintptr_t)src, .len = len, .mode = wp ? UFFDIO_COPY_MODE_WP : 0
+	};
+	err = fill_ioctl(u->fd, UFFDIO_COPY, &c);
+	if (err == -EINVAL && wp) {
+		atomic_store(&u->copy_wp, false);
+		c.mode = 0;
+		c.copy = 0;
+		err = fill_ioctl(u->fd, UFFDIO_COPY, &c);
+	}
+	if (err < 0)
+		return err;
+	return writable || wp ? 0 : 1;
+}
+
+static int uffd_map(struct region *r, uint64_t pg, uint64_t n, bool writable)
+{
+	struct uffd *u = U(r);
+	bool wp = !writable && atomic_load_explicit(&u->continue_wp, memory_order_relaxed);
+	struct uffdio_continue c = {
+		.range = { (uintptr_t)region_page_addr(r, pg), n << r->p->page_shift },
+		.mode = wp ? UFFDIO_CONTINUE_MODE_WP : 0,
+	};
+	int err = fill_ioctl(u->fd, UFFDIO_CONTINUE, &c);
+
+	if (err == -EINVAL && wp) {
+		atomic_store(&u->continue_wp, false);
+		c.mode = 0;
+		c.mapped = 0;
+		err = fill_ioctl(u->fd, UFFDIO_CONTINUE, &c);
+	}
+	if (err < 0)
+		return err;
+	return writable || wp ? 0 : 1;
+}
+
+static int uffd_unprotect(struct region *r, uint64_t pg)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { (uintptr_t)region_page_addr(r, pg), r->p->page_size },
+		.mode = 0,
+	};
+
+	return ioctl(U(r)->fd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
+}
+
+static int uffd_wrprotect(struct region *r, uint64_t pg, uint64_t n)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { (uintptr_t)region_page_addr(r, pg), n << r->p->page_shift },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+
+	return ioctl(U(r)->fd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
+}
+
+static int uffd_unmap(struct region *r, uint64_t pg, uint64_t n)
+{
+	/* The mapping is shared: dropping the PTEs keeps the memfd pages. */
+	return madvise(region_page_addr(r, pg), n << r->p->page_shift, MADV_DONTNEED) < 0 ? -errno
+											  : 0;
+}
+
+static void uffd_evicted(struct region *r, uint64_t pg, uint64_t n)
+{
+	/* Punching the memfd already removed the PTEs; the next access is a
+	 * MISSING fault. */
+}
+
+static void uffd_wake(struct region *r, uint64_t pg)
+{
+	struct uffdio_range range = { (uintptr_t)region_page_addr(r, pg), r->p->page_size };
+
+	if (!U(r)->fast)
+		ioctl(U(r)->fd, UFFDIO_WAKE, &range);
+}
+
+const struct fault_backend upager__fault_uffd = {
+	.name = "uffd",
+	.probe = uffd_probe,
+	.init = uffd_init,
+	.fini = uffd_fini,
+	.attach = uffd_attach,
+	.detach = uffd_detach,
+	.install = uffd_install,
+	.map = uffd_map,
+	.unprotect = uffd_unprotect,
+	.wrprotect = uffd_wrprotect,
+	.unmap = uffd_unmap,
+	.evicted = uffd_evicted,
+	.wake = uffd_wake,
+};

@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared by the library's own files and nobody else: the page-table entry,
+ * the frame record, regions and the pager itself, plus the small helpers
+ * every subsystem uses (page locks, statistics, errors).
+ *
+ * Lock order, outermost first (a thread never blocks on an earlier lock
+ * while holding a later one):
+ *
+ *   registry rwlock -> page lock -> policy lock -> frame-pool lock,
+ *                                                  swap lock
+ *
+ * The reclaim path takes page locks *after* the policy lock, but only with
+ * a trylock, so it never waits in the wrong order.
+ */
+#ifndef UPAGER_INTERNAL_H
+#define UPAGER_INTERNAL_H
+
+#include "config.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "upager.h"
+
+#define UPAGER_MIN_FRAMES 16
+#define UPAGER_MIN_PAGE_SIZE 4096UL
+#define UPAGER_MAX_PAGE_SIZE (2UL << 20)
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+struct upager;
+struct region;
+struct io_ring;
+struct policy;
+
+/*
+ * A page-table entry: 16 bytes for every page of a touched 512-page block.
+ *
+ * flags holds the page lock (a futex word) and the page's state. Only the
+ * lock holder changes the state bits; other threads may set PTE_WAITERS.
+ * frame is meaningful in PTE_RESIDENT, slot (swap slot + 1, 0 = none) in
+ * PTE_RESIDENT (a still-valid swap copy of a clean page) and PTE_SWAPPED.
+ * The top 16 bits of flags are kept for a copy-on-write share count; the
+ * upper bits of slot can carry a file offset for file-backed regions.
+ */
+struct upte {
+	_Atomic uint32_t flags;
+	uint32_t frame;
+	uint64_t slot;
+};
+
+#define PTE_LOCKED (1u << 0)
+#define PTE_WAITERS (1u << 1)
+#define PTE_STATE_SHIFT 2
+#define PTE_STATE_MASK (3u << PTE_STATE_SHIFT)
+#define PTE_NONE (0u << PTE_STATE_SHIFT)     /* never written, or zero again: reads as zero */
+#define PTE_RESIDENT (1u << PTE_STATE_SHIFT) /* in a frame */
+#define PTE_SWAPPED (2u << PTE_STATE_SHIFT)  /* only in swap */
+#define PTE_POISONED (3u << PTE_STATE_SHIFT) /* lost to an I/O error: SIGBUS */
+#define PTE_MAPPED (1u << 4)   /* the application view maps it */
+#define PTE_WRITABLE (1u << 5) /* ... without write protection */
+#define PTE_DIRTY (1u << 6)    /* frame differs from its swap copy (or has none) */
+
+static inline uint32_t pte_state(uint32_t f)
+{
+	return f & PTE_STATE_MASK;
+}
+
+void upager__pte_lock(struct upte *e);
+bool upager__pte_trylock(struct upte *e);
+void upager__pte_unlock(struct upte *e);
+
+/* Changes state bits of a page whose lock the caller holds. */
+static inline void pte_update(struct upte *e, uint32_t clear, uint32_t set)
+{
+	uint32_t f = atomic_load_explicit(&e->flags, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&e->flags, &f, (f & ~clear) | set,
+						      memory_order_release,
+						      memory_order_relaxed))
+		;
+}
+
+static inline uint32_t pte_flags(struct upte *e)
+{
+	return atomic_load_explicit(&e->flags, memory_order_acquire);
+}
+
+/* ---- page table (pagetable.c) ---- */
+
+/*
+ * A radix tree of 9-bit levels over a region's page numbers. Nodes come
+ * from a private arena of mmap'ed chunks (never the process's malloc, which
+ * may itself live in a region), are zero when allocated (a zero entry is
+ * PTE_NONE, unlocked) and are only freed with the whole table.
+ */
+struct pagetable {
+	unsigned levels;
+	void *_Atomic root;
+	pthread_mutex_t arena_lock;
+	char *chunk;       /* current arena chunk */
+	size_t chunk_used;
+	void *chunks;      /* list of all chunks, linked through their first word */
+	void *free_leaf, *free_dir; /* nodes that lost a publication race */
+	_Atomic size_t bytes;
+};
+
+int pt_init(struct pagetable *pt, uint64_t npages);
+void pt_destroy(struct pagetable *pt);
+/* The entry of page pg, or NULL if its leaf was never allocated. */
+struct upte *pt_lookup(struct pagetable *pt, uint64_t pg);
+/* The entry of page pg, allocating its leaf; NULL only when out of memory. */
+struct upte *pt_get(struct pagetable *pt, uint64_t pg);
+/* Calls fn on every entry of every allocated leaf, in page order. */
+void pt_for_each(struct pagetable *pt, void (*fn)(uint64_t pg, struct upte *e, void *arg),
+		 void *arg);
+
+/* ---- frames (frames.c) ---- */
+
+/*
+ * A frame is one page of the RAM budget. Its contents live in the memfd of
+ * the region that owns it; the record says which page holds it. A record
+ * changes only under the lock of that page.
+ */
+struct frame {
+	struct region *region; /* NULL while free */
+	struct upte *pte;
+	uint64_t pg;
+	uint32_t next_free;
+	uint32_t pad;
+};
+
+struct frame_pool {
+	struct frame *frames;
+	uint32_t nframes;
+	pthread_mutex_t lock;
+	pthread_cond_t freed;
+	uint32_t free_head;
+	_Atomic uint32_t nfree;
+	uint32_t waiters;
+};
+
+int frames_init(struct frame_pool *fp, uint32_t nframes);
+void frames_destroy(struct frame_pool *fp);
+/* A free frame's index, or -1 when none is free. */
+int64_t frames_alloc(struct frame_pool *fp);
+void frames_free(struct frame_pool *fp, uint32_t idx);
+/* Waits up to timeout_ms for a frame to be freed. */
+void frames_wait(struct frame_pool *fp, unsigned timeout_ms);
+
+/* ---- swap slots (swap.c) ---- */
+
+struct swap {
+	int fd;
+	bool direct;        /* opened with O_DIRECT */
+	bool unnamed;       /* removed when closed */
+	bool is_blockdev;
+	char *path;         /* as given, for messages */
+	size_t page_size;
+	uint64_t nslots;
+	uint64_t *used;     /* one bit per slot: holds data or is bad */
+	uint64_t *summary;  /* one bit per word of used: that word is full */
+	uint32_t *refs;     /* sharers of a slot (copy-on-write) */
+	uint64_t nwords;
+	uint64_t cursor;    /* next-fit: where the last allocation ended */
+	uint64_t in_use;
+	uint64_t file_size; /* grown in chunks ahead of the highest slot */
+	pthread_mutex_t lock;
+	size_t map_bytes;
+};
+
+int swap_open(struct swap *s, const char *path, uint64_t max_bytes, size_t page_size,
+	      bool direct_io);
+void swap_close(struct swap *s);
+/* Allocates up to n slots, contiguous where possible, into out[]; returns
+ * how many it got (0 when the swap is full) or -errno. */
+int swap_alloc(struct swap *s, unsigned n, uint64_t *out);
+void swap_get(struct swap *s, uint64_t slot);
+void swap_put(struct swap *s, uint64_t slot);
+/* A slot whose write failed: never handed out again. */
+void swap_mark_bad(struct swap *s, uint64_t slot);
+uint64_t swap_used(struct swap *s);
+
+/* ---- io_uring engine (io.c) ---- */
+
+enum io_op { IO_READ, IO_WRITE };
+
+struct io_req {
+	enum io_op op;
+	void *buf;
+	size_t len;
+	uint64_t off;
+	int res; /* bytes moved or -errno, after io_ring_run() */
+};
+
+struct io_ring;
+
+struct io_pool {
+	struct io_ring *rings;
+	unsigned nrings;
+	size_t bounce_bytes;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct io_ring *free;
+	int fault_inject;          /* test hook: fail I/O with this -errno ... */
+	unsigned fault_inject_ops; /* ... if its op's bit (1 << IO_READ, 1 << IO_WRITE) is set */
+};
+
+int io_pool_init(struct io_pool *pool, unsigned nrings, unsigned depth, size_t bounce_bytes);
+void io_pool_destroy(struct io_pool *pool);
+struct io_ring *io_ring_get(struct io_pool *pool);
+void io_ring_put(struct io_pool *pool, struct io_ring *r);
+void *io_ring_bounce(struct io_ring *r);
+unsigned io_ring_depth(struct io_ring *r);
+/* Runs n requests against fd in as few submits as the ring allows and
+ * waits for all; each req->res gets its result. Returns the number of
+ * io_uring_enter calls made, or -errno if the ring itself failed. */
+int io_ring_run(struct io_pool *pool, struct io_ring *r, int fd, struct io_req *reqs,
+		unsigned n);
+
+/* ---- fault backends (fault.h has the interface) ---- */
+
+struct fault_backend;
+
+/* ---- policy (policy.h has the interface) ---- */
+
+struct policy_ops;
+
+/* ---- regions ---- */
+
+struct region {
+	struct upager *p;
+	uintptr_t base;
+	size_t len;        /* rounded up to the page size */
+	uint64_t npages;
+	int memfd;
+	char *pview;       /* the pager's own mapping of memfd */
+	struct pagetable pt;
+	_Atomic int refs;  /* pins against freeing while the evictor uses it */
+	bool dying;
+	uint32_t id;
+	void *backend_data;
+	struct region *next; /* the pager's list of regions */
+};
+
+static inline void *region_page_addr(struct region *r, uint64_t pg);
+static inline char *region_pview(struct region *r, uint64_t pg);
+
+/* ---- statistics ---- */
+
+struct stats {
+	_Atomic uint64_t faults_zero, faults_minor, faults_major, faults_wp, faults_cow;
+	_Atomic uint64_t evictions, writebacks, clean_drops, zero_drops;
+	_Atomic uint64_t bytes_read, bytes_written, io_submits, io_errors;
+	_Atomic uint64_t direct_reclaims, samples;
+	_Atomic uint64_t latency_hist[UPAGER_LATENCY_BUCKETS];
+};
+
+#define STAT_ADD(p, field, n) \
+	atomic_fetch_add_explicit(&(p)->stats.field, (n), memory_order_relaxed)
+#define STAT_INC(p, field) STAT_ADD(p, field, 1)
+
+/* ---- the pager ---- */
+
+struct upager {
+	upager_config_t cfg;
+	char *swap_path, *backend_name, *policy_spec;
+	size_t page_size;
+	unsigned page_shift;
+	uint32_t nframes;
+
+	const struct fault_backend *backend;
+	void *backend_data;
+	char backend_why[160]; /* why "auto" picked the backend it did */
+
+	struct frame_pool frames;
+	struct swap swap;
+	struct io_pool io;
+
+	pthread_mutex_t policy_lock;
+	struct policy *policy;
+
+	pthread_mutex_t regions_lock; /* the list below; map/unmap/close */
+	struct region *regions;
+	uint32_t next_region_id;
+	uint64_t region_bytes;
+	unsigned nregions;
+
+	/* background evictor (evict.c) */
+	pthread_t evictor;
+	bool evictor_running;
+	pthread_mutex_t evictor_lock;
+	pthread_cond_t evictor_cond;
+	bool evictor_stop;
+	unsigned free_low, free_high;
+
+	struct stats stats;
+};
+
+static inline void *region_page_addr(struct region *r, uint64_t pg)
+{
+	return (void *)(r->base + (pg << r->p->page_shift));
+}
+
+static inline char *region_pview(struct region *r, uint64_t pg)
+{
+	return r->pview + (pg << r->p->page_shift);
+}
+
+/* ---- the fault path (pager.c) ---- */
+
+enum fault_result {
+	FAULT_DONE,     /* the access can be retried and will succeed (or fault again, benignly) */
+	FAULT_NOT_OURS, /* the address is in no region */
+	FAULT_SIGBUS,   /* the page cannot be provided: deliver SIGBUS */
+};
+
+/*
+ * Resolves an access to addr (write or read) in region r: after it, the
+ * page is mapped in the application view (writable if write). ring may be
+ * NULL; a ring is then taken from the pool when I/O is needed. On
+ * FAULT_SIGBUS, *err says why.
+ */
+enum fault_result upager__fault(struct region *r, uintptr_t addr, bool write, int *err);
+
+/* Region registry (registry.c): address -> region for every pager in the
+ * process. Lookups take a reference that upager__region_put() drops. */
+int upager__registry_add(struct region *r);
+void upager__registry_remove(struct region *r);
+struct region *upager__region_find(uintptr_t addr);
+void upager__region_put(struct region *r);
+
+/* Reports a fault that cannot be resolved: the error callback, then a
+ * message on stderr. Async-signal-safe. */
+void upager__report_fault_error(struct region *r, uintptr_t addr, int err);
+
+/* Eviction (evict.c). */
+int upager__reclaim(struct upager *p, unsigned want, bool direct);
+int upager__evictor_start(struct upager *p);
+void upager__evictor_stop(struct upager *p);
+void upager__evictor_kick(struct upager *p);
+/* Unmaps a page from the application view so that its next access is a
+ * minor fault that reports a reference. Called by policies through their
+ * environment, under the policy lock. */
+void upager__age_frame(void *pager, uint32_t frame);
+
+/* Frees every frame and swap slot of a region (unmap, close). */
+void upager__region_release_pages(struct region *r);
+
+/* ---- errors and messages (error.c) ---- */
+
+/* Records a detailed message for upager_last_error() and returns err. */
+int upager__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void upager__clear_error(void);
+
+/* Async-signal-safe formatting into a fixed buffer. */
+struct asbuf {
+	char *buf;
+	size_t len, cap;
+};
+void as_puts(struct asbuf *b, const char *s);
+void as_hex(struct asbuf *b, uint64_t v);
+void as_dec(struct asbuf *b, uint64_t v);
+
+/* ---- time ---- */
+uint64_t upager__now_ns(void);
+void upager__record_latency(struct upager *p, uint64_t ns);
+
+#endif /* UPAGER_INTERNAL_H */

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The I/O engine: every page read and write goes through io_uring.
+ *
+ * A pool of rings is made at open, one per thread that may do I/O at once
+ * (handler threads, the evictor, faulting threads in fast mode). A thread
+ * borrows a ring for one operation and gives it back; rings are never
+ * shared while in use, so submission needs no lock. Each ring has a bounce
+ * buffer, aligned for O_DIRECT, that swap-ins read into before the fault
+ * backend copies the page into place atomically.
+ *
+ * io_ring_run() turns a list of page requests into as few submissions as
+ * the ring's depth allows, and merges requests whose file offsets touch
+ * (adjacent swap slots) into one vectored request, so a batch of victims
+ * written to adjacent slots becomes one large write.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+
+#define MAX_IOV 64
+
+struct io_ring {
+	struct io_uring ring;
+	void *bounce;
+	unsigned depth;
+	struct iovec *iov;      /* depth * MAX_IOV, one array per group */
+	unsigned *group_first;  /* first request of each in-flight group */
+	unsigned *group_len;
+	struct io_ring *next;
+	bool ready;
+};
+
+int io_pool_init(struct io_pool *pool, unsigned nrings, unsigned depth, size_t bounce_bytes)
+{
+	int err;
+
+	memset(pool, 0, sizeof(*pool));
+	pthread_mutex_init(&pool->lock, NULL);
+	pthread_cond_init(&pool->cond, NULL);
+	pool->rings = calloc(nrings, sizeof(*pool->rings));
+	if (!pool->rings)
+		return -ENOMEM;
+	pool->nrings = nrings;
+	pool->bounce_bytes = bounce_bytes;
+	for (unsigned i = 0; i < nrings; i++) {
+		struct io_ring *r = &pool->rings[i];
+
+		err = io_uring_queue_init(depth, &r->ring, 0);
+		if (err < 0) {
+			err = upager__fail(err, "io_uring_queue_init: %s", upager_strerror(err));
+			goto fail;
+		}
+		r->ready = true;
+		r->depth = depth;
+		r->bounce = mmap(NULL, bounce_bytes, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		r->iov = calloc((size_t)depth * MAX_IOV, sizeof(*r->iov));
+		r->group_first = calloc(depth, sizeof(unsigned));
+		r->group_len = calloc(depth, sizeof(unsigned));
+		if (r->bounce == MAP_FAILED || !r->iov || !r->group_first || !r->group_len) {
+			if (r->bounce == MAP_FAILED)
+				r->bounce = NULL;
+			err = -ENOMEM;
+			goto fail;
+		}
+		r->next = pool->free;
+		pool->free = r;
+	}
+	return 0;
+fail:
+	io_pool_destroy(pool);
+	return err;
+}
+
+void io_pool_destroy(struct io_pool *pool)
+{
+	for (unsigned i = 0; pool->rings && i < pool->nrings; i++) {
+		struct io_ring *r = &pool->rings[i];
+		if (r->ready)
+			io_uring_queue_exit(&r->ring);
+		if (r->bounce)
+			munmap(r->bounce, pool->bounce_bytes);
+		free(r->iov);
+		free(r->group_first);
+		free(r->group_len);
+	}
+	free(pool->rings);
+	pool->rings = NULL;
+	pthread_mutex_destroy(&pool->lock);
+	pthread_cond_destroy(&pool->cond);
+}
+
+struct io_ring *io_ring_get(struct io_pool *pool)
+{
+	struct io_ring *r;
+
+	pthread_mutex_lock(&pool->lock);
+	while (!pool->free)
+		pthread_cond_wait(&pool->cond, &pool->lock);
+	r = pool->free;
+	pool->free = r->next;
+	pthread_mutex_unlock(&pool->lock);
+	return r;
+}
+
+void io_ring_put(struct io_pool *pool, struct io_ring *r)
+{
+	pthread_mutex_lock(&pool->lock);
+	r->next = pool->free;
+	pool->free = r;
+	pthread_cond_signal(&pool->cond);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+void *io_ring_bounce(struct io_ring *r)
+{
+	return r->bounce;
+}
+
+unsigned io_ring_depth(struct io_ring *r)
+{
+	return r->depth;
+}
+
+/* How many requests from i on can go out as one vectored request. */
+static unsigned group_size(struct io_req *reqs, unsigned i, unsigned n)
+{
+	unsigned k = 1;
+
+	while (i + k < n && k < MAX_IOV && reqs[i + k].op == reqs[i].op &&
+	       reqs[i + k].off == reqs[i + k - 1].off + reqs[i + k - 1].len)
+		k++;
+	return k;
+}
+
+int io_ring_run(struct io_pool *pool, struct io_ring *r, int fd, struct io_req *reqs, unsigned n)
+{
+	unsigned next = 0, inflight = 0, done = 0;
+	int enters = 0;
+
+	while (done < n) {
+		/* Fill the submission queue with whole groups. */
+		while (next < n && inflight < r->depth) {
+			if (pool->fault_inject && (pool->fault_inject_ops & (1u << reqs[next].op))) {
+				reqs[next].res = pool->fault_inject; /* test hook */
+				done++;
+				next++;
+				continue;
+			}
+			unsigned k = group_size(reqs, next, n);
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+			if (!sqe)
+				break;
+			unsigned slot = 0;
+			while (slot < r->depth && r->group_len[slot])
+				slot++;
+			struct iovec *iov = &r->iov[(size_t)slot * MAX_IOV];
+			for (unsigned j = 0; j < k; j++) {
+				iov[j].iov_base = reqs[next + j].buf;
+				iov[j].iov_len = reqs[next + j].len;
+			}
+			if (reqs[next].op == IO_READ)
+				io_uring_prep_readv(sqe, fd, iov, k, reqs[next].off);
+			else
+				io_uring_prep_writev(sqe, fd, iov, k, reqs[next].off);
+			io_uring_sqe_set_data64(sqe, slot);
+			r->group_first[slot] = next;
+			r->group_len[slot] = k;
+			next += k;
+			inflight++;
+		}
+		if (!inflight)
+			continue; /* only injected failures were left */
+		int ret;
+		do {
+			ret = io_uring_submit_and_wait(&r->ring, 1);
+		} while (ret == -EINTR);
+		if (ret < 0)
+			return ret;
+		enters++;
+		struct io_uring_cqe *cqe;
+		unsigned head, seen = 0;
+		io_uring_for_each_cqe(&r->ring, head, cqe)
+		{
+			unsigned slot = (unsigned)io_uring_cqe_get_data64(cqe);
+			unsigned first = r->group_first[slot], k = r->group_len[slot];
+			size_t want = 0;
+			for (unsigned j = 0; j < k; j++)
+				want += reqs[first + j].len;
+			int res = cqe->res;
+			/* A short transfer of a page is an error: the page is
+			 * either all there or not. */
+			for (unsigned j = 0; j < k; j++)
+				reqs[first + j].res = res < 0		     ? res
+						      : (size_t)res == want ? (int)reqs[first + j].len
+									     : -EIO;
+			r->group_len[slot] = 0;
+			inflight--;
+			done += k;
+			seen++;
+		}
+		io_uring_cq_advance(&r->ring, seen);
+	}
+	return enters;
+}

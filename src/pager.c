@@ -1,0 +1,856 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The pager core: opening and closing a pager, mapping regions, and the
+ * fault path that every backend calls.
+ *
+ * A region is a sparse memfd mapped twice: the application view (shared,
+ * registered with the fault backend, the only address the program sees)
+ * and the pager view (shared, never registered, the only address the
+ * pager reads and writes page contents through). A page's frame is its
+ * page in the memfd; evicting it writes it out through the pager view and
+ * punches it out of the memfd.
+ *
+ * The fault path, for one page, under that page's lock:
+ *
+ *   state      access  action                                  counted as
+ *   NONE       any     map a zero page (read: write-protected)  zero
+ *   SWAPPED    any     read the slot, map it (read: clean,      major
+ *                      the slot stays as the page's copy)
+ *   RESIDENT,  any     map it again (write: dirty)              minor
+ *   unmapped
+ *   RESIDENT,  write   lift the write protection, mark dirty,   wp
+ *   write-             drop the now stale swap copy
+ *   protected
+ *   POISONED   any     SIGBUS                                   -
+ *
+ * Whatever the fault said, the action follows the page's state as it is
+ * once the lock is held: a fault that raced with another thread's
+ * resolution, or with an eviction, finds the page in its new state and
+ * does what that state needs.
+ */
+#include "internal.h"
+#include "fault.h"
+#include "policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---- page locks: a bit in the entry's flags, waited on with a futex ---- */
+
+static long futex(_Atomic uint32_t *addr, int op, uint32_t val)
+{
+	return syscall(SYS_futex, (uint32_t *)addr, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+}
+
+bool upager__pte_trylock(struct upte *e)
+{
+	uint32_t f = atomic_load_explicit(&e->flags, memory_order_relaxed);
+
+	while (!(f & PTE_LOCKED))
+		if (atomic_compare_exchange_weak_explicit(&e->flags, &f, f | PTE_LOCKED,
+							  memory_order_acquire,
+							  memory_order_relaxed))
+			return true;
+	return false;
+}
+
+void upager__pte_lock(struct upte *e)
+{
+	uint32_t f;
+	int spins = 0;
+
+	for (;;) {
+		f = atomic_load_explicit(&e->flags, memory_order_relaxed);
+		if (!(f & PTE_LOCKED)) {
+			/* A thread that has slept keeps WAITERS set: others may
+			 * still be asleep behind it. */
+			uint32_t want = f | PTE_LOCKED | (spins > 100 ? PTE_WAITERS : 0);
+			if (atomic_compare_exchange_weak_explicit(&e->flags, &f, want,
+								  memory_order_acquire,
+								  memory_order_relaxed))
+				return;
+			continue;
+		}
+		if (++spins < 100) {
+			__builtin_ia32_pause();
+			continue;
+		}
+		if (!(f & PTE_WAITERS) &&
+		    !atomic_compare_exchange_weak_explicit(&e->flags, &f, f | PTE_WAITERS,
+							   memory_order_relaxed,
+							   memory_order_relaxed))
+			continue;
+		futex(&e->flags, FUTEX_WAIT, f | PTE_WAITERS);
+	}
+}
+
+void upager__pte_unlock(struct upte *e)
+{
+	uint32_t old = atomic_fetch_and_explicit(&e->flags, ~(PTE_LOCKED | PTE_WAITERS),
+						 memory_order_release);
+	if (old & PTE_WAITERS)
+		futex(&e->flags, FUTEX_WAKE, INT32_MAX);
+}
+
+/* ---- policy calls, under the policy lock ---- */
+
+static inline uint64_t page_key(struct region *r, uint64_t pg)
+{
+	return ((uint64_t)r->id << 44) | pg;
+}
+
+static void policy_insert(struct upager *p, uint32_t frame, uint64_t key, bool write)
+{
+	pthread_mutex_lock(&p->policy_lock);
+	p->policy->ops->insert(p->policy->state, frame, key, write);
+	pthread_mutex_unlock(&p->policy_lock);
+}
+
+static void policy_reference(struct upager *p, uint32_t frame, bool write)
+{
+	pthread_mutex_lock(&p->policy_lock);
+	p->policy->ops->reference(p->policy->state, frame, write);
+	pthread_mutex_unlock(&p->policy_lock);
+}
+
+static void policy_remove(struct upager *p, uint32_t frame, enum policy_remove_reason why)
+{
+	pthread_mutex_lock(&p->policy_lock);
+	p->policy->ops->remove(p->policy->state, frame, why);
+	pthread_mutex_unlock(&p->policy_lock);
+}
+
+/* ---- frames ---- */
+
+/* A free frame for a fault, evicting if none is free. */
+static int64_t get_frame(struct upager *p)
+{
+	unsigned waited_ms = 0;
+	int last_err = -EBUSY;
+
+	for (;;) {
+		int64_t idx = frames_alloc(&p->frames);
+		if (idx >= 0) {
+			if (atomic_load_explicit(&p->frames.nfree, memory_order_relaxed) <
+			    p->free_low)
+				upager__evictor_kick(p);
+			return idx;
+		}
+		upager__evictor_kick(p);
+		STAT_INC(p, direct_reclaims);
+		int n = upager__reclaim(p, p->cfg.evict_batch < 32 ? p->cfg.evict_batch : 32, true);
+		if (n > 0)
+			continue;
+		if (n < 0 && n != -EAGAIN)
+			last_err = n;
+		/* Nothing could be freed right now: every victim was busy, or
+		 * its write failed. Give the others a moment, but never wait
+		 * forever inside a fault. */
+		if (waited_ms >= 5000)
+			return last_err;
+		if (n < 0 && n != -EAGAIN && waited_ms >= 200)
+			return last_err; /* a persistent error, not just contention */
+		frames_wait(&p->frames, 10);
+		waited_ms += 10;
+	}
+}
+
+static void drop_swap_copy(struct upager *p, struct upte *e)
+{
+	if (e->slot) {
+		swap_put(&p->swap, e->slot - 1);
+		e->slot = 0;
+	}
+}
+
+#ifdef UPAGER_DEBUG
+static void check_pte(struct upager *p, struct upte *e)
+{
+	uint32_t f = pte_flags(e);
+	uint32_t st = pte_state(f);
+	bool ok = true;
+
+	if (st == PTE_RESIDENT)
+		ok = e->frame < p->nframes && p->frames.frames[e->frame].pte == e;
+	if ((f & PTE_MAPPED) && st != PTE_RESIDENT)
+		ok = false;
+	if ((f & PTE_WRITABLE) && (!(f & PTE_MAPPED) || !(f & PTE_DIRTY)))
+		ok = false;
+	if ((f & PTE_DIRTY) && (st != PTE_RESIDENT || e->slot))
+		ok = false;
+	if (st == PTE_SWAPPED && !e->slot)
+		ok = false;
+	if (!ok) {
+		fprintf(stderr, "upager: invariant broken: pte %p flags %#x frame %u slot %llu\n",
+			(void *)e, f, e->frame, (unsigned long long)e->slot);
+		abort();
+	}
+}
+#else
+static inline void check_pte(struct upager *p, struct upte *e)
+{
+}
+#endif
+
+/* The page is in a frame. */
+static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_t f, bool write)
+{
+	struct upager *p = r->p;
+	const struct fault_backend *be = p->backend;
+	int ret;
+
+	if (f & PTE_MAPPED) {
+		if (!write || (f & PTE_WRITABLE)) {
+			/* Already resolved by another thread. */
+			be->wake(r, pg);
+			return 0;
+		}
+		ret = be->unprotect(r, pg);
+		if (ret < 0)
+			return ret;
+		drop_swap_copy(p, e);
+		pte_update(e, 0, PTE_WRITABLE | PTE_DIRTY);
+		STAT_INC(p, faults_wp);
+		return 0;
+	}
+	bool writable = write || (f & PTE_DIRTY);
+	ret = be->map(r, pg, 1, writable);
+	if (ret < 0)
+		return ret;
+	if (ret > 0) /* the backend could only map it writable */
+		writable = true;
+	if (writable && !(f & PTE_DIRTY)) {
+		drop_swap_copy(p, e);
+		STAT_INC(p, faults_wp);
+	}
+	pte_update(e, 0, PTE_MAPPED | (writable ? PTE_WRITABLE | PTE_DIRTY : 0));
+	STAT_INC(p, faults_minor);
+	policy_reference(p, e->frame, write);
+	return 0;
+}
+
+/* The page is not in a frame: zero-fill it or read it back from swap. */
+static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f, bool write)
+{
+	struct upager *p = r->p;
+	const struct fault_backend *be = p->backend;
+	int64_t frame = get_frame(p);
+	int ret;
+
+	if (frame < 0)
+		return (int)frame;
+
+	if (pte_state(f) == PTE_NONE) {
+		ret = be->install(r, pg, 1, NULL, write);
+		if (ret < 0)
+			goto out_free;
+		STAT_INC(p, faults_zero);
+	} else {
+		struct io_ring *ring = io_ring_get(&p->io);
+		void *buf = io_ring_bounce(ring);
+		struct io_req req = {
+			.op = IO_READ,
+			.buf = buf,
+			.len = p->page_size,
+			.off = (e->slot - 1) * p->page_size,
+		};
+		ret = io_ring_run(&p->io, ring, p->swap.fd, &req, 1);
+		if (ret > 0)
+			STAT_ADD(p, io_submits, (uint64_t)ret);
+		if (ret >= 0 && req.res != (int)p->page_size)
+			ret = req.res < 0 ? req.res : -EIO;
+		if (ret < 0) {
+			io_ring_put(&p->io, ring);
+			STAT_INC(p, io_errors);
+			/* The page's only copy cannot be read: it is lost, as
+			 * a page on a failed disk is for the kernel. */
+			drop_swap_copy(p, e);
+			pte_update(e, PTE_STATE_MASK, PTE_POISONED);
+			goto out_free;
+		}
+		STAT_ADD(p, bytes_read, p->page_size);
+		ret = be->install(r, pg, 1, buf, write);
+		io_ring_put(&p->io, ring);
+		if (ret < 0)
+			goto out_free;
+		STAT_INC(p, faults_major);
+	}
+	if (ret > 0)
+		write = true; /* mapped writable regardless: treat as dirty */
+	if (write)
+		drop_swap_copy(p, e);
+
+	struct frame *fr = &p->frames.frames[frame];
+	fr->region = r;
+	fr->pte = e;
+	fr->pg = pg;
+	e->frame = (uint32_t)frame;
+	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY,
+		   PTE_RESIDENT | PTE_MAPPED | (write ? PTE_WRITABLE | PTE_DIRTY : 0));
+	policy_insert(p, (uint32_t)frame, page_key(r, pg), write);
+	return 0;
+
+out_free:
+	frames_free(&p->frames, (uint32_t)frame);
+	return ret;
+}
+
+enum fault_result upager__fault(struct region *r, uintptr_t addr, bool write, int *err)
+{
+	struct upager *p = r->p;
+	uint64_t t0 = upager__now_ns();
+	uint64_t pg = (addr - r->base) >> p->page_shift;
+	struct upte *e;
+	int ret;
+
+	if (addr < r->base || addr >= r->base + r->len)
+		return FAULT_NOT_OURS;
+	e = pt_get(&r->pt, pg);
+	if (!e) {
+		*err = -ENOMEM;
+		return FAULT_SIGBUS;
+	}
+	upager__pte_lock(e);
+	if (r->dying) {
+		/* A fault racing with upager_unmap(): the program is using
+		 * memory it is unmapping. Let it go; it will fault again on
+		 * the unregistered mapping or its absence. */
+		p->backend->wake(r, pg);
+		upager__pte_unlock(e);
+		return FAULT_DONE;
+	}
+	uint32_t f = pte_flags(e);
+	switch (pte_state(f)) {
+	case PTE_RESIDENT:
+		ret = fault_resident(r, pg, e, f, write);
+		break;
+	case PTE_POISONED:
+		ret = UPAGER_EPOISON;
+		break;
+	default:
+		ret = fault_fill(r, pg, e, f, write);
+		break;
+	}
+	check_pte(p, e);
+	upager__pte_unlock(e);
+	upager__record_latency(p, upager__now_ns() - t0);
+	if (ret < 0) {
+		*err = ret;
+		return FAULT_SIGBUS;
+	}
+	return FAULT_DONE;
+}
+
+/* ---- regions ---- */
+
+struct release_ctx {
+	struct region *r;
+};
+
+static void release_page(uint64_t pg, struct upte *e, void *arg)
+{
+	struct region *r = ((struct release_ctx *)arg)->r;
+	struct upager *p = r->p;
+	uint32_t f;
+
+	if (!atomic_load_explicit(&e->flags, memory_order_relaxed) && !e->slot)
+		return; /* never touched */
+	upager__pte_lock(e);
+	f = pte_flags(e);
+	if (pte_state(f) == PTE_RESIDENT) {
+		policy_remove(p, e->frame, POLICY_FREED);
+		frames_free(&p->frames, e->frame);
+	}
+	drop_swap_copy(p, e);
+	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY, PTE_NONE);
+	upager__pte_unlock(e);
+}
+
+void upager__region_release_pages(struct region *r)
+{
+	struct release_ctx ctx = { r };
+
+	pt_for_each(&r->pt, release_page, &ctx);
+}
+
+static void region_destroy(struct region *r)
+{
+	if (r->base)
+		munmap((void *)r->base, r->len);
+	if (r->pview)
+		munmap(r->pview, r->len);
+	if (r->memfd >= 0)
+		close(r->memfd);
+	pt_destroy(&r->pt);
+	free(r);
+}
+
+/* Reserves len bytes of address space aligned to align, then maps the
+ * memfd over it. */
+static void *map_aligned(int fd, size_t len, size_t align)
+{
+	size_t span = len + (align > 4096 ? align : 0);
+	char *res = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		return MAP_FAILED;
+	uintptr_t start = ((uintptr_t)res + align - 1) & ~(uintptr_t)(align - 1);
+	if (start > (uintptr_t)res)
+		munmap(res, start - (uintptr_t)res);
+	uintptr_t end = start + len;
+	if ((uintptr_t)res + span > end)
+		munmap((void *)end, (uintptr_t)res + span - end);
+	void *m = mmap((void *)start, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	if (m == MAP_FAILED)
+		munmap((void *)start, len);
+	return m;
+}
+
+UPAGER_API int upager_map(upager_t *p, size_t len, int flags, void **addr)
+{
+	struct region *r;
+	int err;
+
+	upager__clear_error();
+	if (!p || !addr)
+		return -EINVAL;
+	if (flags != 0)
+		return upager__fail(-EINVAL, "upager_map: unknown flags %#x", flags);
+	if (len == 0)
+		return upager__fail(-EINVAL, "upager_map: zero length");
+	if (len > (1ULL << 46))
+		return upager__fail(-ENOMEM, "upager_map: %zu bytes is more than 64 TiB", len);
+	len = (len + p->page_size - 1) & ~(p->page_size - 1);
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->p = p;
+	r->memfd = -1;
+	r->len = len;
+	r->npages = len >> p->page_shift;
+	pt_init(&r->pt, r->npages);
+
+	r->memfd = memfd_create("upager-region", MFD_CLOEXEC);
+	if (r->memfd < 0 || ftruncate(r->memfd, (off_t)len) < 0) {
+		err = upager__fail(-errno, "memfd for a %zu-byte region: %s", len, strerror(errno));
+		goto fail;
+	}
+	void *app = map_aligned(r->memfd, len, p->page_size);
+	if (app == MAP_FAILED) {
+		err = upager__fail(-errno, "mapping a %zu-byte region: %s", len, strerror(errno));
+		goto fail;
+	}
+	r->base = (uintptr_t)app;
+	r->pview = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, r->memfd, 0);
+	if (r->pview == MAP_FAILED) {
+		r->pview = NULL;
+		err = upager__fail(-errno, "mapping the pager view: %s", strerror(errno));
+		goto fail;
+	}
+	/* A forked child must not see (or fill) the memfd behind the
+	 * pager's back: regions are not inherited across fork(). */
+	madvise(app, len, MADV_DONTFORK);
+	madvise(r->pview, len, MADV_DONTFORK);
+
+	pthread_mutex_lock(&p->regions_lock);
+	r->id = ++p->next_region_id;
+	pthread_mutex_unlock(&p->regions_lock);
+
+	err = p->backend->attach(r);
+	if (err < 0)
+		goto fail;
+	err = upager__registry_add(r);
+	if (err < 0) {
+		p->backend->detach(r);
+		goto fail;
+	}
+	pthread_mutex_lock(&p->regions_lock);
+	r->next = p->regions;
+	p->regions = r;
+	p->nregions++;
+	p->region_bytes += len;
+	pthread_mutex_unlock(&p->regions_lock);
+	*addr = app;
+	return 0;
+
+fail:
+	region_destroy(r);
+	return err;
+}
+
+static void region_teardown(struct upager *p, struct region *r)
+{
+	upager__registry_remove(r);
+	r->dying = true;
+	p->backend->detach(r);
+	upager__region_release_pages(r);
+	/* The evictor may still hold a pin taken before the release. */
+	while (atomic_load_explicit(&r->refs, memory_order_acquire) > 0)
+		usleep(100);
+	region_destroy(r);
+}
+
+UPAGER_API int upager_unmap(upager_t *p, void *addr)
+{
+	struct region **pp, *r = NULL;
+
+	upager__clear_error();
+	if (!p)
+		return -EINVAL;
+	pthread_mutex_lock(&p->regions_lock);
+	for (pp = &p->regions; *pp; pp = &(*pp)->next) {
+		if ((void *)(*pp)->base == addr) {
+			r = *pp;
+			*pp = r->next;
+			p->nregions--;
+			p->region_bytes -= r->len;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->regions_lock);
+	if (!r)
+		return upager__fail(UPAGER_ENOREGION, "upager_unmap: %p is not the base of a region",
+				    addr);
+	region_teardown(p, r);
+	return 0;
+}
+
+UPAGER_API int upager_touch(upager_t *p, void *addr, size_t len, int write)
+{
+	uintptr_t a = (uintptr_t)addr, end = a + len;
+	struct region *r;
+	int err = 0;
+
+	upager__clear_error();
+	if (!p)
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	r = upager__region_find(a);
+	if (!r || r->p != p || end > r->base + r->len || end < a) {
+		if (r)
+			upager__region_put(r);
+		return upager__fail(UPAGER_ENOREGION,
+				    "upager_touch: [%p, +%zu) is not inside one region of this pager",
+				    addr, len);
+	}
+	for (uintptr_t pa = a & ~(uintptr_t)(p->page_size - 1); pa < end; pa += p->page_size) {
+		struct upte *e = pt_lookup(&r->pt, (pa - r->base) >> p->page_shift);
+		uint32_t f = e ? pte_flags(e) : 0;
+		if ((f & PTE_MAPPED) && (!write || (f & PTE_WRITABLE)))
+			continue;
+		if (upager__fault(r, pa, write, &err) == FAULT_SIGBUS) {
+			upager__fail(err, "upager_touch: page at %p: %s", (void *)pa,
+				     upager_strerror(err));
+			break;
+		}
+		err = 0;
+	}
+	upager__region_put(r);
+	return err;
+}
+
+/* ---- open and close ---- */
+
+static int validate(struct upager *p)
+{
+	upager_config_t *c = &p->cfg;
+
+	if (c->env_error[0])
+		return upager__fail(UPAGER_EENV, "%s", c->env_error);
+	if (c->page_size < UPAGER_MIN_PAGE_SIZE || c->page_size > UPAGER_MAX_PAGE_SIZE ||
+	    (c->page_size & (c->page_size - 1)))
+		return upager__fail(UPAGER_EPAGESIZE,
+				    "page size %zu is not a power of two from 4096 to 2097152",
+				    c->page_size);
+	if (c->ram_bytes / c->page_size < UPAGER_MIN_FRAMES)
+		return upager__fail(UPAGER_EBUDGET,
+				    "RAM budget %zu bytes holds %zu pages of %zu bytes; at least %d are needed",
+				    c->ram_bytes, c->ram_bytes / c->page_size, c->page_size,
+				    UPAGER_MIN_FRAMES);
+	if (c->ram_bytes / c->page_size > UINT32_MAX - 1)
+		return upager__fail(UPAGER_EBUDGET, "RAM budget of %zu pages is too many",
+				    c->ram_bytes / c->page_size);
+	if (c->mode != UPAGER_MODE_TRANSPARENT && c->mode != UPAGER_MODE_FAST)
+		return upager__fail(UPAGER_EMODE, "fault mode %d is neither transparent nor fast",
+				    (int)c->mode);
+	if (c->evict_batch == 0 || c->evict_batch > 1024)
+		return upager__fail(UPAGER_ECONFIG, "evict_batch %u is not in 1..1024",
+				    c->evict_batch);
+	if (c->handler_threads > 64)
+		return upager__fail(UPAGER_ECONFIG, "handler_threads %u is more than 64",
+				    c->handler_threads);
+	if (c->free_high && c->free_low > c->free_high)
+		return upager__fail(UPAGER_ECONFIG, "free_low %u is above free_high %u",
+				    c->free_low, c->free_high);
+	return 0;
+}
+
+static char *dup_or_null(const char *s, int *err)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*err = -ENOMEM;
+	return d;
+}
+
+static unsigned ncpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
+{
+	struct upager *p;
+	upager_config_t defaults;
+	int err = 0;
+
+	upager__clear_error();
+	if (!out)
+		return -EINVAL;
+	if (!cfg) {
+		upager_config_init(&defaults);
+		cfg = &defaults;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	memcpy(&p->cfg, cfg, cfg->size && cfg->size < sizeof(p->cfg) ? cfg->size : sizeof(p->cfg));
+	p->swap.fd = -1;
+	pthread_mutex_init(&p->policy_lock, NULL);
+	pthread_mutex_init(&p->regions_lock, NULL);
+
+	err = validate(p);
+	if (err)
+		goto fail_early;
+	p->swap_path = dup_or_null(cfg->swap_path, &err);
+	p->backend_name = dup_or_null(cfg->backend ? cfg->backend : "auto", &err);
+	p->policy_spec = dup_or_null(cfg->policy ? cfg->policy : "clock", &err);
+	if (err)
+		goto fail_early;
+	p->cfg.swap_path = p->swap_path;
+	p->cfg.backend = p->backend_name;
+	p->cfg.policy = p->policy_spec;
+
+	p->page_size = cfg->page_size;
+	p->page_shift = (unsigned)__builtin_ctzll(p->page_size);
+	p->nframes = (uint32_t)(cfg->ram_bytes / cfg->page_size);
+	if (!p->cfg.handler_threads)
+		p->cfg.handler_threads = ncpus();
+
+	p->free_low = cfg->free_low;
+	p->free_high = cfg->free_high;
+	if (!p->free_low) {
+		p->free_low = p->nframes / 128;
+		if (p->free_low < 2)
+			p->free_low = 2;
+		if (p->free_low > 4096)
+			p->free_low = 4096;
+	}
+	if (!p->free_high)
+		p->free_high = p->free_low * 2;
+	if (p->free_high >= p->nframes / 2) {
+		p->free_high = p->nframes / 4;
+		if (p->free_low > p->free_high)
+			p->free_low = p->free_high;
+	}
+
+	err = policy_create(p->policy_spec, p->nframes, upager__age_frame, p, &p->policy);
+	if (err)
+		goto fail_early;
+	err = frames_init(&p->frames, p->nframes);
+	if (err) {
+		upager__fail(err, "frame pool of %u frames: %s", p->nframes, upager_strerror(err));
+		goto fail_policy;
+	}
+	err = swap_open(&p->swap, p->swap_path, cfg->swap_max, p->page_size, cfg->direct_io);
+	if (err)
+		goto fail_frames;
+	/* A ring for each thread that may do I/O at once: handler threads,
+	 * the evictor, and faulting threads in fast mode. */
+	unsigned nrings = p->cfg.handler_threads + 1 + 2 * ncpus() + 2;
+	size_t bounce = p->page_size > (256u << 10) ? p->page_size : (256u << 10);
+	err = io_pool_init(&p->io, nrings, 128, bounce);
+	if (err)
+		goto fail_swap;
+	err = upager__fault_select(p);
+	if (err)
+		goto fail_io;
+	err = upager__evictor_start(p);
+	if (err)
+		goto fail_backend;
+	*out = p;
+	return 0;
+
+fail_backend:
+	p->backend->fini(p);
+fail_io:
+	io_pool_destroy(&p->io);
+fail_swap:
+	swap_close(&p->swap);
+fail_frames:
+	frames_destroy(&p->frames);
+fail_policy:
+	policy_destroy(p->policy);
+fail_early:
+	free(p->swap_path);
+	free(p->backend_name);
+	free(p->policy_spec);
+	pthread_mutex_destroy(&p->policy_lock);
+	pthread_mutex_destroy(&p->regions_lock);
+	free(p);
+	return err;
+}
+
+UPAGER_API int upager_close(upager_t *p)
+{
+	struct region *r;
+
+	upager__clear_error();
+	if (!p)
+		return -EINVAL;
+	if (p->cfg.print_stats)
+		upager_stats_print(p, STDERR_FILENO);
+	upager__evictor_stop(p);
+	pthread_mutex_lock(&p->regions_lock);
+	while ((r = p->regions)) {
+		p->regions = r->next;
+		p->nregions--;
+		p->region_bytes -= r->len;
+		pthread_mutex_unlock(&p->regions_lock);
+		region_teardown(p, r);
+		pthread_mutex_lock(&p->regions_lock);
+	}
+	pthread_mutex_unlock(&p->regions_lock);
+	p->backend->fini(p);
+	io_pool_destroy(&p->io);
+	swap_close(&p->swap);
+	frames_destroy(&p->frames);
+	policy_destroy(p->policy);
+	free(p->swap_path);
+	free(p->backend_name);
+	free(p->policy_spec);
+	pthread_mutex_destroy(&p->policy_lock);
+	pthread_mutex_destroy(&p->regions_lock);
+	free(p);
+	return 0;
+}
+
+/* ---- statistics ---- */
+
+#define LOAD(field) atomic_load_explicit(&p->stats.field, memory_order_relaxed)
+
+UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
+{
+	struct region *r;
+	uint64_t pt_bytes = 0;
+
+	if (!p || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->size = sizeof(*out);
+	out->version = 1;
+	out->faults_zero = LOAD(faults_zero);
+	out->faults_minor = LOAD(faults_minor);
+	out->faults_major = LOAD(faults_major);
+	out->faults_wp = LOAD(faults_wp);
+	out->faults_cow = LOAD(faults_cow);
+	out->evictions = LOAD(evictions);
+	out->writebacks = LOAD(writebacks);
+	out->clean_drops = LOAD(clean_drops);
+	out->zero_drops = LOAD(zero_drops);
+	out->bytes_read = LOAD(bytes_read);
+	out->bytes_written = LOAD(bytes_written);
+	out->io_submits = LOAD(io_submits);
+	out->io_errors = LOAD(io_errors);
+	out->direct_reclaims = LOAD(direct_reclaims);
+	out->samples = LOAD(samples);
+	for (int i = 0; i < UPAGER_LATENCY_BUCKETS; i++)
+		out->latency_hist[i] = LOAD(latency_hist[i]);
+	out->frames_total = p->nframes;
+	out->resident_pages = p->nframes - atomic_load(&p->frames.nfree);
+	out->swap_slots_used = swap_used(&p->swap);
+	out->swap_slots_total = p->swap.nslots;
+	out->page_size = p->page_size;
+	pthread_mutex_lock(&p->regions_lock);
+	out->regions = p->nregions;
+	out->region_bytes = p->region_bytes;
+	for (r = p->regions; r; r = r->next)
+		pt_bytes += atomic_load(&r->pt.bytes);
+	pthread_mutex_unlock(&p->regions_lock);
+	out->metadata_bytes = pt_bytes + (uint64_t)p->nframes * sizeof(struct frame) +
+			      (uint64_t)p->io.nrings * p->io.bounce_bytes;
+	snprintf(out->backend, sizeof(out->backend), "%s", p->backend->name);
+	snprintf(out->mode, sizeof(out->mode), "%s",
+		 p->cfg.mode == UPAGER_MODE_FAST ? "fast" : "transparent");
+	snprintf(out->policy, sizeof(out->policy), "%s", p->policy->ops->name);
+	return 0;
+}
+
+UPAGER_API int upager_stats_print(upager_t *p, int fd)
+{
+	upager_stats_t s;
+	char buf[4096];
+	int n = 0, err;
+
+	err = upager_stats(p, &s);
+	if (err)
+		return err;
+#define OUT(...) n += snprintf(buf + n, sizeof(buf) - (size_t)n, __VA_ARGS__)
+	OUT("upager statistics (backend %s, %s mode, policy %s, page size %llu)\n", s.backend,
+	    s.mode, s.policy, (unsigned long long)s.page_size);
+	OUT("  budget:             %llu frames (%llu MiB), %llu resident\n",
+	    (unsigned long long)s.frames_total,
+	    (unsigned long long)(s.frames_total * s.page_size >> 20),
+	    (unsigned long long)s.resident_pages);
+	OUT("  regions:            %llu (%llu MiB)\n", (unsigned long long)s.regions,
+	    (unsigned long long)(s.region_bytes >> 20));
+	OUT("  zero-fill faults:   %llu\n", (unsigned long long)s.faults_zero);
+	OUT("  minor faults:       %llu\n", (unsigned long long)s.faults_minor);
+	OUT("  major faults:       %llu\n", (unsigned long long)s.faults_major);
+	OUT("  write-protect:      %llu\n", (unsigned long long)s.faults_wp);
+	OUT("  evictions:          %llu (written %llu, clean %llu, zero %llu)\n",
+	    (unsigned long long)s.evictions, (unsigned long long)s.writebacks,
+	    (unsigned long long)s.clean_drops, (unsigned long long)s.zero_drops);
+	OUT("  swap I/O:           %.1f MiB read, %.1f MiB written, %llu submits, %llu errors\n",
+	    s.bytes_read / 1048576.0, s.bytes_written / 1048576.0,
+	    (unsigned long long)s.io_submits, (unsigned long long)s.io_errors);
+	OUT("  swap slots:         %llu used of %llu\n", (unsigned long long)s.swap_slots_used,
+	    (unsigned long long)s.swap_slots_total);
+	OUT("  direct reclaims:    %llu, reference samples: %llu\n",
+	    (unsigned long long)s.direct_reclaims, (unsigned long long)s.samples);
+	OUT("  metadata:           %.1f MiB\n", s.metadata_bytes / 1048576.0);
+	OUT("  fault latency (us): ");
+	static const char *const labels[] = { "<1", "1-4", "4-16", "16-64", "64-256", "256-1k",
+					      "1k-4k", ">4k" };
+	uint64_t groups[8] = { 0 };
+	for (int k = 0; k < UPAGER_LATENCY_BUCKETS; k++) {
+		int g = k < 10 ? 0 : (k - 10) / 2 + 1; /* 2^10 ns ~ 1 us, then x4 per group */
+		groups[g > 7 ? 7 : g] += s.latency_hist[k];
+	}
+	for (int g = 0; g < 8; g++)
+		OUT("%s%s:%llu", g ? " " : "", labels[g], (unsigned long long)groups[g]);
+	OUT("\n");
+#undef OUT
+	if (n > (int)sizeof(buf))
+		n = sizeof(buf);
+	for (int off = 0; off < n;) {
+		ssize_t w = write(fd, buf + off, (size_t)(n - off));
+		if (w <= 0)
+			return -EIO;
+		off += (int)w;
+	}
+	return 0;
+}
