@@ -134,6 +134,7 @@ typedef struct upager_stats {
 	uint64_t io_errors;
 	uint64_t direct_reclaims; /* faults that had to evict for a frame themselves */
 	uint64_t samples;      /* pages unmapped to sample their referenced bit */
+	uint64_t pinned_pages; /* gauge: pages held by upager_pin() */
 	uint64_t resident_pages; /* gauge: pages in frames */
 	uint64_t frames_total;   /* gauge: the RAM budget in pages */
 	uint64_t swap_slots_used;  /* gauge */
@@ -174,13 +175,30 @@ UPAGER_API int upager_map(upager_t *p, size_t len, int flags, void **addr);
 UPAGER_API int upager_unmap(upager_t *p, void *addr);
 
 /*
- * Makes [addr, addr+len) resident and accessible (writable if write != 0),
- * so that a system call may use it in fast mode. Pages can be evicted
- * again by later faults: in fast mode, touch right before the system call
- * and retry both if the call fails with EFAULT. Returns 0 or a negative
- * code (UPAGER_ENOREGION if the range is not inside one region).
+ * Makes [addr, addr+len) resident and accessible (writable if write != 0).
+ * In fast mode a system call that touches an unmapped page fails with
+ * EFAULT; touching first makes that unlikely but not impossible, because
+ * the pager may evict or sample the pages again at any time (another
+ * thread's fault, the background evictor). Touch right before the call
+ * and retry both on EFAULT, or use upager_pin() for a guarantee. Returns 0
+ * or a negative code (UPAGER_ENOREGION if the range is not inside one
+ * region of p).
  */
 UPAGER_API int upager_touch(upager_t *p, void *addr, size_t len, int write);
+
+/*
+ * Like upager_touch(), and the pages stay resident and mapped (writable if
+ * write) until upager_unpin(): they are never evicted or sampled. Pins
+ * nest. At most half the budget may be pinned at once (-ENOMEM beyond).
+ * Wrap a system call on region memory in fast mode with pin and unpin;
+ * pin for writing when the kernel writes into the buffer (read(2)).
+ * Returns 0 or a negative code; on failure nothing stays pinned.
+ */
+UPAGER_API int upager_pin(upager_t *p, void *addr, size_t len, int write);
+
+/* Drops one pin from each page of [addr, addr+len). Returns 0 or a
+ * negative code. */
+UPAGER_API int upager_unpin(upager_t *p, void *addr, size_t len);
 
 /* Copies the pager's statistics into *out. Returns 0 or a negative code. */
 UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out);

@@ -79,7 +79,8 @@ static void arm_page(struct upager *p, struct region *r, struct upte *e, uint64_
 	if (!upager__pte_trylock(e))
 		return; /* busy: being faulted on, so referenced anyway */
 	uint32_t f = pte_flags(e);
-	if (pte_state(f) == PTE_RESIDENT && e->frame == frame && (f & PTE_MAPPED) && !r->dying) {
+	if (pte_state(f) == PTE_RESIDENT && e->frame == frame && (f & PTE_MAPPED) && !r->dying &&
+	    !atomic_load_explicit(&p->frames.frames[frame].pins, memory_order_relaxed)) {
 		if (p->backend->unmap(r, pg, 1) == 0) {
 			pte_update(e, PTE_MAPPED | PTE_WRITABLE, 0);
 			STAT_INC(p, samples);
@@ -157,9 +158,11 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 			busy++;
 			continue;
 		}
-		if (pte_state(pte_flags(e)) != PTE_RESIDENT || e->frame != (uint32_t)f) {
-			/* Cannot happen while the frame record and the entry
-			 * change together under the page lock; be safe. */
+		if (pte_state(pte_flags(e)) != PTE_RESIDENT || e->frame != (uint32_t)f ||
+		    atomic_load_explicit(&fr->pins, memory_order_relaxed)) {
+			/* Pinned, or (cannot happen while the frame record and
+			 * the entry change together under the page lock) not
+			 * this frame's page: keep it. */
 			upager__pte_unlock(e);
 			pol->ops->reference(pol->state, (uint32_t)f, false);
 			busy++;
@@ -203,21 +206,38 @@ static void punch_runs(struct upager *p, struct victim *v, unsigned n)
 	}
 }
 
-int upager__reclaim(struct upager *p, unsigned want, bool direct)
-{
+/* The reclaim batch's working memory, in the scratch area of the ring
+ * the reclaimer holds. */
+struct reclaim_scratch {
+	struct age_queue q;
 	struct victim v[MAX_BATCH];
 	struct io_req reqs[MAX_BATCH];
-	struct age_queue q;
+	uint64_t slots[MAX_BATCH];
+};
+
+size_t upager__reclaim_scratch_bytes(void)
+{
+	return sizeof(struct reclaim_scratch);
+}
+
+int upager__reclaim(struct upager *p, unsigned want)
+{
+	struct io_ring *ring = io_ring_get(&p->io);
+	struct reclaim_scratch *sc = io_ring_scratch(ring);
+	struct victim *v = sc->v;
+	struct io_req *reqs = sc->reqs;
 	unsigned n, nwrite = 0, freed = 0;
 	int err = 0;
 
 	if (want > MAX_BATCH)
 		want = MAX_BATCH;
-	q.n = 0;
-	n = choose_victims(p, v, want, &q);
-	drain_age_queue(p, &q);
-	if (n == 0)
+	sc->q.n = 0;
+	n = choose_victims(p, v, want, &sc->q);
+	drain_age_queue(p, &sc->q);
+	if (n == 0) {
+		io_ring_put(&p->io, ring);
 		return -EAGAIN;
+	}
 	qsort(v, n, sizeof(v[0]), by_page);
 
 	/* 1 and 2: stop writes, then decide each victim's fate. */
@@ -243,7 +263,7 @@ int upager__reclaim(struct upager *p, unsigned want, bool direct)
 
 	/* 3: slots and writes, in page order. */
 	if (nwrite) {
-		uint64_t slots[MAX_BATCH];
+		uint64_t *slots = sc->slots;
 		int got = swap_alloc(&p->swap, nwrite, slots);
 		unsigned k = 0, r = 0;
 
@@ -266,9 +286,7 @@ int upager__reclaim(struct upager *p, unsigned want, bool direct)
 			};
 		}
 		if (r) {
-			struct io_ring *ring = io_ring_get(&p->io);
 			int enters = io_ring_run(&p->io, ring, p->swap.fd, reqs, r);
-			io_ring_put(&p->io, ring);
 			if (enters > 0)
 				STAT_ADD(p, io_submits, (uint64_t)enters);
 			k = 0;
@@ -327,7 +345,7 @@ int upager__reclaim(struct upager *p, unsigned want, bool direct)
 		STAT_INC(p, evictions);
 		freed++;
 	}
-	(void)direct;
+	io_ring_put(&p->io, ring);
 	return freed ? (int)freed : (err ? err : -EAGAIN);
 }
 
@@ -353,7 +371,7 @@ static void *evictor_main(void *arg)
 					atomic_load_explicit(&p->frames.nfree, memory_order_relaxed);
 			if (want > p->cfg.evict_batch)
 				want = p->cfg.evict_batch;
-			if (upager__reclaim(p, want, false) <= 0) {
+			if (upager__reclaim(p, want) <= 0) {
 				/* Nothing to free now (all busy, or errors the
 				 * faulting threads will report): back off. */
 				struct timespec ts = { 0, 1000000 };

@@ -218,7 +218,10 @@ static int sigbus_install(void)
 		struct sigaction sa;
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_sigaction = sigbus_handler;
-		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+		/* No SA_ONSTACK: an alternate signal stack (sanitizers and
+		 * some language runtimes install small ones) may be too small
+		 * for a fault that evicts. */
+		sa.sa_flags = SA_SIGINFO | SA_RESTART;
 		/* Nothing may interrupt the handler while it holds page locks. */
 		sigfillset(&sa.sa_mask);
 		if (sigaction(SIGBUS, &sa, &sigbus_previous) < 0) {
@@ -246,9 +249,23 @@ static void deliver_sigbus(struct uffd *u, struct region *r, uintptr_t addr, pid
 
 	if (u->has_poison) {
 		struct uffdio_poison po = { .range = { page, r->p->page_size }, .mode = 0 };
-		if (ioctl(u->fd, UFFDIO_POISON, &po) == 0 || errno == EEXIST)
+		if (ioctl(u->fd, UFFDIO_POISON, &po) == 0)
 			return;
+		if (errno == EEXIST) {
+			/* An evicted page that was write-protected keeps a
+			 * uffd-wp marker in its PTE, and POISON wants the PTE
+			 * empty. Resolving write protection drops the marker. */
+			struct uffdio_writeprotect wp = {
+				.range = { page, r->p->page_size },
+				.mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
+			};
+			ioctl(u->fd, UFFDIO_WRITEPROTECT, &wp);
+			po.updated = 0;
+			if (ioctl(u->fd, UFFDIO_POISON, &po) == 0)
+				return;
+		}
 	}
+	/* No poison: signal the thread; it leaves the fault to take it. */
 	syscall(SYS_tgkill, getpid(), tid, SIGBUS);
 }
 

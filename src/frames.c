@@ -72,6 +72,7 @@ void frames_free(struct frame_pool *fp, uint32_t idx)
 
 	f->region = NULL;
 	f->pte = NULL;
+	atomic_store_explicit(&f->pins, 0, memory_order_relaxed);
 	pthread_mutex_lock(&fp->lock);
 	f->next_free = fp->free_head;
 	fp->free_head = idx;

@@ -133,7 +133,7 @@ struct frame {
 	struct upte *pte;
 	uint64_t pg;
 	uint32_t next_free;
-	uint32_t pad;
+	_Atomic uint32_t pins; /* upager_pin(): neither evicted nor sampled */
 };
 
 struct frame_pool {
@@ -204,7 +204,7 @@ struct io_ring;
 struct io_pool {
 	struct io_ring *rings;
 	unsigned nrings;
-	size_t bounce_bytes;
+	size_t bounce_bytes, scratch_bytes;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct io_ring *free;
@@ -212,11 +212,16 @@ struct io_pool {
 	unsigned fault_inject_ops; /* ... if its op's bit (1 << IO_READ, 1 << IO_WRITE) is set */
 };
 
-int io_pool_init(struct io_pool *pool, unsigned nrings, unsigned depth, size_t bounce_bytes);
+int io_pool_init(struct io_pool *pool, unsigned nrings, unsigned depth, size_t bounce_bytes,
+		 size_t scratch_bytes);
 void io_pool_destroy(struct io_pool *pool);
 struct io_ring *io_ring_get(struct io_pool *pool);
 void io_ring_put(struct io_pool *pool, struct io_ring *r);
 void *io_ring_bounce(struct io_ring *r);
+/* Working memory for whoever holds the ring (the reclaim batch), so that
+ * the fault path, which may run in a signal handler on a small stack,
+ * keeps its stack use small. */
+void *io_ring_scratch(struct io_ring *r);
 unsigned io_ring_depth(struct io_ring *r);
 /* Runs n requests against fd in as few submits as the ring allows and
  * waits for all; each req->res gets its result. Returns the number of
@@ -300,6 +305,8 @@ struct upager {
 	bool evictor_stop;
 	unsigned free_low, free_high;
 
+	_Atomic uint64_t pinned; /* pages with pins > 0 */
+
 	struct stats stats;
 };
 
@@ -341,7 +348,8 @@ void upager__region_put(struct region *r);
 void upager__report_fault_error(struct region *r, uintptr_t addr, int err);
 
 /* Eviction (evict.c). */
-int upager__reclaim(struct upager *p, unsigned want, bool direct);
+int upager__reclaim(struct upager *p, unsigned want);
+size_t upager__reclaim_scratch_bytes(void);
 int upager__evictor_start(struct upager *p);
 void upager__evictor_stop(struct upager *p);
 void upager__evictor_kick(struct upager *p);

@@ -28,6 +28,7 @@
 struct io_ring {
 	struct io_uring ring;
 	void *bounce;
+	void *scratch;
 	unsigned depth;
 	struct iovec *iov;      /* depth * MAX_IOV, one array per group */
 	unsigned *group_first;  /* first request of each in-flight group */
@@ -36,7 +37,8 @@ struct io_ring {
 	bool ready;
 };
 
-int io_pool_init(struct io_pool *pool, unsigned nrings, unsigned depth, size_t bounce_bytes)
+int io_pool_init(struct io_pool *pool, unsigned nrings, unsigned depth, size_t bounce_bytes,
+		 size_t scratch_bytes)
 {
 	int err;
 
@@ -48,6 +50,7 @@ int io_pool_init(struct io_pool *pool, unsigned nrings, unsigned depth, size_t b
 		return -ENOMEM;
 	pool->nrings = nrings;
 	pool->bounce_bytes = bounce_bytes;
+	pool->scratch_bytes = scratch_bytes;
 	for (unsigned i = 0; i < nrings; i++) {
 		struct io_ring *r = &pool->rings[i];
 
@@ -60,10 +63,12 @@ int io_pool_init(struct io_pool *pool, unsigned nrings, unsigned depth, size_t b
 		r->depth = depth;
 		r->bounce = mmap(NULL, bounce_bytes, PROT_READ | PROT_WRITE,
 				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		r->scratch = malloc(scratch_bytes);
 		r->iov = calloc((size_t)depth * MAX_IOV, sizeof(*r->iov));
 		r->group_first = calloc(depth, sizeof(unsigned));
 		r->group_len = calloc(depth, sizeof(unsigned));
-		if (r->bounce == MAP_FAILED || !r->iov || !r->group_first || !r->group_len) {
+		if (r->bounce == MAP_FAILED || !r->scratch || !r->iov || !r->group_first ||
+		    !r->group_len) {
 			if (r->bounce == MAP_FAILED)
 				r->bounce = NULL;
 			err = -ENOMEM;
@@ -86,6 +91,7 @@ void io_pool_destroy(struct io_pool *pool)
 			io_uring_queue_exit(&r->ring);
 		if (r->bounce)
 			munmap(r->bounce, pool->bounce_bytes);
+		free(r->scratch);
 		free(r->iov);
 		free(r->group_first);
 		free(r->group_len);
@@ -121,6 +127,11 @@ void io_ring_put(struct io_pool *pool, struct io_ring *r)
 void *io_ring_bounce(struct io_ring *r)
 {
 	return r->bounce;
+}
+
+void *io_ring_scratch(struct io_ring *r)
+{
+	return r->scratch;
 }
 
 unsigned io_ring_depth(struct io_ring *r)

@@ -145,7 +145,7 @@ static int64_t get_frame(struct upager *p)
 		}
 		upager__evictor_kick(p);
 		STAT_INC(p, direct_reclaims);
-		int n = upager__reclaim(p, p->cfg.evict_batch < 32 ? p->cfg.evict_batch : 32, true);
+		int n = upager__reclaim(p, p->cfg.evict_batch < 32 ? p->cfg.evict_batch : 32);
 		if (n > 0)
 			continue;
 		if (n < 0 && n != -EAGAIN)
@@ -212,26 +212,28 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 			be->wake(r, pg);
 			return 0;
 		}
+		/* Counted first: the call that resolves the fault may wake
+		 * the faulting thread, which may read the statistics. */
+		STAT_INC(p, faults_wp);
 		ret = be->unprotect(r, pg);
 		if (ret < 0)
 			return ret;
 		drop_swap_copy(p, e);
 		pte_update(e, 0, PTE_WRITABLE | PTE_DIRTY);
-		STAT_INC(p, faults_wp);
 		return 0;
 	}
 	bool writable = write || (f & PTE_DIRTY);
+	STAT_INC(p, faults_minor);
+	if (write && !(f & PTE_DIRTY))
+		STAT_INC(p, faults_wp);
 	ret = be->map(r, pg, 1, writable);
 	if (ret < 0)
 		return ret;
 	if (ret > 0) /* the backend could only map it writable */
 		writable = true;
-	if (writable && !(f & PTE_DIRTY)) {
+	if (writable && !(f & PTE_DIRTY))
 		drop_swap_copy(p, e);
-		STAT_INC(p, faults_wp);
-	}
 	pte_update(e, 0, PTE_MAPPED | (writable ? PTE_WRITABLE | PTE_DIRTY : 0));
-	STAT_INC(p, faults_minor);
 	policy_reference(p, e->frame, write);
 	return 0;
 }
@@ -248,10 +250,10 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 		return (int)frame;
 
 	if (pte_state(f) == PTE_NONE) {
+		STAT_INC(p, faults_zero);
 		ret = be->install(r, pg, 1, NULL, write);
 		if (ret < 0)
 			goto out_free;
-		STAT_INC(p, faults_zero);
 	} else {
 		struct io_ring *ring = io_ring_get(&p->io);
 		void *buf = io_ring_bounce(ring);
@@ -276,11 +278,11 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 			goto out_free;
 		}
 		STAT_ADD(p, bytes_read, p->page_size);
+		STAT_INC(p, faults_major);
 		ret = be->install(r, pg, 1, buf, write);
 		io_ring_put(&p->io, ring);
 		if (ret < 0)
 			goto out_free;
-		STAT_INC(p, faults_major);
 	}
 	if (ret > 0)
 		write = true; /* mapped writable regardless: treat as dirty */
@@ -350,6 +352,8 @@ enum fault_result upager__fault(struct region *r, uintptr_t addr, bool write, in
 
 /* ---- regions ---- */
 
+static struct region *range_region(struct upager *p, void *addr, size_t len, const char *who);
+
 struct release_ctx {
 	struct region *r;
 };
@@ -365,6 +369,8 @@ static void release_page(uint64_t pg, struct upte *e, void *arg)
 	upager__pte_lock(e);
 	f = pte_flags(e);
 	if (pte_state(f) == PTE_RESIDENT) {
+		if (atomic_load(&p->frames.frames[e->frame].pins))
+			atomic_fetch_sub(&p->pinned, 1); /* unmapped while pinned */
 		policy_remove(p, e->frame, POLICY_FREED);
 		frames_free(&p->frames, e->frame);
 	}
@@ -533,14 +539,9 @@ UPAGER_API int upager_touch(upager_t *p, void *addr, size_t len, int write)
 		return -EINVAL;
 	if (len == 0)
 		return 0;
-	r = upager__region_find(a);
-	if (!r || r->p != p || end > r->base + r->len || end < a) {
-		if (r)
-			upager__region_put(r);
-		return upager__fail(UPAGER_ENOREGION,
-				    "upager_touch: [%p, +%zu) is not inside one region of this pager",
-				    addr, len);
-	}
+	r = range_region(p, addr, len, "upager_touch");
+	if (!r)
+		return UPAGER_ENOREGION;
 	for (uintptr_t pa = a & ~(uintptr_t)(p->page_size - 1); pa < end; pa += p->page_size) {
 		struct upte *e = pt_lookup(&r->pt, (pa - r->base) >> p->page_shift);
 		uint32_t f = e ? pte_flags(e) : 0;
@@ -555,6 +556,122 @@ UPAGER_API int upager_touch(upager_t *p, void *addr, size_t len, int write)
 	}
 	upager__region_put(r);
 	return err;
+}
+
+/* Pins one page that upager__fault() just resolved; false if it moved
+ * on before the lock was taken (evicted or sampled again). */
+static bool pin_page(struct upager *p, struct region *r, uint64_t pg, bool write)
+{
+	struct upte *e = pt_lookup(&r->pt, pg);
+	bool pinned = false;
+
+	if (!e)
+		return false;
+	upager__pte_lock(e);
+	uint32_t f = pte_flags(e);
+	if (pte_state(f) == PTE_RESIDENT && (f & PTE_MAPPED) && (!write || (f & PTE_WRITABLE))) {
+		if (atomic_fetch_add(&p->frames.frames[e->frame].pins, 1) == 0)
+			atomic_fetch_add(&p->pinned, 1);
+		pinned = true;
+	}
+	upager__pte_unlock(e);
+	return pinned;
+}
+
+static void unpin_page(struct upager *p, struct region *r, uint64_t pg)
+{
+	struct upte *e = pt_lookup(&r->pt, pg);
+
+	if (!e)
+		return;
+	upager__pte_lock(e);
+	if (pte_state(pte_flags(e)) == PTE_RESIDENT) {
+		_Atomic uint32_t *pins = &p->frames.frames[e->frame].pins;
+		if (atomic_load(pins) && atomic_fetch_sub(pins, 1) == 1)
+			atomic_fetch_sub(&p->pinned, 1);
+	}
+	upager__pte_unlock(e);
+}
+
+/* The region of p that holds all of [addr, addr+len), pinned, or NULL. */
+static struct region *range_region(struct upager *p, void *addr, size_t len, const char *who)
+{
+	uintptr_t a = (uintptr_t)addr, end = a + len;
+	struct region *r = upager__region_find(a);
+
+	if (!r || r->p != p || end > r->base + r->len || end < a) {
+		if (r)
+			upager__region_put(r);
+		upager__fail(UPAGER_ENOREGION, "%s: [%p, +%zu) is not inside one region of this pager",
+			     who, addr, len);
+		return NULL;
+	}
+	return r;
+}
+
+UPAGER_API int upager_pin(upager_t *p, void *addr, size_t len, int write)
+{
+	struct region *r;
+	uint64_t first, last, pg;
+	int err = 0;
+
+	upager__clear_error();
+	if (!p)
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	r = range_region(p, addr, len, "upager_pin");
+	if (!r)
+		return UPAGER_ENOREGION;
+	first = ((uintptr_t)addr - r->base) >> p->page_shift;
+	last = ((uintptr_t)addr + len - 1 - r->base) >> p->page_shift;
+	if (atomic_load(&p->pinned) + (last - first + 1) > p->nframes / 2) {
+		upager__region_put(r);
+		return upager__fail(-ENOMEM,
+				    "upager_pin: %llu more pages would pin more than half the budget (%u frames)",
+				    (unsigned long long)(last - first + 1), p->nframes);
+	}
+	for (pg = first; pg <= last; pg++) {
+		int tries = 0;
+		while (!pin_page(p, r, pg, write)) {
+			uintptr_t pa = r->base + (pg << p->page_shift);
+			if (upager__fault(r, pa, write, &err) == FAULT_SIGBUS || ++tries > 100) {
+				if (!err)
+					err = -EAGAIN;
+				upager__fail(err, "upager_pin: page at %p: %s", (void *)pa,
+					     upager_strerror(err));
+				goto undo;
+			}
+			err = 0;
+		}
+	}
+	upager__region_put(r);
+	return 0;
+undo:
+	while (pg-- > first)
+		unpin_page(p, r, pg);
+	upager__region_put(r);
+	return err;
+}
+
+UPAGER_API int upager_unpin(upager_t *p, void *addr, size_t len)
+{
+	struct region *r;
+
+	upager__clear_error();
+	if (!p)
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	r = range_region(p, addr, len, "upager_unpin");
+	if (!r)
+		return UPAGER_ENOREGION;
+	uint64_t first = ((uintptr_t)addr - r->base) >> p->page_shift;
+	uint64_t last = ((uintptr_t)addr + len - 1 - r->base) >> p->page_shift;
+	for (uint64_t pg = first; pg <= last; pg++)
+		unpin_page(p, r, pg);
+	upager__region_put(r);
+	return 0;
 }
 
 /* ---- open and close ---- */
@@ -682,7 +799,7 @@ UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 	 * the evictor, and faulting threads in fast mode. */
 	unsigned nrings = p->cfg.handler_threads + 1 + 2 * ncpus() + 2;
 	size_t bounce = p->page_size > (256u << 10) ? p->page_size : (256u << 10);
-	err = io_pool_init(&p->io, nrings, 128, bounce);
+	err = io_pool_init(&p->io, nrings, 128, bounce, upager__reclaim_scratch_bytes());
 	if (err)
 		goto fail_swap;
 	err = upager__fault_select(p);
@@ -777,6 +894,7 @@ UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
 	out->io_errors = LOAD(io_errors);
 	out->direct_reclaims = LOAD(direct_reclaims);
 	out->samples = LOAD(samples);
+	out->pinned_pages = atomic_load(&p->pinned);
 	for (int i = 0; i < UPAGER_LATENCY_BUCKETS; i++)
 		out->latency_hist[i] = LOAD(latency_hist[i]);
 	out->frames_total = p->nframes;

@@ -107,9 +107,10 @@ int swap_open(struct swap *s, const char *path, uint64_t max_bytes, size_t page_
 	if (s->fd < 0) {
 		err = s->fd;
 		s->fd = -1;
-		return upager__fail(UPAGER_ESWAPPATH, "cannot open swap %s '%s': %s",
-				    s->unnamed ? "file in directory" : "file", path,
-				    upager_strerror(err));
+		err = upager__fail(UPAGER_ESWAPPATH, "cannot open swap %s '%s': %s",
+				   s->unnamed ? "file in directory" : "file", path,
+				   upager_strerror(err));
+		goto fail_msg;
 	}
 	if (fstat(s->fd, &st) < 0) {
 		err = -errno;

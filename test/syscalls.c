@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: MIT
+/*
+ * System calls on region memory: read(2) into and write(2) from buffers
+ * whose pages are evicted or were never touched. In transparent mode they
+ * work as they are; in fast mode the kernel answers EFAULT for a page that
+ * is not mapped (checked here, because the README states it), and works
+ * after upager_touch().
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PS 4096u
+#define BUDGET_PAGES 64u
+#define REGION_PAGES (8 * BUDGET_PAGES)
+
+static unsigned char pattern(size_t i)
+{
+	return (unsigned char)((i * 131) ^ (i >> 12) ^ 0x5a);
+}
+
+/* The last pages of the region are never touched but by the test of
+ * read(2) into fresh pages. */
+#define FRESH_PAGES 32u
+
+/* Touches enough other pages to push pages [0, n) out of their frames. */
+static void evict_first(unsigned char *a, size_t n_pages)
+{
+	for (size_t pg = n_pages; pg < REGION_PAGES - FRESH_PAGES; pg++)
+		a[pg * PS] = 1;
+}
+
+static int tmpfile_fd(void)
+{
+	int fd = memfd_create("upager-test-file", MFD_CLOEXEC);
+	CHECK(fd >= 0);
+	return fd;
+}
+
+static void body(const struct test_backend *b, void *arg)
+{
+	upager_config_t cfg;
+	upager_t *p;
+	unsigned char *a;
+	upager_stats_t st;
+	bool fast = b->mode == UPAGER_MODE_FAST;
+	size_t span = 16 * PS; /* the buffer the system calls use */
+	unsigned char *expect = malloc(span);
+
+	test_config(&cfg, b);
+	cfg.ram_bytes = BUDGET_PAGES * PS;
+	CHECK_OK(upager_open(&cfg, &p));
+	CHECK_OK(upager_map(p, REGION_PAGES * PS, 0, (void **)&a));
+
+	/* write(2) from evicted pages. */
+	for (size_t i = 0; i < span; i++)
+		a[i] = expect[i] = pattern(i);
+	evict_first(a, span / PS);
+	CHECK_OK(upager_stats(p, &st));
+	CHECK_CMP(st.writebacks, >=, span / PS);
+	int fd = tmpfile_fd();
+	if (fast) {
+		/* Without touch the kernel cannot fault the pages in. */
+		errno = 0;
+		CHECK_EQ(write(fd, a, span), -1);
+		CHECK_EQ(errno, EFAULT);
+		CHECK_OK(upager_pin(p, a, span, 0));
+	}
+	CHECK_EQ(write(fd, a, span), span);
+	if (fast)
+		CHECK_OK(upager_unpin(p, a, span));
+	unsigned char *back = malloc(span);
+	CHECK_EQ(pread(fd, back, span, 0), span);
+	CHECK(memcmp(back, expect, span) == 0);
+
+	/* read(2) into pages never touched (the end of the region). */
+	unsigned char *fresh = a + (REGION_PAGES - FRESH_PAGES) * PS;
+	if (fast) {
+		errno = 0;
+		CHECK_EQ(pread(fd, fresh, span, 0), -1);
+		CHECK_EQ(errno, EFAULT);
+		CHECK_OK(upager_pin(p, fresh, span, 1));
+	}
+	CHECK_EQ(pread(fd, fresh, span, 0), span);
+	if (fast)
+		CHECK_OK(upager_unpin(p, fresh, span));
+	CHECK(memcmp(fresh, expect, span) == 0);
+
+	/* read(2) into evicted pages, then read them back after another
+	 * eviction: the data the kernel wrote must have been marked dirty. */
+	for (size_t i = 0; i < span; i++)
+		expect[i] = (unsigned char)~pattern(i);
+	CHECK_EQ(pwrite(fd, expect, span, 0), span);
+	evict_first(a, span / PS);
+	if (fast)
+		CHECK_OK(upager_pin(p, a, span, 1));
+	CHECK_EQ(pread(fd, a, span, 0), span);
+	if (fast)
+		CHECK_OK(upager_unpin(p, a, span));
+	evict_first(a, span / PS);
+	CHECK(memcmp(a, expect, span) == 0);
+	/* Unaligned, page-crossing syscall buffer. */
+	unsigned char *odd = a + 3 * PS - 100;
+	evict_first(a, 16);
+	if (fast)
+		CHECK_OK(upager_pin(p, odd, 300, 0));
+	CHECK_EQ(pwrite(fd, odd, 300, 0), 300);
+	if (fast)
+		CHECK_OK(upager_unpin(p, odd, 300));
+
+	CHECK_EQ(pread(fd, back, 300, 0), 300);
+	for (int i = 0; i < 300; i++)
+		if (back[i] != expect[3 * PS - 100 + i])
+			FAILF("%s: byte %d written from a page-crossing buffer is %#x, region has %#x, expected %#x",
+			      b->label, i, back[i], odd[i], expect[3 * PS - 100 + i]);
+
+	/* Touch (no pin) and retry on EFAULT: the documented fallback. */
+	evict_first(a, 16);
+	ssize_t w = -1;
+	for (int tries = 0; tries < 100 && w < 0; tries++) {
+		if (fast)
+			CHECK_OK(upager_touch(p, a, span, 0));
+		w = pwrite(fd, a, span, 0);
+		CHECK(w >= 0 || errno == EFAULT);
+	}
+	CHECK_EQ(w, span);
+
+	close(fd);
+	free(back);
+	free(expect);
+	CHECK_OK(upager_close(p));
+}
+
+int main(void)
+{
+	return for_each_backend(body, NULL);
+}

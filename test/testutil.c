@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: MIT
+/* Test helpers; see testutil.h. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const struct test_backend all_backends[] = {
+	{ "uffd", UPAGER_MODE_TRANSPARENT, "uffd/transparent" },
+	{ "uffd", UPAGER_MODE_FAST, "uffd/fast" },
+	{ "sigsegv", UPAGER_MODE_FAST, "sigsegv" },
+};
+
+void test_config(upager_config_t *cfg, const struct test_backend *b)
+{
+	upager_config_init(cfg);
+	cfg->backend = b->backend;
+	cfg->mode = b->mode;
+}
+
+static bool usable(const struct test_backend *b, char *why, size_t whylen)
+{
+	upager_config_t cfg;
+	upager_t *p;
+
+	test_config(&cfg, b);
+	cfg.ram_bytes = 1 << 20;
+	cfg.page_size = 4096;
+	int err = upager_open(&cfg, &p);
+	if (err == 0) {
+		upager_close(p);
+		return true;
+	}
+	snprintf(why, whylen, "%s: %s", upager_strerror(err), upager_last_error());
+	return false;
+}
+
+int for_each_backend(void (*body)(const struct test_backend *b, void *arg), void *arg)
+{
+	const char *want_backend = getenv("UPAGER_BACKEND");
+	const char *want_mode = getenv("UPAGER_MODE");
+	int ran = 0;
+
+	if (want_backend && (!*want_backend || !strcmp(want_backend, "auto")))
+		want_backend = NULL;
+	for (size_t i = 0; i < sizeof(all_backends) / sizeof(all_backends[0]); i++) {
+		const struct test_backend *b = &all_backends[i];
+		char why[300];
+
+		if (want_backend && strcmp(want_backend, b->backend))
+			continue;
+		if (want_mode && *want_mode && strcmp(b->backend, "sigsegv") &&
+		    strcmp(want_mode, b->mode == UPAGER_MODE_FAST ? "fast" : "transparent"))
+			continue;
+		if (!usable(b, why, sizeof(why))) {
+			printf("backend %-18s skipped: %s\n", b->label, why);
+			continue;
+		}
+		printf("backend %-18s running\n", b->label);
+		fflush(stdout);
+		body(b, arg);
+		printf("backend %-18s passed\n", b->label);
+		fflush(stdout);
+		ran++;
+	}
+	if (!ran) {
+		printf("no usable backend: skipped\n");
+		return TEST_SKIP;
+	}
+	return 0;
+}
+
+int run_child(void (*fn)(void *arg), void *arg, char **err_out)
+{
+	int pipefd[2];
+	int status = 0;
+	pid_t pid;
+
+	if (pipe(pipefd) < 0)
+		FAILF("pipe: %s", strerror(errno));
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		FAILF("fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(pipefd[0]);
+		dup2(pipefd[1], STDERR_FILENO);
+		close(pipefd[1]);
+		/* No core files from expected deaths. */
+		struct rlimit no_core = { 0, 0 };
+		setrlimit(RLIMIT_CORE, &no_core);
+		fn(arg);
+		_exit(0);
+	}
+	close(pipefd[1]);
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	for (;;) {
+		if (len + 1 >= cap)
+			buf = realloc(buf, cap *= 2);
+		ssize_t n = read(pipefd[0], buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	close(pipefd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (err_out)
+		*err_out = buf;
+	else
+		free(buf);
+	return status;
+}
+
+bool died_of(int status, const char *child_stderr, int sig)
+{
+	if (WIFSIGNALED(status))
+		return WTERMSIG(status) == sig;
+#if defined(__SANITIZE_ADDRESS__)
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 1 && child_stderr) {
+		const char *name = sig == SIGBUS ? "AddressSanitizer: BUS" : "AddressSanitizer: SEGV";
+		return strstr(child_stderr, name) != NULL;
+	}
+#endif
+	return false;
+}
+
+uint64_t proc_status_kb(const char *field)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t flen = strlen(field);
+	uint64_t kb = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, field, flen) && line[flen] == ':') {
+			kb = strtoull(line + flen + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return kb;
+}

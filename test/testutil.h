@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Test helpers: assertions that print both sides and file:line, a runner
+ * that runs one test body on every usable backend and fault mode, death
+ * tests in a child process, and memory readings from /proc.
+ *
+ * Exit codes follow automake: 0 pass, 1 fail, 77 skip.
+ */
+#ifndef UPAGER_TESTUTIL_H
+#define UPAGER_TESTUTIL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memfd_create, pthread_barrier, ... */
+#endif
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "upager.h"
+
+#define TEST_SKIP 77
+
+#define FAILF(...)                                                     \
+	do {                                                           \
+		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);   \
+		fprintf(stderr, __VA_ARGS__);                          \
+		fprintf(stderr, "\n");                                 \
+		exit(1);                                               \
+	} while (0)
+
+#define CHECK(cond)                                  \
+	do {                                         \
+		if (!(cond))                         \
+			FAILF("check failed: %s", #cond); \
+	} while (0)
+
+#define CHECK_EQ(a, b)                                                                      \
+	do {                                                                                \
+		long long va_ = (long long)(a), vb_ = (long long)(b);                       \
+		if (va_ != vb_)                                                             \
+			FAILF("%s == %s: %lld != %lld", #a, #b, va_, vb_);                  \
+	} while (0)
+
+#define CHECK_CMP(a, op, b)                                                                 \
+	do {                                                                                \
+		long long va_ = (long long)(a), vb_ = (long long)(b);                       \
+		if (!(va_ op vb_))                                                          \
+			FAILF("%s %s %s: %lld vs %lld", #a, #op, #b, va_, vb_);             \
+	} while (0)
+
+/* An upager call that must succeed. */
+#define CHECK_OK(expr)                                                                      \
+	do {                                                                                \
+		int err_ = (expr);                                                          \
+		if (err_ < 0)                                                               \
+			FAILF("%s: %s (%s)", #expr, upager_strerror(err_), upager_last_error()); \
+	} while (0)
+
+/* An upager call that must fail with a given code. */
+#define CHECK_ERR(expr, code)                                                               \
+	do {                                                                                \
+		int err_ = (expr);                                                          \
+		if (err_ != (code))                                                         \
+			FAILF("%s returned %d (%s), expected %d (%s)", #expr, err_,         \
+			      upager_strerror(err_), (int)(code), upager_strerror(code));   \
+	} while (0)
+
+/* One way of running the pager: a backend and a fault mode. */
+struct test_backend {
+	const char *backend;
+	upager_mode_t mode;
+	const char *label;
+};
+
+/*
+ * Runs body once per usable backend and mode (respecting UPAGER_BACKEND
+ * and UPAGER_MODE when set) and prints which ones ran. Returns the exit
+ * code for main: 0, 1, or 77 when no backend could run.
+ */
+int for_each_backend(void (*body)(const struct test_backend *b, void *arg), void *arg);
+
+/* upager_config_init(), then the backend and mode of b. */
+void test_config(upager_config_t *cfg, const struct test_backend *b);
+
+/* Runs fn in a child; returns its wait status and what it wrote to
+ * stderr (malloc'ed, NUL-terminated) in *err_out if not NULL. */
+int run_child(void (*fn)(void *arg), void *arg, char **err_out);
+
+/*
+ * Did a child die of signal sig? Under AddressSanitizer a fatal SIGSEGV or
+ * SIGBUS is reported by ASan's handler, which exits with status 1 after
+ * naming the signal; that counts too.
+ */
+bool died_of(int status, const char *child_stderr, int sig);
+
+/* /proc/self/status fields, in KiB. */
+uint64_t proc_status_kb(const char *field);
+
+/* A fast deterministic generator. */
+static inline uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+#endif
