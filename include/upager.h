@@ -93,7 +93,8 @@ typedef struct upager_config {
 				* block device = used as it is */
 	uint64_t swap_max;    /* UPAGER_SWAP_MAX: swap capacity in bytes; 0 = the
 			       * device size, or the file system's free space */
-	const char *backend;  /* UPAGER_BACKEND: "auto" (default), "uffd", "sigsegv" */
+	const char *backend;  /* UPAGER_BACKEND: "auto" (default: uffd where the
+			       * kernel allows it, else sigsegv), "uffd", "sigsegv" */
 	const char *policy;   /* UPAGER_POLICY: "name[:key=value,...]", default "clock" */
 	upager_mode_t mode;   /* UPAGER_MODE: "transparent" (default) or "fast" */
 	unsigned handler_threads; /* UPAGER_THREADS: transparent mode, 0 = one per CPU */
@@ -144,9 +145,13 @@ typedef struct upager_stats {
 	uint64_t metadata_bytes; /* gauge: page tables, frame records, I/O buffers */
 	uint64_t page_size;
 	uint64_t latency_hist[UPAGER_LATENCY_BUCKETS];
+	uint64_t syscalls_transparent; /* 1: system calls on region memory
+					* need no pin (transparent mode, full
+					* userfaultfd) */
 	char backend[16]; /* "uffd" or "sigsegv" */
 	char mode[16];    /* "transparent" or "fast" */
 	char policy[32];
+	char backend_why[400]; /* why this backend: see upager_backend() */
 } upager_stats_t;
 
 /* Fills *cfg with defaults, then applies the UPAGER_* environment. */
@@ -199,6 +204,25 @@ UPAGER_API int upager_pin(upager_t *p, void *addr, size_t len, int write);
 /* Drops one pin from each page of [addr, addr+len). Returns 0 or a
  * negative code. */
 UPAGER_API int upager_unpin(upager_t *p, void *addr, size_t len);
+
+#define UPAGER_PROT_NONE 0x0  /* same values as PROT_NONE, PROT_READ, PROT_WRITE */
+#define UPAGER_PROT_READ 0x1
+#define UPAGER_PROT_WRITE 0x2
+
+/*
+ * Sets the program's access rights on [addr, addr+len) (page aligned,
+ * inside one region): UPAGER_PROT_NONE (guard pages), UPAGER_PROT_READ
+ * (read-only) or UPAGER_PROT_READ|UPAGER_PROT_WRITE (the default). Pages
+ * keep their contents and are paged as before. An access the protection
+ * forbids is a real violation: the thread gets an ordinary SIGSEGV with
+ * si_addr set, on every backend. Returns 0 or a negative code (-EINVAL
+ * for a bad prot or an unaligned range, UPAGER_ENOREGION).
+ */
+UPAGER_API int upager_protect(upager_t *p, void *addr, size_t len, int prot);
+
+/* The fault backend in use ("uffd" or "sigsegv"), and in *why (if not
+ * NULL) why it was chosen: asked for by name, or what "auto" found. */
+UPAGER_API const char *upager_backend(upager_t *p, const char **why);
 
 /* Copies the pager's statistics into *out. Returns 0 or a negative code. */
 UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out);

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static __thread char last_error[256];
+static __thread char last_error[1024];
 
 int upager__fail(int err, const char *fmt, ...)
 {

@@ -82,7 +82,7 @@ static void arm_page(struct upager *p, struct region *r, struct upte *e, uint64_
 	if (pte_state(f) == PTE_RESIDENT && e->frame == frame && (f & PTE_MAPPED) && !r->dying &&
 	    !atomic_load_explicit(&p->frames.frames[frame].pins, memory_order_relaxed)) {
 		if (p->backend->unmap(r, pg, 1) == 0) {
-			pte_update(e, PTE_MAPPED | PTE_WRITABLE, 0);
+			pte_clear_mapped(p, e);
 			STAT_INC(p, samples);
 		}
 	}
@@ -115,6 +115,38 @@ static void drain_age_queue(struct upager *p, struct age_queue *q)
 		upager__region_put(a->r);
 	}
 	q->n = 0;
+}
+
+unsigned upager__shed_mappings(struct upager *p, unsigned n)
+{
+	unsigned done = 0;
+
+	/* Announce ourselves before reading any frame record: a region's
+	 * teardown frees its frames, then waits for shedders to leave
+	 * before it frees the page table an old record points into. */
+	atomic_fetch_add(&p->shedders, 1);
+	atomic_thread_fence(memory_order_seq_cst);
+	for (uint32_t i = 0; i < p->nframes && done < n; i++) {
+		uint32_t f = atomic_fetch_add_explicit(&p->shed_hand, 1, memory_order_relaxed) %
+			     p->nframes;
+		struct frame *fr = &p->frames.frames[f];
+		struct upte *e = fr->pte;
+
+		if (!e || !(atomic_load_explicit(&e->flags, memory_order_relaxed) & PTE_MAPPED) ||
+		    !upager__pte_trylock(e))
+			continue;
+		/* Under the page's lock its frame record is stable. */
+		uint32_t fl = pte_flags(e);
+		if (pte_state(fl) == PTE_RESIDENT && e->frame == f && (fl & PTE_MAPPED) &&
+		    fr->pte == e && !fr->region->dying && !atomic_load(&fr->pins) &&
+		    p->backend->unmap(fr->region, fr->pg, 1) == 0) {
+			pte_clear_mapped(p, e);
+			done++;
+		}
+		upager__pte_unlock(e);
+	}
+	atomic_fetch_sub(&p->shedders, 1);
+	return done;
 }
 
 static int by_page(const void *a, const void *b)
@@ -245,9 +277,18 @@ int upager__reclaim(struct upager *p, unsigned want)
 		struct victim *x = &v[i];
 		uint32_t f = pte_flags(x->e);
 
-		if ((f & PTE_WRITABLE) && p->backend->wrprotect(x->r, x->pg, 1) == 0)
+		if ((f & PTE_MAPPED) && !p->backend->punch_unmaps) {
+			/* Punching will not take the page from the application
+			 * view: do it now, or a reader would see the hole. */
+			if (p->backend->unmap(x->r, x->pg, 1) == 0)
+				pte_clear_mapped(p, x->e);
+			else {
+				x->fate = FATE_FAILED;
+				continue;
+			}
+		} else if ((f & PTE_WRITABLE) && p->backend->wrprotect(x->r, x->pg, 1) == 0) {
 			pte_update(x->e, PTE_WRITABLE, 0);
-		else if (f & PTE_WRITABLE) {
+		} else if (f & PTE_WRITABLE) {
 			x->fate = FATE_FAILED; /* cannot stop writes: keep it */
 			continue;
 		}
@@ -338,7 +379,8 @@ int upager__reclaim(struct upager *p, unsigned want)
 			STAT_INC(p, zero_drops);
 			break;
 		}
-		pte_update(x->e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY, state);
+		pte_clear_mapped(p, x->e); /* the punch took it from the view */
+		pte_update(x->e, PTE_STATE_MASK | PTE_DIRTY, state);
 		frames_free(&p->frames, x->frame);
 		upager__pte_unlock(x->e);
 		upager__region_put(x->r);

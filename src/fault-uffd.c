@@ -72,6 +72,7 @@ struct uffdio_poison {
 struct uffd {
 	int fd;
 	bool fast;
+	bool sigbus_owned;
 	bool has_poison;
 	_Atomic bool continue_wp, copy_wp; /* cleared if the kernel refuses them */
 	void *zero;                        /* page_size bytes of zeros to copy from */
@@ -86,11 +87,18 @@ static inline struct uffd *U(struct region *r)
 	return r->p->backend_data;
 }
 
-/* Opens a userfaultfd: the system call, else /dev/userfaultfd. With
- * user_only, falls back to a user-mode-only uffd (unprivileged users). */
+/*
+ * Opens a userfaultfd: the system call, else /dev/userfaultfd. With
+ * user_only_ok, falls back to a user-mode-only uffd, which is what an
+ * unprivileged user gets under vm.unprivileged_userfaultfd=0: it catches
+ * the program's own accesses but not the kernel's (a system call gets
+ * EFAULT), so it serves fast mode only.
+ */
 static int uffd_open(bool user_only_ok, char *why, size_t whylen)
 {
 	int flags = O_CLOEXEC | O_NONBLOCK;
+
+	why[0] = '\0';
 	int fd = (int)syscall(SYS_userfaultfd, flags);
 	int err = errno;
 
@@ -105,11 +113,15 @@ static int uffd_open(bool user_only_ok, char *why, size_t whylen)
 	}
 	if (user_only_ok && err == EPERM) {
 		fd = (int)syscall(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY);
-		if (fd >= 0)
+		if (fd >= 0) {
+			snprintf(why, whylen, "user-mode-only userfaultfd (unprivileged)");
 			return fd;
+		}
 	}
 	snprintf(why, whylen, "userfaultfd refused: %s%s", strerror(err),
-		 err == EPERM ? " (needs CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)" : "");
+		 err != EPERM	 ? ""
+		 : user_only_ok ? " (needs CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)"
+				 : " for kernel accesses, which transparent mode needs (CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)");
 	return -err;
 }
 
@@ -151,10 +163,6 @@ static int uffd_probe(const upager_config_t *cfg, char *why, size_t whylen)
 
 /* ---- fast mode: the faulting thread's SIGBUS handler ---- */
 
-static pthread_mutex_t sigbus_lock = PTHREAD_MUTEX_INITIALIZER;
-static int sigbus_users;
-static struct sigaction sigbus_previous;
-
 static bool fault_is_write(void *ucontext)
 {
 #if defined(__x86_64__)
@@ -167,23 +175,6 @@ static bool fault_is_write(void *ucontext)
 #endif
 }
 
-/* Hands a SIGBUS that upager does not resolve to whoever had it before. */
-static void pass_on_sigbus(int sig, siginfo_t *si, void *uc)
-{
-	struct sigaction prev = sigbus_previous;
-
-	if ((prev.sa_flags & SA_SIGINFO) && prev.sa_sigaction) {
-		prev.sa_sigaction(sig, si, uc);
-		return;
-	}
-	if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
-		prev.sa_handler(sig);
-		return;
-	}
-	/* Default action: die of SIGBUS when the access is retried. */
-	signal(SIGBUS, SIG_DFL);
-}
-
 static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
@@ -194,51 +185,19 @@ static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 	if (!r || !((struct uffd *)r->p->backend_data)->fast || r->p->backend != &upager__fault_uffd) {
 		if (r)
 			upager__region_put(r);
-		pass_on_sigbus(sig, si, uc);
+		upager__signal_pass_on(sig, si, uc);
 		errno = saved_errno;
 		return;
 	}
 	if (upager__fault(r, addr, fault_is_write(uc), &err) == FAULT_SIGBUS) {
 		upager__report_fault_error(r, addr, err);
 		upager__region_put(r);
-		pass_on_sigbus(sig, si, uc);
+		upager__signal_pass_on(sig, si, uc);
 		errno = saved_errno;
 		return;
 	}
 	upager__region_put(r);
 	errno = saved_errno;
-}
-
-static int sigbus_install(void)
-{
-	int err = 0;
-
-	pthread_mutex_lock(&sigbus_lock);
-	if (sigbus_users++ == 0) {
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_sigaction = sigbus_handler;
-		/* No SA_ONSTACK: an alternate signal stack (sanitizers and
-		 * some language runtimes install small ones) may be too small
-		 * for a fault that evicts. */
-		sa.sa_flags = SA_SIGINFO | SA_RESTART;
-		/* Nothing may interrupt the handler while it holds page locks. */
-		sigfillset(&sa.sa_mask);
-		if (sigaction(SIGBUS, &sa, &sigbus_previous) < 0) {
-			err = -errno;
-			sigbus_users--;
-		}
-	}
-	pthread_mutex_unlock(&sigbus_lock);
-	return err;
-}
-
-static void sigbus_uninstall(void)
-{
-	pthread_mutex_lock(&sigbus_lock);
-	if (--sigbus_users == 0)
-		sigaction(SIGBUS, &sigbus_previous, NULL);
-	pthread_mutex_unlock(&sigbus_lock);
 }
 
 /* ---- transparent mode: handler threads ---- */
@@ -284,9 +243,21 @@ static void handle_message(struct uffd *u, struct uffd_msg *m)
 		ioctl(u->fd, UFFDIO_WAKE, &range);
 		return;
 	}
-	if (upager__fault(r, addr, write, &err) == FAULT_SIGBUS) {
+	switch (upager__fault(r, addr, write, &err)) {
+	case FAULT_SIGBUS:
 		upager__report_fault_error(r, addr, err);
 		deliver_sigbus(u, r, addr, (pid_t)m->arg.pagefault.feat.ptid);
+		break;
+	case FAULT_NOT_OURS: {
+		/* upager_protect() is changing this page's rights: the
+		 * retried access meets the mapping's new protection. */
+		struct uffdio_range range = { addr & ~(uintptr_t)(r->p->page_size - 1),
+					      r->p->page_size };
+		ioctl(u->fd, UFFDIO_WAKE, &range);
+		break;
+	}
+	default:
+		break;
 	}
 	upager__region_put(r);
 }
@@ -336,8 +307,8 @@ static void uffd_fini(struct upager *p)
 			pthread_join(u->threads[i], NULL);
 		free(u->threads);
 	}
-	if (u->fast)
-		sigbus_uninstall();
+	if (u->sigbus_owned)
+		upager__signal_release(SIGBUS);
 	if (u->stop_fd >= 0)
 		close(u->stop_fd);
 	if (u->fd >= 0)
@@ -368,6 +339,8 @@ static int uffd_init(struct upager *p)
 		err = upager__fail(UPAGER_EBACKEND, "%s", why);
 		goto fail;
 	}
+	if (why[0])
+		snprintf(p->backend_note, sizeof(p->backend_note), "%s", why);
 	/* Ask for what we need, plus poison where the kernel has it. */
 	int probe = uffd_open(u->fast, why, sizeof(why));
 	if (probe >= 0) {
@@ -390,14 +363,15 @@ static int uffd_init(struct upager *p)
 		goto fail;
 	}
 	if (u->fast) {
-		err = sigbus_install();
+		err = upager__signal_own(SIGBUS, sigbus_handler);
 		if (err < 0) {
-			u->fast = false; /* not installed: nothing to uninstall */
 			err = upager__fail(err, "installing the SIGBUS handler: %s", strerror(-err));
 			goto fail;
 		}
+		u->sigbus_owned = true;
 		return 0;
 	}
+	p->transparent = true;
 	u->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	u->threads = calloc(p->cfg.handler_threads, sizeof(pthread_t));
 	if (u->stop_fd < 0 || !u->threads) {
@@ -545,8 +519,18 @@ static void uffd_wake(struct region *r, uint64_t pg)
 		ioctl(U(r)->fd, UFFDIO_WAKE, &range);
 }
 
+static int uffd_set_access(struct region *r, uint64_t pg, uint64_t n, int prot)
+{
+	/* The kernel checks a mapping's protection before it looks for a
+	 * userfaultfd: a forbidden access is an ordinary SIGSEGV. */
+	if (mprotect(region_page_addr(r, pg), n << r->p->page_shift, prot) < 0)
+		return upager__fail(-errno, "mprotect: %s", strerror(errno));
+	return 0;
+}
+
 const struct fault_backend upager__fault_uffd = {
 	.name = "uffd",
+	.punch_unmaps = true,
 	.probe = uffd_probe,
 	.init = uffd_init,
 	.fini = uffd_fini,
@@ -559,4 +543,5 @@ const struct fault_backend upager__fault_uffd = {
 	.unmap = uffd_unmap,
 	.evicted = uffd_evicted,
 	.wake = uffd_wake,
+	.set_access = uffd_set_access,
 };

@@ -14,15 +14,16 @@ static const struct fault_backend *const backends[] = {
 #ifdef HAVE_LINUX_USERFAULTFD_H
 	&upager__fault_uffd,
 #endif
+	&upager__fault_sigsegv,
 };
 
 int upager__fault_select(struct upager *p)
 {
 	const char *want = p->cfg.backend;
 	bool any = !strcmp(want, "auto");
-	char why[200] = "";
-	char reasons[400] = "";
-	int err = UPAGER_EBACKEND;
+	char why[1024] = "";
+	char reasons[1200] = "";
+	int err = UPAGER_EBACKEND, last_err = UPAGER_EBACKEND;
 
 	if (!any) {
 		bool known = false;
@@ -44,18 +45,40 @@ int upager__fault_select(struct upager *p)
 			p->backend = be;
 			err = be->init(p);
 			if (err == 0) {
-				snprintf(p->backend_why, sizeof(p->backend_why), "%s%s%s",
-					 any ? "auto: " : "asked for", any ? "" : " by name",
-					 reasons[0] ? reasons : (any ? "first usable backend" : ""));
+				if (!any)
+					snprintf(p->backend_why, sizeof(p->backend_why),
+						 "asked for by name");
+				else if (reasons[0])
+					snprintf(p->backend_why, sizeof(p->backend_why),
+						 "auto: %s", reasons);
+				else
+					snprintf(p->backend_why, sizeof(p->backend_why),
+						 "auto: first choice, usable here");
+				if (p->backend_note[0]) {
+					size_t used = strlen(p->backend_why);
+					snprintf(p->backend_why + used, sizeof(p->backend_why) - used,
+						 "; %s", p->backend_note);
+				}
+				if (p->map_cap) {
+					size_t used = strlen(p->backend_why);
+					snprintf(p->backend_why + used, sizeof(p->backend_why) - used,
+						 "; at most %llu pages mapped at once (vm.max_map_count)",
+						 (unsigned long long)p->map_cap);
+				}
 				return 0;
 			}
 			snprintf(why, sizeof(why), "%s", upager_last_error());
 		}
+		last_err = err;
 		size_t used = strlen(reasons);
 		snprintf(reasons + used, sizeof(reasons) - used, "%s%s unusable (%s)",
 			 used ? "; " : "", be->name, why);
 	}
 	p->backend = NULL;
-	return upager__fail(UPAGER_EBACKEND, "no usable fault backend: %s",
+	/* A specific reason (the mapping limit, say) says more than "no
+	 * backend"; the message lists every backend tried either way. */
+	if (last_err != UPAGER_EMAPCOUNT)
+		last_err = UPAGER_EBACKEND;
+	return upager__fail(last_err, "no usable fault backend: %s",
 			    reasons[0] ? reasons : "none built");
 }

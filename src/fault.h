@@ -29,6 +29,10 @@
 
 struct fault_backend {
 	const char *name;
+	/* Does punching a page out of the memfd also take it away from the
+	 * application view (the next access faults)? If not, eviction
+	 * unmaps a mapped victim first. */
+	bool punch_unmaps;
 	/* Can this backend run here, now? 0, or a negative code and a
 	 * one-line reason in why[]. */
 	int (*probe)(const upager_config_t *cfg, char *why, size_t whylen);
@@ -53,11 +57,16 @@ struct fault_backend {
 	void (*evicted)(struct region *r, uint64_t pg, uint64_t n);
 	/* Wake threads waiting for a fault on the page (no change made). */
 	void (*wake)(struct region *r, uint64_t pg);
+	/* The program's access rights on n pages changed (upager_protect);
+	 * the core has already unmapped or write-protected the pages that
+	 * the new rights forbid. NULL if the core's work is all it takes. */
+	int (*set_access)(struct region *r, uint64_t pg, uint64_t n, int prot);
 };
 
 #ifdef HAVE_LINUX_USERFAULTFD_H
 extern const struct fault_backend upager__fault_uffd;
 #endif
+extern const struct fault_backend upager__fault_sigsegv;
 
 /* Picks and initialises the backend named by the configuration. */
 int upager__fault_select(struct upager *p);

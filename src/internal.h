@@ -19,6 +19,7 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -67,6 +68,8 @@ struct upte {
 #define PTE_MAPPED (1u << 4)   /* the application view maps it */
 #define PTE_WRITABLE (1u << 5) /* ... without write protection */
 #define PTE_DIRTY (1u << 6)    /* frame differs from its swap copy (or has none) */
+#define PTE_NOWRITE (1u << 8)  /* upager_protect(): the program may not write */
+#define PTE_NOACCESS (1u << 9) /* upager_protect(): the program may not touch it */
 
 static inline uint32_t pte_state(uint32_t f)
 {
@@ -90,6 +93,26 @@ static inline void pte_update(struct upte *e, uint32_t clear, uint32_t set)
 static inline uint32_t pte_flags(struct upte *e)
 {
 	return atomic_load_explicit(&e->flags, memory_order_acquire);
+}
+
+struct upager;
+static inline void pager_mapped_add(struct upager *p, int64_t n);
+
+/* The application view now maps the locked page (writable adds
+ * PTE_WRITABLE | PTE_DIRTY); keeps the pager's count of mapped pages. */
+static inline void pte_set_mapped(struct upager *p, struct upte *e, bool writable)
+{
+	if (!(pte_flags(e) & PTE_MAPPED))
+		pager_mapped_add(p, 1);
+	pte_update(e, 0, PTE_MAPPED | (writable ? PTE_WRITABLE | PTE_DIRTY : 0));
+}
+
+/* The application view no longer maps the locked page. */
+static inline void pte_clear_mapped(struct upager *p, struct upte *e)
+{
+	if (pte_flags(e) & PTE_MAPPED)
+		pager_mapped_add(p, -1);
+	pte_update(e, PTE_MAPPED | PTE_WRITABLE, 0);
 }
 
 /* ---- page table (pagetable.c) ---- */
@@ -117,8 +140,9 @@ void pt_destroy(struct pagetable *pt);
 struct upte *pt_lookup(struct pagetable *pt, uint64_t pg);
 /* The entry of page pg, allocating its leaf; NULL only when out of memory. */
 struct upte *pt_get(struct pagetable *pt, uint64_t pg);
-/* Calls fn on every entry of every allocated leaf, in page order. */
-void pt_for_each(struct pagetable *pt, void (*fn)(uint64_t pg, struct upte *e, void *arg),
+/* Calls fn on every entry of every allocated leaf, in page order, until
+ * fn returns true. */
+void pt_for_each(struct pagetable *pt, bool (*fn)(uint64_t pg, struct upte *e, void *arg),
 		 void *arg);
 
 /* ---- frames (frames.c) ---- */
@@ -282,7 +306,9 @@ struct upager {
 
 	const struct fault_backend *backend;
 	void *backend_data;
-	char backend_why[160]; /* why "auto" picked the backend it did */
+	char backend_why[400]; /* why "auto" picked the backend it did */
+	bool transparent;      /* system calls on unmapped pages are served */
+	char backend_note[200]; /* set by the backend's init: a detail worth reporting */
 
 	struct frame_pool frames;
 	struct swap swap;
@@ -307,8 +333,22 @@ struct upager {
 
 	_Atomic uint64_t pinned; /* pages with pins > 0 */
 
+	/* Pages the application views map. A backend with a mapping limit
+	 * (sigsegv) sets map_cap; a fault that would map more first sheds
+	 * some with a hand over the frames. Teardown waits for shedders to
+	 * leave before it frees a page table they may be reading. */
+	_Atomic int64_t mapped;
+	uint64_t map_cap; /* 0: no cap */
+	_Atomic int shedders;
+	_Atomic uint32_t shed_hand;
+
 	struct stats stats;
 };
+
+static inline void pager_mapped_add(struct upager *p, int64_t n)
+{
+	atomic_fetch_add_explicit(&p->mapped, n, memory_order_relaxed);
+}
 
 static inline void *region_page_addr(struct region *r, uint64_t pg)
 {
@@ -357,6 +397,20 @@ void upager__evictor_kick(struct upager *p);
  * minor fault that reports a reference. Called by policies through their
  * environment, under the policy lock. */
 void upager__age_frame(void *pager, uint32_t frame);
+
+/* Unmaps up to n mapped, unpinned pages from their application views
+ * (they stay resident and come back with a minor fault): how a backend
+ * with a mapping limit stays under it. Returns how many. */
+unsigned upager__shed_mappings(struct upager *p, unsigned n);
+
+/* Signals owned by a backend (signals.c). */
+int upager__signal_own(int sig, void (*handler)(int, siginfo_t *, void *));
+void upager__signal_release(int sig);
+/* Passes a fault that is not upager's to the handler the program had. */
+void upager__signal_pass_on(int sig, siginfo_t *si, void *uc);
+/* Ends a fault that cannot be resolved in SIGBUS for the calling thread,
+ * as the kernel would: the program's SIGBUS handler, or death. */
+void upager__signal_raise_sigbus(uintptr_t addr, void *uc);
 
 /* Frees every frame and swap slot of a region (unmap, close). */
 void upager__region_release_pages(struct region *r);

@@ -222,7 +222,9 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 		pte_update(e, 0, PTE_WRITABLE | PTE_DIRTY);
 		return 0;
 	}
-	bool writable = write || (f & PTE_DIRTY);
+	/* A dirty page may be mapped writable at once, unless the program
+	 * made it read-only. */
+	bool writable = write || ((f & PTE_DIRTY) && !(f & PTE_NOWRITE));
 	STAT_INC(p, faults_minor);
 	if (write && !(f & PTE_DIRTY))
 		STAT_INC(p, faults_wp);
@@ -233,7 +235,7 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 		writable = true;
 	if (writable && !(f & PTE_DIRTY))
 		drop_swap_copy(p, e);
-	pte_update(e, 0, PTE_MAPPED | (writable ? PTE_WRITABLE | PTE_DIRTY : 0));
+	pte_set_mapped(p, e, writable);
 	policy_reference(p, e->frame, write);
 	return 0;
 }
@@ -294,8 +296,8 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 	fr->pte = e;
 	fr->pg = pg;
 	e->frame = (uint32_t)frame;
-	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY,
-		   PTE_RESIDENT | PTE_MAPPED | (write ? PTE_WRITABLE | PTE_DIRTY : 0));
+	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY, PTE_RESIDENT);
+	pte_set_mapped(p, e, write);
 	policy_insert(p, (uint32_t)frame, page_key(r, pg), write);
 	return 0;
 
@@ -329,6 +331,15 @@ enum fault_result upager__fault(struct region *r, uintptr_t addr, bool write, in
 		return FAULT_DONE;
 	}
 	uint32_t f = pte_flags(e);
+	if ((f & PTE_NOACCESS) || (write && (f & PTE_NOWRITE))) {
+		/* The program's own protection forbids it: a real violation,
+		 * for the program's SIGSEGV handler or the default action. */
+		upager__pte_unlock(e);
+		return FAULT_NOT_OURS;
+	}
+	if (p->map_cap && !(f & PTE_MAPPED) &&
+	    (uint64_t)atomic_load_explicit(&p->mapped, memory_order_relaxed) >= p->map_cap)
+		upager__shed_mappings(p, 64);
 	switch (pte_state(f)) {
 	case PTE_RESIDENT:
 		ret = fault_resident(r, pg, e, f, write);
@@ -358,14 +369,14 @@ struct release_ctx {
 	struct region *r;
 };
 
-static void release_page(uint64_t pg, struct upte *e, void *arg)
+static bool release_page(uint64_t pg, struct upte *e, void *arg)
 {
 	struct region *r = ((struct release_ctx *)arg)->r;
 	struct upager *p = r->p;
 	uint32_t f;
 
 	if (!atomic_load_explicit(&e->flags, memory_order_relaxed) && !e->slot)
-		return; /* never touched */
+		return false; /* never touched */
 	upager__pte_lock(e);
 	f = pte_flags(e);
 	if (pte_state(f) == PTE_RESIDENT) {
@@ -375,8 +386,10 @@ static void release_page(uint64_t pg, struct upte *e, void *arg)
 		frames_free(&p->frames, e->frame);
 	}
 	drop_swap_copy(p, e);
-	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY, PTE_NONE);
+	pte_clear_mapped(p, e);
+	pte_update(e, PTE_STATE_MASK | PTE_DIRTY | PTE_NOWRITE | PTE_NOACCESS, PTE_NONE);
 	upager__pte_unlock(e);
+	return false;
 }
 
 void upager__region_release_pages(struct region *r)
@@ -497,8 +510,10 @@ static void region_teardown(struct upager *p, struct region *r)
 	r->dying = true;
 	p->backend->detach(r);
 	upager__region_release_pages(r);
-	/* The evictor may still hold a pin taken before the release. */
-	while (atomic_load_explicit(&r->refs, memory_order_acquire) > 0)
+	/* The evictor may still hold a pin taken before the release, and a
+	 * shedding hand may have read a frame record of this region. */
+	atomic_thread_fence(memory_order_seq_cst);
+	while (atomic_load(&r->refs) > 0 || atomic_load(&p->shedders) > 0)
 		usleep(100);
 	region_destroy(r);
 }
@@ -547,7 +562,10 @@ UPAGER_API int upager_touch(upager_t *p, void *addr, size_t len, int write)
 		uint32_t f = e ? pte_flags(e) : 0;
 		if ((f & PTE_MAPPED) && (!write || (f & PTE_WRITABLE)))
 			continue;
-		if (upager__fault(r, pa, write, &err) == FAULT_SIGBUS) {
+		enum fault_result res = upager__fault(r, pa, write, &err);
+		if (res == FAULT_NOT_OURS)
+			err = -EACCES; /* upager_protect() forbids it */
+		if (res != FAULT_DONE) {
 			upager__fail(err, "upager_touch: page at %p: %s", (void *)pa,
 				     upager_strerror(err));
 			break;
@@ -635,7 +653,10 @@ UPAGER_API int upager_pin(upager_t *p, void *addr, size_t len, int write)
 		int tries = 0;
 		while (!pin_page(p, r, pg, write)) {
 			uintptr_t pa = r->base + (pg << p->page_shift);
-			if (upager__fault(r, pa, write, &err) == FAULT_SIGBUS || ++tries > 100) {
+			enum fault_result res = upager__fault(r, pa, write, &err);
+			if (res == FAULT_NOT_OURS)
+				err = -EACCES; /* upager_protect() forbids it */
+			if (res != FAULT_DONE || ++tries > 100) {
 				if (!err)
 					err = -EAGAIN;
 				upager__fail(err, "upager_pin: page at %p: %s", (void *)pa,
@@ -672,6 +693,75 @@ UPAGER_API int upager_unpin(upager_t *p, void *addr, size_t len)
 		unpin_page(p, r, pg);
 	upager__region_put(r);
 	return 0;
+}
+
+UPAGER_API int upager_protect(upager_t *p, void *addr, size_t len, int prot)
+{
+	struct region *r;
+	uint32_t bits;
+	int err = 0;
+
+	upager__clear_error();
+	if (!p)
+		return -EINVAL;
+	if (prot == UPAGER_PROT_NONE)
+		bits = PTE_NOACCESS | PTE_NOWRITE;
+	else if (prot == UPAGER_PROT_READ)
+		bits = PTE_NOWRITE;
+	else if (prot == (UPAGER_PROT_READ | UPAGER_PROT_WRITE))
+		bits = 0;
+	else
+		return upager__fail(-EINVAL, "upager_protect: prot %#x is not NONE, READ or READ|WRITE",
+				    prot);
+	if (((uintptr_t)addr | len) & (p->page_size - 1))
+		return upager__fail(-EINVAL,
+				    "upager_protect: [%p, +%zu) is not aligned to the page size (%zu)",
+				    addr, len, p->page_size);
+	if (len == 0)
+		return 0;
+	r = range_region(p, addr, len, "upager_protect");
+	if (!r)
+		return UPAGER_ENOREGION;
+	uint64_t first = ((uintptr_t)addr - r->base) >> p->page_shift;
+	uint64_t n = len >> p->page_shift;
+	for (uint64_t pg = first; pg < first + n; pg++) {
+		/* Rights are remembered even for pages never touched. */
+		struct upte *e = pt_get(&r->pt, pg);
+		if (!e) {
+			err = -ENOMEM;
+			break;
+		}
+		upager__pte_lock(e);
+		uint32_t f = pte_flags(e);
+		if ((bits & PTE_NOACCESS) && (f & PTE_MAPPED)) {
+			if (p->backend->unmap(r, pg, 1) == 0)
+				pte_clear_mapped(p, e);
+			else
+				err = -EIO;
+		} else if ((bits & PTE_NOWRITE) && (f & PTE_WRITABLE)) {
+			if (p->backend->wrprotect(r, pg, 1) == 0)
+				pte_update(e, PTE_WRITABLE, 0);
+			else
+				err = -EIO;
+		}
+		pte_update(e, PTE_NOWRITE | PTE_NOACCESS, bits);
+		upager__pte_unlock(e);
+		if (err)
+			break;
+	}
+	if (!err && p->backend->set_access)
+		err = p->backend->set_access(r, first, n, prot);
+	upager__region_put(r);
+	if (err && !upager_last_error()[0])
+		upager__fail(err, "upager_protect: %s", upager_strerror(err));
+	return err;
+}
+
+UPAGER_API const char *upager_backend(upager_t *p, const char **why)
+{
+	if (why)
+		*why = p->backend_why;
+	return p->backend->name;
 }
 
 /* ---- open and close ---- */
@@ -914,6 +1004,8 @@ UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
 	snprintf(out->mode, sizeof(out->mode), "%s",
 		 p->cfg.mode == UPAGER_MODE_FAST ? "fast" : "transparent");
 	snprintf(out->policy, sizeof(out->policy), "%s", p->policy->ops->name);
+	snprintf(out->backend_why, sizeof(out->backend_why), "%s", p->backend_why);
+	out->syscalls_transparent = p->transparent;
 	return 0;
 }
 
@@ -929,6 +1021,7 @@ UPAGER_API int upager_stats_print(upager_t *p, int fd)
 #define OUT(...) n += snprintf(buf + n, sizeof(buf) - (size_t)n, __VA_ARGS__)
 	OUT("upager statistics (backend %s, %s mode, policy %s, page size %llu)\n", s.backend,
 	    s.mode, s.policy, (unsigned long long)s.page_size);
+	OUT("  backend chosen:     %s\n", s.backend_why);
 	OUT("  budget:             %llu frames (%llu MiB), %llu resident\n",
 	    (unsigned long long)s.frames_total,
 	    (unsigned long long)(s.frames_total * s.page_size >> 20),

@@ -146,26 +146,29 @@ struct upte *pt_get(struct pagetable *pt, uint64_t pg)
 	return walk(pt, pg, true);
 }
 
-static void for_each(void *node, unsigned level, uint64_t base,
-		     void (*fn)(uint64_t, struct upte *, void *), void *arg)
+static bool for_each(void *node, unsigned level, uint64_t base,
+		     bool (*fn)(uint64_t, struct upte *, void *), void *arg)
 {
 	if (!node)
-		return;
+		return false;
 	if (level == 1) {
 		struct upte *leaf = node;
 		for (unsigned i = 0; i < PT_FANOUT; i++)
-			fn(base + i, &leaf[i], arg);
-		return;
+			if (fn(base + i, &leaf[i], arg))
+				return true;
+		return false;
 	}
 	void *_Atomic *dir = node;
 	for (unsigned i = 0; i < PT_FANOUT; i++) {
 		void *child = atomic_load_explicit(&dir[i], memory_order_acquire);
-		for_each(child, level - 1, base + ((uint64_t)i << ((level - 1) * PT_BITS)), fn,
-			 arg);
+		if (for_each(child, level - 1, base + ((uint64_t)i << ((level - 1) * PT_BITS)), fn,
+			     arg))
+			return true;
 	}
+	return false;
 }
 
-void pt_for_each(struct pagetable *pt, void (*fn)(uint64_t pg, struct upte *e, void *arg),
+void pt_for_each(struct pagetable *pt, bool (*fn)(uint64_t pg, struct upte *e, void *arg),
 		 void *arg)
 {
 	for_each(atomic_load_explicit(&pt->root, memory_order_acquire), pt->levels, 0, fn, arg);

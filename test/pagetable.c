@@ -22,7 +22,7 @@ struct walk {
 	uint64_t last, count, marked;
 };
 
-static void visit(uint64_t pg, struct upte *e, void *arg)
+static bool visit(uint64_t pg, struct upte *e, void *arg)
 {
 	struct walk *w = arg;
 
@@ -34,6 +34,7 @@ static void visit(uint64_t pg, struct upte *e, void *arg)
 		CHECK_EQ(e->slot, pg + 1);
 		w->marked++;
 	}
+	return false;
 }
 
 int main(void)

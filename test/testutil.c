@@ -13,6 +13,9 @@ static const struct test_backend all_backends[] = {
 	{ "uffd", UPAGER_MODE_TRANSPARENT, "uffd/transparent" },
 	{ "uffd", UPAGER_MODE_FAST, "uffd/fast" },
 	{ "sigsegv", UPAGER_MODE_FAST, "sigsegv" },
+	/* Only when UPAGER_BACKEND=auto: whatever auto picks here. */
+	{ "auto", UPAGER_MODE_TRANSPARENT, "auto/transparent" },
+	{ "auto", UPAGER_MODE_FAST, "auto/fast" },
 };
 
 void test_config(upager_config_t *cfg, const struct test_backend *b)
@@ -32,6 +35,9 @@ static bool usable(const struct test_backend *b, char *why, size_t whylen)
 	cfg.page_size = 4096;
 	int err = upager_open(&cfg, &p);
 	if (err == 0) {
+		const char *reason;
+		const char *name = upager_backend(p, &reason);
+		snprintf(why, whylen, "%s (%s)", name, reason);
 		upager_close(p);
 		return true;
 	}
@@ -45,13 +51,14 @@ int for_each_backend(void (*body)(const struct test_backend *b, void *arg), void
 	const char *want_mode = getenv("UPAGER_MODE");
 	int ran = 0;
 
-	if (want_backend && (!*want_backend || !strcmp(want_backend, "auto")))
+	if (want_backend && !*want_backend)
 		want_backend = NULL;
 	for (size_t i = 0; i < sizeof(all_backends) / sizeof(all_backends[0]); i++) {
 		const struct test_backend *b = &all_backends[i];
-		char why[300];
+		char why[600];
 
-		if (want_backend && strcmp(want_backend, b->backend))
+		/* Unset: every backend by name. Set: that one (or auto). */
+		if (want_backend ? strcmp(want_backend, b->backend) : !strcmp(b->backend, "auto"))
 			continue;
 		if (want_mode && *want_mode && strcmp(b->backend, "sigsegv") &&
 		    strcmp(want_mode, b->mode == UPAGER_MODE_FAST ? "fast" : "transparent"))
@@ -60,7 +67,7 @@ int for_each_backend(void (*body)(const struct test_backend *b, void *arg), void
 			printf("backend %-18s skipped: %s\n", b->label, why);
 			continue;
 		}
-		printf("backend %-18s running\n", b->label);
+		printf("backend %-18s running: %s\n", b->label, why);
 		fflush(stdout);
 		body(b, arg);
 		printf("backend %-18s passed\n", b->label);

@@ -84,6 +84,13 @@ int for_each_backend(void (*body)(const struct test_backend *b, void *arg), void
 /* upager_config_init(), then the backend and mode of b. */
 void test_config(upager_config_t *cfg, const struct test_backend *b);
 
+/* Do system calls on region memory need pins with this pager? */
+static inline bool needs_pins(upager_t *p)
+{
+	upager_stats_t st;
+	return upager_stats(p, &st) == 0 && !st.syscalls_transparent;
+}
+
 /* Runs fn in a child; returns its wait status and what it wrote to
  * stderr (malloc'ed, NUL-terminated) in *err_out if not NULL. */
 int run_child(void (*fn)(void *arg), void *arg, char **err_out);
