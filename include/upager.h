@@ -149,7 +149,7 @@ typedef struct upager_stats {
 					* need no pin (transparent mode, full
 					* userfaultfd) */
 	char backend[16]; /* "uffd" or "sigsegv" */
-	char mode[16];    /* "transparent" or "fast" */
+	char mode[16];    /* "transparent" or "fast": the mode in effect */
 	char policy[32];
 	char backend_why[400]; /* why this backend: see upager_backend() */
 } upager_stats_t;

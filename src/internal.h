@@ -272,7 +272,7 @@ struct region {
 	char *pview;       /* the pager's own mapping of memfd */
 	struct pagetable pt;
 	_Atomic int refs;  /* pins against freeing while the evictor uses it */
-	bool dying;
+	_Atomic bool dying; /* set by teardown, read by faults racing with it */
 	uint32_t id;
 	void *backend_data;
 	struct region *next; /* the pager's list of regions */
@@ -328,7 +328,7 @@ struct upager {
 	bool evictor_running;
 	pthread_mutex_t evictor_lock;
 	pthread_cond_t evictor_cond;
-	bool evictor_stop;
+	_Atomic bool evictor_stop;
 	unsigned free_low, free_high;
 
 	_Atomic uint64_t pinned; /* pages with pins > 0 */

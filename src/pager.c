@@ -1001,8 +1001,9 @@ UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
 	out->metadata_bytes = pt_bytes + (uint64_t)p->nframes * sizeof(struct frame) +
 			      (uint64_t)p->io.nrings * p->io.bounce_bytes;
 	snprintf(out->backend, sizeof(out->backend), "%s", p->backend->name);
-	snprintf(out->mode, sizeof(out->mode), "%s",
-		 p->cfg.mode == UPAGER_MODE_FAST ? "fast" : "transparent");
+	/* The mode in effect: the sigsegv backend, and a user-mode-only
+	 * userfaultfd, always resolve faults in the faulting thread. */
+	snprintf(out->mode, sizeof(out->mode), "%s", p->transparent ? "transparent" : "fast");
 	snprintf(out->policy, sizeof(out->policy), "%s", p->policy->ops->name);
 	snprintf(out->backend_why, sizeof(out->backend_why), "%s", p->backend_why);
 	out->syscalls_transparent = p->transparent;

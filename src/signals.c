@@ -34,6 +34,9 @@
 
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 
+/* See the interposed entry points below. */
+#define NOT_INSTRUMENTED __attribute__((no_sanitize("address", "thread", "undefined")))
+
 struct owned {
 	int users;                /* backends that need the signal */
 	struct sigaction chained; /* what the program would have had */
@@ -45,13 +48,27 @@ static struct owned owned[2]; /* [0] SIGSEGV, [1] SIGBUS */
 /* Read lock-free in the handler: set before the real handler goes in. */
 static _Atomic bool owned_flag[2];
 
-static int slot(int sig)
+static NOT_INSTRUMENTED int slot(int sig)
 {
 	return sig == SIGSEGV ? 0 : sig == SIGBUS ? 1 : -1;
 }
 
-static sigaction_fn libc_sigaction(void)
+/*
+ * The interposed entry points run before anything else is ready: a
+ * sanitizer's runtime installs its own handlers through sigaction() while
+ * it starts up. So they are not instrumented, and they reach the C
+ * library without dlsym where it exports its implementation (glibc's
+ * __sigaction).
+ */
+#ifdef HAVE___SIGACTION
+extern int __sigaction(int, const struct sigaction *, struct sigaction *);
+#endif
+
+static NOT_INSTRUMENTED sigaction_fn libc_sigaction(void)
 {
+#ifdef HAVE___SIGACTION
+	return __sigaction;
+#else
 	static _Atomic(sigaction_fn) real;
 	sigaction_fn f = atomic_load_explicit(&real, memory_order_acquire);
 
@@ -60,6 +77,7 @@ static sigaction_fn libc_sigaction(void)
 		atomic_store_explicit(&real, f, memory_order_release);
 	}
 	return f;
+#endif
 }
 
 int upager__signal_own(int sig, void (*handler)(int, siginfo_t *, void *))
@@ -178,7 +196,8 @@ void upager__signal_raise_sigbus(uintptr_t addr, void *uc)
 
 /* ---- the interposed C library entry points ---- */
 
-UPAGER_API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+NOT_INSTRUMENTED UPAGER_API int sigaction(int sig, const struct sigaction *act,
+					   struct sigaction *old)
 {
 	int i = slot(sig);
 
@@ -202,7 +221,7 @@ UPAGER_API int sigaction(int sig, const struct sigaction *act, struct sigaction 
 	return real(sig, act, old);
 }
 
-UPAGER_API sighandler_t signal(int sig, sighandler_t handler)
+NOT_INSTRUMENTED UPAGER_API sighandler_t signal(int sig, sighandler_t handler)
 {
 	struct sigaction sa, old;
 
