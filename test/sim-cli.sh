@@ -40,6 +40,19 @@ zcat "$trace" | awk '$0 != "*" && $0 != "" { print $1, 1 }' > "$tmp/r.txt"
 "$sim" --trace "$tmp/r.txt" --format range --policies lru --sizes 100 --csv "$tmp/r.csv" --quiet ||
 	fail "range run"
 grep -qx 'lru,100,9047,6307,69.71' "$tmp/r.csv" || fail "range lru row"
+"$sim" --trace "$trace" --format lirs --write-trace "$tmp/cpp.upt" 2> "$tmp/e" || fail "convert: $(cat "$tmp/e")"
+grep -q 'wrote 9047 references' "$tmp/e" || fail "convert count: $(cat "$tmp/e")"
+if command -v zstd > /dev/null; then
+	zstd -q "$tmp/cpp.upt" -o "$tmp/cpp.upt.zst" || fail "zstd"
+	up="$tmp/cpp.upt.zst"
+else
+	gzip -c "$tmp/cpp.upt" > "$tmp/cpp.upt.gz" || fail "gzip"
+	up="$tmp/cpp.upt.gz"
+fi
+"$sim" --trace "$up" --format upager --policies lru,opt --sizes 100 --csv "$tmp/u.csv" --quiet ||
+	fail "upager run"
+grep -qx 'lru,100,9047,6307,69.71' "$tmp/u.csv" || fail "upager lru row"
+grep -qx 'opt,100,9047,7465,82.51' "$tmp/u.csv" || fail "upager opt row"
 
 # Bad arguments: non-zero exit and a message naming the problem.
 expect_fail() {
@@ -58,6 +71,7 @@ expect_fail "bad cache size 'ten'" --trace "$trace" --format lirs --policies lru
 expect_fail "cannot open trace" --trace "$tmp/none.gz" --format lirs --policies lru --sizes 10 --csv "$tmp/x"
 expect_fail "required" --trace "$trace" --format lirs --policies lru --sizes 10
 expect_fail "expected 'l' or 's'" --trace "$trace" --format addr --policies lru --sizes 10 --csv "$tmp/x"
+expect_fail "converts only" --trace "$trace" --format lirs --policies lru --sizes 10 --csv "$tmp/x" --write-trace "$tmp/y"
 expect_fail "not an upager trace" --trace "$trace" --format upager --policies lru --sizes 10 --csv "$tmp/x"
 "$sim" --help | grep -q clockpro || fail "--help does not list the policies"
 echo "sim-cli: all checks passed"

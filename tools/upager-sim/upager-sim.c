@@ -59,6 +59,7 @@ static void usage(FILE *f)
 		"usage: upager-sim --trace FILE --format lirs|addr|range|upager\n"
 		"                  --policies P1,P2,... --sizes N1,N2,... --csv OUT.csv\n"
 		"                  [--plot OUT.svg] [--page-shift N] [--limit N] [--speed] [--quiet]\n"
+		"       upager-sim --trace FILE --format F --write-trace OUT.upt\n"
 		"\n"
 		"  --trace FILE     the trace; .gz and .zst are read directly\n"
 		"  --format F       lirs: a block number per line ('*' lines skipped)\n"
@@ -72,6 +73,8 @@ static void usage(FILE *f)
 		"  --page-shift N   addr format: address bits below the page (default 12)\n"
 		"  --limit N        replay only the first N references\n"
 		"  --speed          print one key=value line per run with references/second\n"
+		"  --write-trace F  convert the trace to upager's format in F (give it with\n"
+		"                   --trace and --format only)\n"
 		"  --quiet          no table on standard output\n"
 		"\npolicies:\n  %-9s Belady's optimum (evicts the page used farthest in the future)\n",
 		"opt");
@@ -95,6 +98,7 @@ static size_t split_policies(char *list, char ***out)
 			if (!joined)
 				die(1, "out of memory");
 			snprintf(joined, len, "%s,%s", v[n - 1], tok);
+			free(v[n - 1]);
 			v[n - 1] = joined;
 			continue;
 		}
@@ -104,7 +108,9 @@ static size_t split_policies(char *list, char ***out)
 			if (!v)
 				die(1, "out of memory");
 		}
-		v[n++] = tok;
+		v[n] = strdup(tok);
+		if (!v[n++])
+			die(1, "out of memory");
 	}
 	*out = v;
 	return n;
@@ -165,6 +171,37 @@ static int col_width(const char *name)
 	return len > 10 ? (int)len : 10;
 }
 
+/* Copies a trace into upager's format. */
+static int convert(const char *in, enum trace_format fmt, unsigned page_shift,
+		   unsigned long long limit, const char *out)
+{
+	struct trace_reader *rd;
+	struct trace_writer *w;
+	unsigned long long n = 0;
+	uint64_t key;
+	unsigned flags;
+	int err = trace_open(in, fmt, page_shift, &rd);
+
+	if (err)
+		die(1, "%s", upager_last_error());
+	err = trace_writer_open(out, page_shift, &w);
+	if (err)
+		die(1, "%s", upager_last_error()[0] ? upager_last_error() : strerror(-err));
+	while ((err = trace_next(rd, &key, &flags)) == 1 && (!limit || n < limit)) {
+		if (trace_writer_ref(w, key, flags))
+			break;
+		n++;
+	}
+	if (err < 0)
+		die(1, "%s", upager_last_error());
+	trace_close(rd);
+	err = trace_writer_close(w);
+	if (err)
+		die(1, "cannot write %s: %s", out, strerror(-err));
+	fprintf(stderr, "upager-sim: wrote %llu references to %s\n", n, out);
+	return 0;
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -186,10 +223,12 @@ int main(int argc, char **argv)
 		{ "limit", required_argument, NULL, 'l' },
 		{ "speed", no_argument, NULL, 'S' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "write-trace", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *trace_path = NULL, *format = NULL, *csv_path = NULL, *plot_path = NULL;
+	const char *write_path = NULL;
 	char *policy_list = NULL, *size_list = NULL;
 	unsigned page_shift = 12;
 	unsigned long long limit = 0;
@@ -217,18 +256,24 @@ int main(int argc, char **argv)
 			break;
 		case 'S': speed = true; break;
 		case 'q': quiet = true; break;
+		case 'w': write_path = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: die(2, "bad arguments");
 		}
 	}
 	if (optind < argc)
 		die(2, "unexpected argument '%s'", argv[optind]);
-	if (!trace_path || !format || !policy_list || !size_list || !csv_path)
+	bool convert_only = write_path && !policy_list && !size_list && !csv_path;
+	if (write_path && !convert_only)
+		die(2, "--write-trace converts only: give it without --policies, --sizes, --csv");
+	if (!trace_path || !format || (!convert_only && (!policy_list || !size_list || !csv_path)))
 		die(2, "--trace, --format, --policies, --sizes and --csv are required");
 
 	enum trace_format fmt;
 	if (trace_format_parse(format, &fmt))
 		die(2, "unknown trace format '%s' (lirs, addr, range or upager)", format);
+	if (convert_only)
+		return convert(trace_path, fmt, page_shift, limit, write_path);
 	char **policies;
 	size_t npol = split_policies(policy_list, &policies);
 	if (!npol)
@@ -328,5 +373,9 @@ int main(int argc, char **argv)
 	}
 	free(hit);
 	sim_trace_free(&t);
+	for (size_t p = 0; p < npol; p++)
+		free(policies[p]);
+	free(policies);
+	free(sizes);
 	return 0;
 }
