@@ -168,8 +168,17 @@ int main(void)
 	cfg.policy = "arc:bogus=1";
 	CHECK_ERR(upager_open(&cfg, &p), UPAGER_EPOLICY);
 	CHECK(strstr(upager_last_error(), "bogus"));
-	cfg.policy = "lifo";
-	int err = upager_open(&cfg, &p);
+	/* ... and so does the environment. */
+	setenv("UPAGER_POLICY", "lifo:bogus=1", 1);
+	upager_config_init(&cfg);
+	cfg.ram_bytes = 16 * 4096;
+	CHECK_ERR(upager_open(&cfg, &p), UPAGER_EPOLICY);
+	CHECK(strstr(upager_last_error(), "lifo"));
+	setenv("UPAGER_POLICY", "lifo", 1);
+	upager_config_init(&cfg);
+	cfg.ram_bytes = 16 * 4096;
+	int err = upager_open(&cfg, &p); /* copies the policy string */
+	unsetenv("UPAGER_POLICY");
 	if (err == UPAGER_EBACKEND) {
 		printf("register: no usable fault backend, live part skipped\n");
 		return 0;
