@@ -20,7 +20,10 @@
  * resident pages sit in a max-heap keyed by that position. On a hit the
  * page's key moves to its next use; on a miss with a full cache the heap's
  * top (farthest next use, or never used again) is evicted. Demand paging:
- * the missing page is always brought in.
+ * the missing page is always brought in. "opt:bypass=1" is the variant of
+ * cache simulators that may decline to cache the missing page when it is
+ * used no sooner than every resident one (Caffeine's Clairvoyant policy
+ * counts it so); it can only score higher.
  */
 #include "internal.h"
 #include "policy.h"
@@ -209,7 +212,8 @@ static void opt_down(struct opt_heap *h, uint32_t i, uint32_t n)
 	opt_set(h, i, s);
 }
 
-int sim_run_opt(uint32_t frames, const struct sim_trace *t, upager_sim_result_t *out)
+int sim_run_opt(uint32_t frames, const struct sim_trace *t, bool bypass,
+		upager_sim_result_t *out)
 {
 	uint32_t *next = NULL, *last = NULL, *slot_of = NULL, *id_of = NULL, used = 0;
 	struct opt_heap h = { 0 };
@@ -253,6 +257,8 @@ int sim_run_opt(uint32_t frames, const struct sim_trace *t, upager_sim_result_t 
 			opt_up(&h, s);
 		} else {
 			s = h.slot_at[0];
+			if (bypass && next[i] >= h.next[s])
+				continue; /* used no sooner than any resident page */
 			slot_of[id_of[s]] = PNIL;
 			h.next[s] = next[i];
 			opt_down(&h, 0, used);
@@ -279,9 +285,11 @@ int sim_run_spec(const char *spec, uint32_t frames, const struct sim_trace *t,
 		 upager_sim_result_t *out)
 {
 	if (!strcmp(spec, "opt"))
-		return sim_run_opt(frames, t, out);
+		return sim_run_opt(frames, t, false, out);
+	if (!strcmp(spec, "opt:bypass=1"))
+		return sim_run_opt(frames, t, true, out);
 	if (!strncmp(spec, "opt:", 4))
-		return upager__fail(UPAGER_EPOLICY, "opt takes no parameters");
+		return upager__fail(UPAGER_EPOLICY, "opt takes one parameter: opt:bypass=1");
 	return sim_run(spec, frames, t, out);
 }
 

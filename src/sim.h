@@ -8,6 +8,7 @@
 #ifndef UPAGER_SIM_H
 #define UPAGER_SIM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,8 +41,10 @@ int sim_run(const char *spec, uint32_t frames, const struct sim_trace *t,
 	    upager_sim_result_t *out);
 /* Belady's OPT: on a miss with a full cache, evict the resident page
  * whose next use is farthest away (never used again counts as farthest).
- * Returns 0 or -ENOMEM. */
-int sim_run_opt(uint32_t frames, const struct sim_trace *t, upager_sim_result_t *out);
+ * With bypass, a missing page used no sooner than every resident page is
+ * not brought in at all. Returns 0 or -ENOMEM. */
+int sim_run_opt(uint32_t frames, const struct sim_trace *t, bool bypass,
+		upager_sim_result_t *out);
 /* Either of the above, by spec. */
 int sim_run_spec(const char *spec, uint32_t frames, const struct sim_trace *t,
 		 upager_sim_result_t *out);

@@ -50,6 +50,15 @@ static void test_fifo_lru_opt(void)
 	CHECK_EQ(FAULTS("fifo", 3, textbook), 15);
 	CHECK_EQ(FAULTS("lru", 3, textbook), 12);
 	CHECK_EQ(FAULTS("opt", 3, textbook), 9);
+	/* 1,2,1 with one frame: demand OPT must bring 2 in, so 1 misses
+	 * again (3 faults); the bypass variant leaves 2 uncached (2). */
+	static const uint64_t aba[] = { 1, 2, 1 };
+	CHECK_EQ(FAULTS("opt", 1, aba), 3);
+	CHECK_EQ(FAULTS("opt:bypass=1", 1, aba), 2);
+	/* On the textbook string demand OPT evicts 0 (next used at request
+	 * 10) to bring in 4 at request 7, which is never used again; the
+	 * bypass variant leaves 4 uncached, and 0 hits at request 10: 8. */
+	CHECK_EQ(FAULTS("opt:bypass=1", 3, textbook), 8);
 
 	/* A loop over n + 1 pages with n frames: LRU always evicts the page
 	 * needed next, so every one of the 10 x 9 references misses; FIFO

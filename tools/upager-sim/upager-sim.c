@@ -76,7 +76,8 @@ static void usage(FILE *f)
 		"  --write-trace F  convert the trace to upager's format in F (give it with\n"
 		"                   --trace and --format only)\n"
 		"  --quiet          no table on standard output\n"
-		"\npolicies:\n  %-9s Belady's optimum (evicts the page used farthest in the future)\n",
+		"\npolicies:\n  %-9s Belady's optimum (evicts the page used farthest in the future;\n"
+		"            opt:bypass=1 may also decline to cache the missing page)\n",
 		"opt");
 	for (size_t i = 0; i < n && i < 64; i++)
 		fprintf(f, "  %-9s %s\n", ops[i]->name, ops[i]->summary ? ops[i]->summary : "");
@@ -153,10 +154,10 @@ static void check_policy(const char *spec)
 	struct policy *pol;
 	int err;
 
-	if (!strcmp(spec, "opt"))
+	if (!strcmp(spec, "opt") || !strcmp(spec, "opt:bypass=1"))
 		return;
 	if (!strncmp(spec, "opt:", 4))
-		die(2, "policy 'opt' takes no parameters");
+		die(2, "policy 'opt' takes one parameter: opt:bypass=1");
 	err = policy_create(spec, 64, no_age, NULL, &pol);
 	if (err == UPAGER_EPOLICY)
 		die(2, "policy '%s': %s (see --help for the list)", spec, upager_last_error());
