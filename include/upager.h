@@ -18,6 +18,7 @@
 #ifndef UPAGER_H
 #define UPAGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -241,6 +242,129 @@ UPAGER_API const char *upager_last_error(void);
 /* Parses a size such as "4096", "64K", "512M", "2G" (binary units).
  * Returns 0 and sets *out, or -EINVAL. */
 UPAGER_API int upager_parse_size(const char *s, uint64_t *out);
+
+/* ---- replacement policies ----
+ *
+ * A policy decides which page leaves the frame pool; the pager acts on the
+ * verdict. It is a struct of callbacks plus private state, registered by
+ * name with upager_policy_register() and chosen with the configuration's
+ * policy string or UPAGER_POLICY=name[:key=value,...]. The same policy
+ * runs in a live pager and in the simulator (upager_sim_run, upager-sim).
+ *
+ * The host (pager or simulator) numbers its frames 0..nframes-1 and tells
+ * the policy about them:
+ *
+ *   insert(frame, key, write)  a page entered the frame: it was filled
+ *                              (zero, swap-in) or taken back after a failed
+ *                              eviction. key names the page for as long as
+ *                              it exists, so ghost lists can remember it.
+ *   reference(frame, write)    a reference to the resident page was seen: a
+ *                              minor fault after sampling in the pager, every
+ *                              hit in the simulator. Also called when a
+ *                              victim turned out to be busy or pinned.
+ *   remove(frame, why)         the page left the frame: UPAGER_POLICY_EVICTED
+ *                              (it was the policy's own victim) or
+ *                              UPAGER_POLICY_FREED (unmapped, discarded).
+ *   victim()                   name a frame to evict, or -1 if none is
+ *                              tracked. victim() must not forget the frame:
+ *                              the host either evicts it, calling
+ *                              remove(frame, EVICTED), or, when the page is
+ *                              busy, calls reference(frame) and asks again.
+ *   miss(key, write)           optional: a host that knows which page is
+ *                              about to come in (the simulator always) says
+ *                              so before the victim() and insert() it
+ *                              causes. Adaptive policies (ARC) use it to
+ *                              pick that victim exactly as their paper does;
+ *                              without it they adapt in insert().
+ *
+ * Contract:
+ *   - Every hook is called with the pager's policy lock held, so a policy
+ *     needs no lock of its own; insert, reference and remove are also
+ *     called with the page's lock held. Hooks run on the fault path
+ *     (possibly in a signal handler): no allocation after create(), no
+ *     I/O, no sleeping, no calls into the pager other than env->age().
+ *     Size per-frame state and bounded ghost lists in create().
+ *   - env->age(env->host, frame): the policy consumed the frame's
+ *     referenced bit (a clock hand cleared it). The pager then unmaps the
+ *     page so that its next access is reported through reference(); the
+ *     simulator reports every access anyway and ignores it.
+ *   - create() gets the parameters after the ':' of the policy string
+ *     ("" if none) and must reject keys it does not know (-EINVAL or
+ *     UPAGER_EPOLICY): upager_open() then fails with UPAGER_EPOLICY.
+ */
+
+#define UPAGER_POLICY_ABI 1
+
+typedef enum upager_policy_reason {
+	UPAGER_POLICY_EVICTED = 0, /* the policy's own victim (a ghost may remember it) */
+	UPAGER_POLICY_FREED = 1,   /* the page was unmapped or discarded */
+} upager_policy_reason_t;
+
+/* What the host offers a policy; valid from create() to destroy(). */
+typedef struct upager_policy_env {
+	uint32_t nframes; /* frames are 0..nframes-1 */
+	void (*age)(void *host, uint32_t frame);
+	void *host;
+	uint64_t seed;    /* for randomised policies */
+} upager_policy_env_t;
+
+typedef struct upager_policy_ops {
+	uint32_t abi;        /* UPAGER_POLICY_ABI */
+	uint32_t size;       /* sizeof(upager_policy_ops_t) */
+	const char *name;    /* [a-z0-9_-]+, unique */
+	const char *summary; /* one line for listings */
+	/* params: "key=value,..." or "". Returns 0 and sets *state, or a
+	 * negative code. */
+	int (*create)(const upager_policy_env_t *env, const char *params, void **state);
+	void (*destroy)(void *state);
+	void (*insert)(void *state, uint32_t frame, uint64_t key, bool write);
+	void (*reference)(void *state, uint32_t frame, bool write);
+	void (*remove)(void *state, uint32_t frame, upager_policy_reason_t why);
+	int64_t (*victim)(void *state);
+	void (*miss)(void *state, uint64_t key, bool write); /* optional, may be NULL */
+} upager_policy_ops_t;
+
+/*
+ * Registers a policy by name for every pager opened afterwards in this
+ * process. ops must stay valid (usually a static const struct). Returns 0,
+ * -EEXIST if the name is taken (built-in or registered), -EINVAL if ops is
+ * malformed (ABI, size, name, a missing mandatory hook), -ENOSPC when the
+ * table of registered policies is full.
+ */
+UPAGER_API int upager_policy_register(const upager_policy_ops_t *ops);
+
+/*
+ * Lists the built-in and registered policies: fills out[0..max-1] and
+ * returns how many there are in all (may exceed max; out may be NULL when
+ * max is 0).
+ */
+UPAGER_API size_t upager_policy_list(const upager_policy_ops_t **out, size_t max);
+
+/* ---- simulation ----
+ *
+ * Replays a reference string through a policy hosted exactly as the pager
+ * hosts it, but with every reference reported: a cache of `frames` pages,
+ * starting empty. A reference to a resident page is a hit; any other
+ * reference is a miss (cold misses count) that brings the page in,
+ * evicting the policy's victim when the cache is full.
+ */
+typedef struct upager_sim_result {
+	uint64_t requests;
+	uint64_t hits;
+	uint64_t writes; /* requests with the write bit */
+	uint64_t evictions;
+} upager_sim_result_t;
+
+/*
+ * Runs policy spec ("name[:params]" of any built-in or registered policy,
+ * or "opt" for Belady's optimum) over keys[0..n-1]; writes[i] != 0 marks a
+ * write (writes may be NULL). Returns 0 and fills *out, UPAGER_EPOLICY for
+ * an unknown policy or bad parameters, -EINVAL for frames == 0, -ENOMEM,
+ * or -EPROTO when the policy broke the contract (named no victim with a
+ * full cache, or a frame that holds no page).
+ */
+UPAGER_API int upager_sim_run(const char *spec, uint32_t frames, const uint64_t *keys,
+			      const uint8_t *writes, size_t n, upager_sim_result_t *out);
 
 #ifdef __cplusplus
 }

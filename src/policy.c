@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The policy registry: finds a policy by name, splits "name:params", and
+ * The policy registry: finds a policy by name (built-in, or registered at
+ * run time through upager_policy_register()), splits "name:params", and
  * offers the parameter parsing every policy needs. Adding a built-in
  * policy is one file and one line in the table below.
  */
@@ -12,15 +13,102 @@
 #include <string.h>
 
 static const struct policy_ops *const builtin[] = {
+	&upager__policy_fifo,
+	&upager__policy_random,
 	&upager__policy_clock,
+	&upager__policy_lru,
+	&upager__policy_lfu,
+	&upager__policy_2q,
+	&upager__policy_arc,
+	&upager__policy_car,
+	&upager__policy_s3fifo,
+	&upager__policy_sieve,
+	&upager__policy_clockpro,
 };
+
+/* Registered policies: appended under the lock, never removed, so a
+ * pointer read from the table stays valid. */
+#define MAX_REGISTERED 64
+static const struct policy_ops *registered[MAX_REGISTERED];
+static size_t nregistered;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool name_is(const struct policy_ops *ops, const char *name, size_t len)
+{
+	return strlen(ops->name) == len && !strncmp(ops->name, name, len);
+}
 
 const struct policy_ops *policy_find(const char *name, size_t len)
 {
+	const struct policy_ops *found = NULL;
+
 	for (size_t i = 0; i < ARRAY_SIZE(builtin); i++)
-		if (strlen(builtin[i]->name) == len && !strncmp(builtin[i]->name, name, len))
+		if (name_is(builtin[i], name, len))
 			return builtin[i];
-	return NULL;
+	pthread_mutex_lock(&registry_lock);
+	for (size_t i = 0; i < nregistered && !found; i++)
+		if (name_is(registered[i], name, len))
+			found = registered[i];
+	pthread_mutex_unlock(&registry_lock);
+	return found;
+}
+
+static bool valid_name(const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+
+	/* It must fit upager_stats_t.policy, and "opt" is the simulator's. */
+	if (len == 0 || len > 31 || !strcmp(name, "opt"))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+UPAGER_API int upager_policy_register(const upager_policy_ops_t *ops)
+{
+	int ret = 0;
+
+	if (!ops || ops->abi != UPAGER_POLICY_ABI || ops->size < sizeof(*ops))
+		return upager__fail(-EINVAL, "policy ops: wrong ABI version or size");
+	if (ops->name && !strcmp(ops->name, "opt"))
+		return upager__fail(-EEXIST, "policy name 'opt' is reserved for Belady's OPT");
+	if (!valid_name(ops->name))
+		return upager__fail(-EINVAL, "policy name must be 1-31 characters of [a-z0-9_-]");
+	if (!ops->create || !ops->destroy || !ops->insert || !ops->reference || !ops->remove ||
+	    !ops->victim)
+		return upager__fail(-EINVAL, "policy '%s' lacks a mandatory hook", ops->name);
+	for (size_t i = 0; i < ARRAY_SIZE(builtin); i++)
+		if (!strcmp(builtin[i]->name, ops->name))
+			return upager__fail(-EEXIST, "policy '%s' is built in", ops->name);
+	pthread_mutex_lock(&registry_lock);
+	for (size_t i = 0; i < nregistered; i++)
+		if (!strcmp(registered[i]->name, ops->name))
+			ret = upager__fail(-EEXIST, "policy '%s' is already registered", ops->name);
+	if (!ret && nregistered == MAX_REGISTERED)
+		ret = upager__fail(-ENOSPC, "too many registered policies (%d)", MAX_REGISTERED);
+	if (!ret)
+		registered[nregistered++] = ops;
+	pthread_mutex_unlock(&registry_lock);
+	return ret;
+}
+
+UPAGER_API size_t upager_policy_list(const upager_policy_ops_t **out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(builtin); i++, n++)
+		if (n < max)
+			out[n] = builtin[i];
+	pthread_mutex_lock(&registry_lock);
+	for (size_t i = 0; i < nregistered; i++, n++)
+		if (n < max)
+			out[n] = registered[i];
+	pthread_mutex_unlock(&registry_lock);
+	return n;
 }
 
 int policy_create(const char *spec, uint32_t nframes, void (*age)(void *, uint32_t), void *host,
@@ -43,9 +131,13 @@ int policy_create(const char *spec, uint32_t nframes, void (*age)(void *, uint32
 	pol->env.age = age;
 	pol->env.host = host;
 	pol->env.seed = 0x9e3779b97f4a7c15ULL ^ nframes;
+	upager__clear_error();
 	err = ops->create(&pol->env, params, &pol->state);
 	if (err) {
 		free(pol);
+		/* A policy from outside may answer bad parameters with -EINVAL. */
+		if (err == -EINVAL)
+			err = UPAGER_EPOLICY;
 		if (err == UPAGER_EPOLICY && !upager_last_error()[0])
 			upager__fail(err, "bad parameters for policy '%s': '%s'", ops->name, params);
 		return err;
@@ -135,5 +227,33 @@ int policy_params_check(const char *params, const char *const *keys)
 					    (int)len, p);
 		p = end ? end + 1 : NULL;
 	}
+	return 0;
+}
+
+int policy_param_fraction(const char *policy, const char *params, const char *key, double def,
+			  double lo, double hi, double *out)
+{
+	size_t vlen;
+
+	*out = def;
+	if (!param_value(params, key, &vlen))
+		return 0;
+	if (!policy_param_double(params, key, out) || !(*out >= lo && *out <= hi))
+		return upager__fail(UPAGER_EPOLICY, "policy %s: %s must be a number in [%g, %g]",
+				    policy, key, lo, hi);
+	return 0;
+}
+
+int policy_param_range(const char *policy, const char *params, const char *key, uint64_t def,
+		       uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	size_t vlen;
+
+	*out = def;
+	if (!param_value(params, key, &vlen))
+		return 0;
+	if (!policy_param_u64(params, key, out) || *out < lo || *out > hi)
+		return upager__fail(UPAGER_EPOLICY, "policy %s: %s must be an integer in [%llu, %llu]",
+				    policy, key, (unsigned long long)lo, (unsigned long long)hi);
 	return 0;
 }

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The replacement-policy interface. A policy decides, the core acts: a
- * policy is told when a page enters a frame, when a reference to it is
- * seen and when it leaves; when asked, it names a victim frame. It never
- * does I/O, never touches page contents and never allocates after
- * create(): per-frame state lives in arrays sized at create().
+ * The replacement-policy interface, internal side. The types and the
+ * contract are public (include/upager.h, "replacement policies"): a policy
+ * is told when a page enters a frame, when a reference to it is seen and
+ * when it leaves; when asked, it names a victim frame. It never does I/O,
+ * never touches page contents and never allocates after create().
  *
  * The same policy file runs in the live pager and in the simulator. Frames
  * are numbered 0..nframes-1; a key names the page a frame holds (stable
@@ -14,6 +14,9 @@
  * needs no locking of its own. insert, reference and remove are also
  * called with the page's lock held. A hook must not call into the pager,
  * except env->age().
+ *
+ * The core (pager.c, evict.c) and the built-in policies use the short
+ * internal names below; they are the public types under another name.
  */
 #ifndef UPAGER_POLICY_H
 #define UPAGER_POLICY_H
@@ -22,41 +25,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Why a page left its frame. */
-enum policy_remove_reason {
-	POLICY_EVICTED = 0, /* the policy's own victim (ARC keeps a ghost) */
-	POLICY_FREED = 1,   /* the page was unmapped or discarded */
-};
+#include "upager.h"
 
-/* What the host (pager or simulator) offers a policy. */
-struct policy_env {
-	uint32_t nframes;
-	/*
-	 * The policy consumed a frame's referenced bit (a clock hand cleared
-	 * it): the host arranges that the next access to that page is seen
-	 * and reported through reference(). In the live pager this unmaps the
-	 * page (a minor fault follows); the simulator reports every access
-	 * anyway, so there it does nothing.
-	 */
-	void (*age)(void *host, uint32_t frame);
-	void *host;
-	uint64_t seed; /* for randomised policies */
-};
-
-struct policy_ops {
-	const char *name;
-	const char *summary; /* one line for listings */
-	/* params: "key=value,..." or "" */
-	int (*create)(const struct policy_env *env, const char *params, void **state);
-	void (*destroy)(void *state);
-	void (*insert)(void *state, uint32_t frame, uint64_t key, bool write);
-	void (*reference)(void *state, uint32_t frame, bool write);
-	void (*remove)(void *state, uint32_t frame, enum policy_remove_reason why);
-	/* A frame to evict, or -1 if the policy tracks none. The core then
-	 * either evicts it (remove(POLICY_EVICTED)) or, if the page is busy,
-	 * reports a reference to it and asks again. */
-	int64_t (*victim)(void *state);
-};
+#define policy_ops upager_policy_ops
+#define policy_env upager_policy_env
+#define policy_remove_reason upager_policy_reason
+#define POLICY_EVICTED UPAGER_POLICY_EVICTED
+#define POLICY_FREED UPAGER_POLICY_FREED
 
 struct policy {
 	const struct policy_ops *ops;
@@ -64,20 +39,52 @@ struct policy {
 	struct policy_env env;
 };
 
-/* Looks up "name[:params]" and creates the policy. Returns 0 or
- * UPAGER_EPOLICY (with a message). */
+/* Looks up "name[:params]" among the built-in and registered policies and
+ * creates it for nframes frames. Returns 0 or UPAGER_EPOLICY (with a
+ * message), -ENOMEM, or the policy's own create() error. */
 int policy_create(const char *spec, uint32_t nframes, void (*age)(void *, uint32_t), void *host,
 		  struct policy **out);
 void policy_destroy(struct policy *pol);
+/* The policy called name[0..len), built-in or registered, or NULL. */
 const struct policy_ops *policy_find(const char *name, size_t len);
 
 /* Parses one "key=value" parameter out of a params string; helpers for
  * policies. Return true and set *out if key is present and valid. */
 bool policy_param_double(const char *params, const char *key, double *out);
 bool policy_param_u64(const char *params, const char *key, uint64_t *out);
-/* Rejects parameters other than the listed keys (NULL-terminated). */
+/* Rejects parameters other than the listed keys (NULL-terminated) and
+ * items that are not key=value. Returns 0 or UPAGER_EPOLICY. */
 int policy_params_check(const char *params, const char *const *keys);
+/* A fraction parameter in [lo, hi] (default def if absent). Returns 0 or
+ * UPAGER_EPOLICY with a message naming the policy and key. */
+int policy_param_fraction(const char *policy, const char *params, const char *key, double def,
+			  double lo, double hi, double *out);
+/* An integer parameter in [lo, hi] (default def if absent). */
+int policy_param_range(const char *policy, const char *params, const char *key, uint64_t def,
+		       uint64_t lo, uint64_t hi, uint64_t *out);
 
+/* A small generator for randomised policies (xorshift64*). */
+static inline uint64_t policy_rand(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+/* The built-in policies, one file each (policy-<name>.c). */
+extern const struct policy_ops upager__policy_fifo;
+extern const struct policy_ops upager__policy_random;
 extern const struct policy_ops upager__policy_clock;
+extern const struct policy_ops upager__policy_lru;
+extern const struct policy_ops upager__policy_lfu;
+extern const struct policy_ops upager__policy_2q;
+extern const struct policy_ops upager__policy_arc;
+extern const struct policy_ops upager__policy_car;
+extern const struct policy_ops upager__policy_s3fifo;
+extern const struct policy_ops upager__policy_sieve;
+extern const struct policy_ops upager__policy_clockpro;
 
 #endif /* UPAGER_POLICY_H */
