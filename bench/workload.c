@@ -25,7 +25,11 @@
  *              fixed permutation), at a uniform word in the page
  * With --threads N, a sequential pass gives each thread a contiguous
  * 1/N of the region and a random pass gives each thread --ops/N
- * operations. A random pass also stops at --seconds, if given.
+ * operations. A random pass first runs --warmup-ops untimed operations
+ * (to reach its steady state: a resident set of its own pages, dirty
+ * victims to write back). A random or seq-read pass stops after
+ * --seconds, if given (a seq-read pass then reads the front part of each
+ * thread's share).
  *
  * Before the first pass, if it reads data (everything but seq-write), an
  * untimed setup pass writes the whole region (upager, kswap); for kmmap,
@@ -76,6 +80,7 @@ static struct {
 	int mode; /* upager_mode_t, or -1 */
 	unsigned threads;
 	uint64_t size, ram, ops, zipf_ops; /* zipf_ops: 0 = ops */
+	uint64_t warmup; /* random passes: untimed operations before the timed ones */
 	double seconds, alpha;
 	const char *file, *swap;
 	uint64_t seed;
@@ -98,7 +103,7 @@ static uint64_t nwords, npages;
 static upager_t *pager;
 static int file_fd = -1;
 static bool data_known; /* every word holds i ^ GEN */
-static double deadline; /* random passes stop here (0: no limit) */
+static double deadline; /* random and seq-read passes stop here (0: no limit) */
 
 /* ---- Zipf sampling: rejection-inversion (Hoermann and Derflinger, 1996),
  * as in Apache Commons RNG: O(1) memory and a few logs per draw, so it
@@ -186,8 +191,10 @@ struct worker {
 	enum pat pat;
 	uint64_t lo, hi; /* words, sequential passes */
 	uint64_t ops;    /* random passes */
+	uint64_t warmup; /* random passes: untimed operations first */
+	uint64_t rng;
 	uint64_t done, errors, sum;
-	pthread_barrier_t *start;
+	pthread_barrier_t *warm, *go;
 };
 
 static void seq_write(struct worker *w)
@@ -199,30 +206,38 @@ static void seq_write(struct worker *w)
 	w->done = (w->hi - w->lo) / WORDS_PER_PAGE;
 }
 
+/* Checked every 64 pages against the deadline. */
+#define SEQ_STEP (64 * WORDS_PER_PAGE)
+
 static void seq_read(struct worker *w)
 {
 	const uint64_t *m = mem;
-	uint64_t bad = 0, sum = 0;
+	uint64_t bad = 0, sum = 0, i;
 
-	if (data_known) {
-		for (uint64_t i = w->lo; i < w->hi; i++)
-			bad += m[i] != (i ^ GEN);
-	} else {
-		for (uint64_t i = w->lo; i < w->hi; i++)
-			sum += m[i];
+	for (i = w->lo; i < w->hi;) {
+		uint64_t end = w->hi - i < SEQ_STEP ? w->hi : i + SEQ_STEP;
+		if (data_known) {
+			for (; i < end; i++)
+				bad += m[i] != (i ^ GEN);
+		} else {
+			for (; i < end; i++)
+				sum += m[i];
+		}
+		if (deadline > 0 && bench_now() >= deadline)
+			break;
 	}
 	w->errors = bad;
 	w->sum = sum;
-	w->done = (w->hi - w->lo) / WORDS_PER_PAGE;
+	w->done = (i - w->lo) / WORDS_PER_PAGE;
 }
 
-static void random_rmw(struct worker *w, bool skewed)
+static uint64_t random_rmw(struct worker *w, bool skewed, uint64_t ops, bool timed)
 {
-	uint64_t rng = o.seed * 0x100000001b3ull + w->id * 0x9e3779b97f4a7c15ull + w->pat;
+	uint64_t rng = w->rng;
 	uint64_t done = 0;
 
-	while (done < w->ops) {
-		uint64_t chunk = w->ops - done < 1024 ? w->ops - done : 1024;
+	while (done < ops) {
+		uint64_t chunk = ops - done < 1024 ? ops - done : 1024;
 		for (uint64_t k = 0; k < chunk; k++) {
 			uint64_t i;
 			if (skewed) {
@@ -237,17 +252,26 @@ static void random_rmw(struct worker *w, bool skewed)
 			__atomic_fetch_add(&mem[i], 1, __ATOMIC_RELAXED);
 		}
 		done += chunk;
-		if (deadline > 0 && bench_now() >= deadline)
+		if (timed && deadline > 0 && bench_now() >= deadline)
 			break;
 	}
-	w->done = done;
+	w->rng = rng;
+	return done;
 }
 
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	bool random = w->pat == PAT_RAND_RMW || w->pat == PAT_ZIPF_RMW;
 
-	pthread_barrier_wait(w->start);
+	w->rng = o.seed * 0x100000001b3ull + w->id * 0x9e3779b97f4a7c15ull + w->pat;
+	/* Warm-up: the same operations, untimed, so that the timed ones see
+	 * the steady state (resident set full of pages of this pattern,
+	 * dirty victims to write back) rather than what the last pass left. */
+	if (random && w->warmup)
+		random_rmw(w, w->pat == PAT_ZIPF_RMW, w->warmup, false);
+	pthread_barrier_wait(w->warm);
+	pthread_barrier_wait(w->go);
 	switch (w->pat) {
 	case PAT_SEQ_WRITE:
 		seq_write(w);
@@ -256,10 +280,8 @@ static void *worker_main(void *arg)
 		seq_read(w);
 		break;
 	case PAT_RAND_RMW:
-		random_rmw(w, false);
-		break;
 	case PAT_ZIPF_RMW:
-		random_rmw(w, true);
+		w->done = random_rmw(w, w->pat == PAT_ZIPF_RMW, w->ops, true);
 		break;
 	default:
 		break;
@@ -272,16 +294,24 @@ struct pass_result {
 	uint64_t ops, errors;
 };
 
-static struct pass_result run_threads(enum pat pat)
+struct counters;
+static void read_counters(struct counters *c);
+
+/* Runs a pass on o.threads threads: the warm-up, then counters a, the
+ * timed part, counters b. */
+static struct pass_result run_threads(enum pat pat, uint64_t warmup, struct counters *a,
+				      struct counters *b)
 {
 	struct worker w[MAX_THREADS];
-	pthread_barrier_t start;
+	pthread_barrier_t warm, go;
 	struct pass_result res = { 0, 0, 0 };
 	uint64_t pages_per = npages / o.threads;
 
-	pthread_barrier_init(&start, NULL, o.threads + 1);
+	pthread_barrier_init(&warm, NULL, o.threads + 1);
+	pthread_barrier_init(&go, NULL, o.threads + 1);
 	for (unsigned t = 0; t < o.threads; t++) {
-		w[t] = (struct worker){ .id = t, .pat = pat, .start = &start };
+		w[t] = (struct worker){ .id = t, .pat = pat, .warm = &warm, .go = &go };
+		w[t].warmup = warmup / o.threads + (t < warmup % o.threads);
 		w[t].lo = t * pages_per * WORDS_PER_PAGE;
 		w[t].hi = t + 1 == o.threads ? nwords : (t + 1) * pages_per * WORDS_PER_PAGE;
 		uint64_t ops = pat == PAT_ZIPF_RMW && o.zipf_ops ? o.zipf_ops : o.ops;
@@ -292,16 +322,21 @@ static struct pass_result run_threads(enum pat pat)
 			exit(1);
 		}
 	}
+	pthread_barrier_wait(&warm);
+	bench_reset_peak_rss();
+	read_counters(a);
 	double t0 = bench_now();
-	deadline = o.seconds > 0 ? t0 + o.seconds : 0;
-	pthread_barrier_wait(&start);
+	deadline = o.seconds > 0 && pat != PAT_SEQ_WRITE ? t0 + o.seconds : 0;
+	pthread_barrier_wait(&go);
 	for (unsigned t = 0; t < o.threads; t++) {
 		pthread_join(w[t].tid, NULL);
 		res.ops += w[t].done;
 		res.errors += w[t].errors;
 	}
 	res.elapsed = bench_now() - t0;
-	pthread_barrier_destroy(&start);
+	read_counters(b);
+	pthread_barrier_destroy(&warm);
+	pthread_barrier_destroy(&go);
 	return res;
 }
 
@@ -387,12 +422,12 @@ static void report(enum pat pat, const struct pass_result *r, const struct count
 	long hwm = bench_status_kb("VmHWM");
 
 	printf("workload=%s system=%s mode=%s threads=%u ws_mb=%.0f budget_mb=%.0f ops=%llu "
-	       "elapsed_s=%.3f ops_per_s=%.1f mb_per_s=%.2f peak_rss_mb=%.1f "
+	       "warmup_ops=%llu elapsed_s=%.3f ops_per_s=%.1f mb_per_s=%.2f peak_rss_mb=%.1f "
 	       "major_faults=%ld minor_faults=%ld io_read_mb=%.1f io_write_mb=%.1f io_src=%s",
 	       pat_names[pat], sys_names[o.sys],
 	       mode_name,
 	       o.threads, (double)o.size / mb, (double)budget_bytes / mb,
-	       (unsigned long long)r->ops, r->elapsed, (double)r->ops / r->elapsed,
+	       (unsigned long long)r->ops, seq ? 0ull : (unsigned long long)o.warmup, r->elapsed, (double)r->ops / r->elapsed,
 	       bytes / r->elapsed / mb, hwm / 1024.0, b->ru.ru_majflt - a->ru.ru_majflt,
 	       b->ru.ru_minflt - a->ru.ru_minflt, (double)(b->io_read - a->io_read) / mb,
 	       (double)(b->io_write - a->io_write) / mb, io_src());
@@ -426,10 +461,8 @@ static void run_pass(enum pat pat, bool timed)
 	if (o.verbose)
 		fprintf(stderr, "workload: %s pass: %s\n", timed ? "timed" : "setup",
 			pat_names[pat]);
-	bench_reset_peak_rss();
-	read_counters(&a);
-	r = run_threads(pat);
-	read_counters(&b);
+	r = run_threads(pat, timed && pat != PAT_SEQ_WRITE && pat != PAT_SEQ_READ ? o.warmup : 0,
+			&a, &b);
 	if (timed)
 		report(pat, &r, &a, &b);
 	if (pat == PAT_SEQ_WRITE)
@@ -576,12 +609,14 @@ static void usage(int status)
 	fprintf(status ? stderr : stdout,
 		"usage: workload [--system upager|kswap|kmmap] [--mode fast|transparent]\n"
 		"                [--pattern seq-write,seq-read,rand-rmw,zipf-rmw] [--threads N]\n"
-		"                [--size BYTES] [--ram BYTES] [--ops N] [--zipf-ops N] [--seconds S]\n"
+		"                [--size BYTES] [--ram BYTES] [--ops N] [--zipf-ops N] [--warmup-ops N]\n"
+		"                [--seconds S]\n"
 		"                [--alpha A] [--file PATH] [--swap PATH] [--seed N] [-v]\n"
 		"  --size   working set (default 1G); --ram upager's budget (default 256M);\n"
 		"           kswap and kmmap get theirs from the memory cgroup they run in\n"
 		"  --ops    operations of a random pass, all threads together (default 200000);\n"
-		"           --zipf-ops overrides it for zipf-rmw\n"
+		"           --zipf-ops overrides it for zipf-rmw; --warmup-ops untimed ones first\n"
+		"  --seconds a random or seq-read pass stops after S seconds\n"
 		"  --file   the data file of kmmap; --swap upager's swap path (default $TMPDIR)\n");
 	exit(status);
 }
@@ -617,6 +652,7 @@ int main(int argc, char **argv)
 		{ "ram", required_argument, NULL, 'r' },
 		{ "ops", required_argument, NULL, 'n' },
 		{ "zipf-ops", required_argument, NULL, 'z' },
+		{ "warmup-ops", required_argument, NULL, 'W' },
 		{ "seconds", required_argument, NULL, 'T' },
 		{ "alpha", required_argument, NULL, 'a' },
 		{ "file", required_argument, NULL, 'f' },
@@ -664,6 +700,9 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			o.ops = bench_size_arg("--ops", optarg);
+			break;
+		case 'W':
+			o.warmup = bench_size_arg("--warmup-ops", optarg);
 			break;
 		case 'z':
 			o.zipf_ops = bench_size_arg("--zipf-ops", optarg);
