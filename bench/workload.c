@@ -442,6 +442,11 @@ static void report(enum pat pat, const struct pass_result *r, const struct count
 		       D(faults_zero), D(faults_minor), D(faults_major), D(faults_wp),
 		       D(evictions), D(writebacks), D(clean_drops), D(zero_drops), D(io_submits),
 		       D(direct_reclaims), D(samples));
+		/* Gauges at the end of the pass: what upager holds, as opposed
+		 * to RSS, which counts a page mapped in both of a region's
+		 * views twice. */
+		printf(" up_resident_mb=%.1f up_metadata_mb=%.1f",
+		       (double)(y->resident_pages * y->page_size) / mb, (double)y->metadata_bytes / mb);
 #undef D
 	}
 	printf("\n");
