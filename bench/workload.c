@@ -264,7 +264,11 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	bool random = w->pat == PAT_RAND_RMW || w->pat == PAT_ZIPF_RMW;
 
-	w->rng = o.seed * 0x100000001b3ull + w->id * 0x9e3779b97f4a7c15ull + w->pat;
+	/* Independent streams per thread and pattern: splitmix64's state
+	 * advances by its own increment, so seeds that differ by a multiple
+	 * of it would give the same sequence shifted by a few draws. */
+	uint64_t s = (o.seed + 1) * 0xd1342543de82ef95ull ^ ((uint64_t)w->id << 32) ^ w->pat;
+	w->rng = bench_rand(&s) ^ (w->id * 0xc6a4a7935bd1e995ull);
 	/* Warm-up: the same operations, untimed, so that the timed ones see
 	 * the steady state (resident set full of pages of this pattern,
 	 * dirty victims to write back) rather than what the last pass left. */
