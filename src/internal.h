@@ -232,8 +232,10 @@ struct io_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct io_ring *free;
-	int fault_inject;          /* test hook: fail I/O with this -errno ... */
-	unsigned fault_inject_ops; /* ... if its op's bit (1 << IO_READ, 1 << IO_WRITE) is set */
+	/* Test hook, set by tests while I/O threads run (hence atomic): fail I/O
+	 * with fault_inject (-errno) if its op's bit (1 << IO_READ/IO_WRITE) is set. */
+	_Atomic int fault_inject;
+	_Atomic unsigned fault_inject_ops;
 };
 
 int io_pool_init(struct io_pool *pool, unsigned nrings, unsigned depth, size_t bounce_bytes,

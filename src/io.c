@@ -158,8 +158,12 @@ int io_ring_run(struct io_pool *pool, struct io_ring *r, int fd, struct io_req *
 	while (done < n) {
 		/* Fill the submission queue with whole groups. */
 		while (next < n && inflight < r->depth) {
-			if (pool->fault_inject && (pool->fault_inject_ops & (1u << reqs[next].op))) {
-				reqs[next].res = pool->fault_inject; /* test hook */
+			int injected = atomic_load_explicit(&pool->fault_inject, memory_order_relaxed);
+
+			if (injected && (atomic_load_explicit(&pool->fault_inject_ops,
+							      memory_order_relaxed) &
+					 (1u << reqs[next].op))) {
+				reqs[next].res = injected;
 				done++;
 				next++;
 				continue;

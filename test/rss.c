@@ -53,7 +53,13 @@ static void body(const struct test_backend *b, void *arg)
 	       b->label, (unsigned long long)peak, (unsigned long long)before,
 	       (unsigned long long)(peak - before), (unsigned long long)bound, BUDGET / 1024);
 	CHECK_CMP(st.writebacks, >=, (REGION - BUDGET) / 4096 / 2);
+#if defined(__SANITIZE_THREAD__)
+	/* TSan's shadow is several times the memory the test touched and never
+	 * shrinks, so a peak measured under it says nothing about upager. */
+	printf("  peak RSS not bounded under ThreadSanitizer\n");
+#else
 	CHECK_CMP(peak, <=, bound);
+#endif
 	CHECK_OK(upager_close(p));
 }
 

@@ -132,9 +132,11 @@ bool died_of(int status, const char *child_stderr, int sig)
 {
 	if (WIFSIGNALED(status))
 		return WTERMSIG(status) == sig;
-#if defined(__SANITIZE_ADDRESS__)
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 1 && child_stderr) {
-		const char *name = sig == SIGBUS ? "AddressSanitizer: BUS" : "AddressSanitizer: SEGV";
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	/* The sanitizers catch the deadly signal themselves, report it and
+	 * exit (ASan with 1, TSan with 66). */
+	if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && child_stderr) {
+		const char *name = sig == SIGBUS ? "Sanitizer: BUS" : "Sanitizer: SEGV";
 		return strstr(child_stderr, name) != NULL;
 	}
 #endif
