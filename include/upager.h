@@ -105,6 +105,17 @@ typedef struct upager_config {
 			       * this many free frames (0 = automatic) */
 	unsigned free_high;   /* UPAGER_FREE_HIGH: ... and stops above this many */
 	int print_stats;      /* UPAGER_STATS=1: print statistics to stderr at close */
+	/* UPAGER_SAMPLE: pages whose referenced bit is sampled per page
+	 * evicted, 0 to 64, default 1. A sampled page is unmapped, keeping
+	 * its frame; its next access is a minor fault that reports the
+	 * reference to the policy. 0: only the samples the policy asks for
+	 * itself through env->age(). */
+	double sample_rate;
+	/* UPAGER_TRACE: record page references to this file (upager trace
+	 * format, docs/trace-format.md) from upager_open() to upager_close();
+	 * see upager_trace_start(). */
+	const char *trace_path;
+	unsigned trace_interval_us; /* UPAGER_TRACE_INTERVAL: 0 = faults only */
 	upager_error_fn on_error; /* optional, see upager_error_fn */
 	void *on_error_arg;
 	/* Set by upager_config_init() when an UPAGER_* variable did not
@@ -136,6 +147,11 @@ typedef struct upager_stats {
 	uint64_t io_errors;
 	uint64_t direct_reclaims; /* faults that had to evict for a frame themselves */
 	uint64_t samples;      /* pages unmapped to sample their referenced bit */
+	uint64_t sample_faults; /* minor faults on sampled pages: the references
+				 * sampling saw, and its cost in faults */
+	uint64_t sample_ns;     /* time spent unmapping pages for sampling */
+	uint64_t trace_records; /* references written to the trace */
+	uint64_t trace_dropped; /* references lost to a trace write error */
 	uint64_t pinned_pages; /* gauge: pages held by upager_pin() */
 	uint64_t resident_pages; /* gauge: pages in frames */
 	uint64_t frames_total;   /* gauge: the RAM budget in pages */
@@ -242,6 +258,30 @@ UPAGER_API const char *upager_last_error(void);
 /* Parses a size such as "4096", "64K", "512M", "2G" (binary units).
  * Returns 0 and sets *out, or -EINVAL. */
 UPAGER_API int upager_parse_size(const char *s, uint64_t *out);
+
+/*
+ * Records the page references this pager sees to path (created or
+ * truncated) in upager's trace format, for upager-sim --format upager.
+ * Keys are region_id << 44 | page. What is recorded:
+ *
+ *   dense_interval_us == 0: faults only. Every zero-fill, major, minor and
+ *     write-protect fault, and the references sampling reports. This is
+ *     the stream the policy saw, already filtered by the policy that ran:
+ *     a hot page that stays mapped is seen once.
+ *   dense_interval_us > 0: faults, and every dense_interval_us the whole
+ *     resident set is unmapped, so the first access to each page in each
+ *     interval is recorded (kind "sample"). Replaying this approximates
+ *     the program's page reference string at that time resolution, with
+ *     repeats within one interval collapsed; it costs one minor fault per
+ *     resident page touched per interval.
+ *
+ * Returns 0, -EBUSY if a trace is being recorded, -EINVAL, or the -errno of
+ * creating the file (with a message in upager_last_error()).
+ */
+UPAGER_API int upager_trace_start(upager_t *p, const char *path, unsigned dense_interval_us);
+/* Stops recording and closes the file. Returns 0, -ENOENT if no trace is
+ * being recorded, or the first write error (references were dropped). */
+UPAGER_API int upager_trace_stop(upager_t *p);
 
 /* ---- replacement policies ----
  *

@@ -112,6 +112,23 @@ static void env_bool(upager_config_t *cfg, const char *var, int *field)
 		env_bad(cfg, var, v, "0 or 1");
 }
 
+static void env_double(upager_config_t *cfg, const char *var, double *field)
+{
+	const char *v = getenv(var);
+	char *end;
+	double d;
+
+	if (!v)
+		return;
+	errno = 0;
+	d = strtod(v, &end);
+	if (errno || end == v || *end || !(d >= 0 && d <= 64)) {
+		env_bad(cfg, var, v, "a number from 0 to 64");
+		return;
+	}
+	*field = d;
+}
+
 UPAGER_API void upager_config_init(upager_config_t *cfg)
 {
 	const char *v;
@@ -119,7 +136,7 @@ UPAGER_API void upager_config_init(upager_config_t *cfg)
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->size = sizeof(*cfg);
-	cfg->version = 1;
+	cfg->version = 2;
 	cfg->ram_bytes = 256UL << 20;
 	cfg->page_size = 4096;
 	cfg->backend = "auto";
@@ -127,6 +144,7 @@ UPAGER_API void upager_config_init(upager_config_t *cfg)
 	cfg->mode = UPAGER_MODE_TRANSPARENT;
 	cfg->direct_io = 1;
 	cfg->evict_batch = 64;
+	cfg->sample_rate = 1;
 
 	env_size(cfg, "UPAGER_RAM", &cfg->ram_bytes);
 	env_size(cfg, "UPAGER_PAGE_SIZE", &cfg->page_size);
@@ -153,4 +171,8 @@ UPAGER_API void upager_config_init(upager_config_t *cfg)
 	env_uint(cfg, "UPAGER_FREE_LOW", &cfg->free_low);
 	env_uint(cfg, "UPAGER_FREE_HIGH", &cfg->free_high);
 	env_bool(cfg, "UPAGER_STATS", &cfg->print_stats);
+	env_double(cfg, "UPAGER_SAMPLE", &cfg->sample_rate);
+	if ((v = getenv("UPAGER_TRACE")) && *v)
+		cfg->trace_path = v;
+	env_uint(cfg, "UPAGER_TRACE_INTERVAL", &cfg->trace_interval_us);
 }

@@ -39,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -81,10 +82,13 @@ static void arm_page(struct upager *p, struct region *r, struct upte *e, uint64_
 	uint32_t f = pte_flags(e);
 	if (pte_state(f) == PTE_RESIDENT && e->frame == frame && (f & PTE_MAPPED) && !r->dying &&
 	    !atomic_load_explicit(&p->frames.frames[frame].pins, memory_order_relaxed)) {
+		uint64_t t0 = upager__now_ns();
 		if (p->backend->unmap(r, pg, 1) == 0) {
 			pte_clear_mapped(p, e);
+			pte_update(e, 0, PTE_SAMPLED);
 			STAT_INC(p, samples);
 		}
+		STAT_ADD(p, sample_ns, upager__now_ns() - t0);
 	}
 	upager__pte_unlock(e);
 }
@@ -183,6 +187,16 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 		int64_t f = pol->ops->victim(pol->state);
 		if (f < 0)
 			break;
+		if (f >= p->nframes) {
+			/* A broken policy: report it once, evict nothing. */
+			if (!p->policy_broken) {
+				p->policy_broken = true;
+				fprintf(stderr,
+					"upager: policy %s named frame %lld as its victim; there are %u frames\n",
+					pol->ops->name, (long long)f, p->nframes);
+			}
+			break;
+		}
 		struct frame *fr = &p->frames.frames[f];
 		struct upte *e = fr->pte;
 		if (!e || !upager__pte_trylock(e)) {
@@ -388,6 +402,8 @@ int upager__reclaim(struct upager *p, unsigned want)
 		freed++;
 	}
 	io_ring_put(&p->io, ring);
+	if (freed)
+		atomic_fetch_add_explicit(&p->evicted_unsampled, freed, memory_order_relaxed);
 	return freed ? (int)freed : (err ? err : -EAGAIN);
 }
 
@@ -402,8 +418,25 @@ static void *evictor_main(void *arg)
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	pthread_mutex_lock(&p->evictor_lock);
 	while (!p->evictor_stop) {
+		/* Not under the lock: faults that kick us must not wait for a
+		 * sweep. */
+		pthread_mutex_unlock(&p->evictor_lock);
+		upager__sample_owed(p);
+		uint64_t sweep_in_ns = upager__sample_tick(p);
+		pthread_mutex_lock(&p->evictor_lock);
+		if (p->evictor_stop)
+			break;
 		if (atomic_load_explicit(&p->frames.nfree, memory_order_relaxed) >= p->free_low) {
-			pthread_cond_wait(&p->evictor_cond, &p->evictor_lock);
+			if (!sweep_in_ns) {
+				pthread_cond_wait(&p->evictor_cond, &p->evictor_lock);
+				continue;
+			}
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			uint64_t ns = (uint64_t)ts.tv_nsec + sweep_in_ns;
+			ts.tv_sec += (time_t)(ns / 1000000000);
+			ts.tv_nsec = (long)(ns % 1000000000);
+			pthread_cond_timedwait(&p->evictor_cond, &p->evictor_lock, &ts);
 			continue;
 		}
 		pthread_mutex_unlock(&p->evictor_lock);
@@ -413,13 +446,15 @@ static void *evictor_main(void *arg)
 					atomic_load_explicit(&p->frames.nfree, memory_order_relaxed);
 			if (want > p->cfg.evict_batch)
 				want = p->cfg.evict_batch;
-			if (upager__reclaim(p, want) <= 0) {
+			int freed = upager__reclaim(p, want);
+			if (freed <= 0) {
 				/* Nothing to free now (all busy, or errors the
 				 * faulting threads will report): back off. */
 				struct timespec ts = { 0, 1000000 };
 				nanosleep(&ts, NULL);
 				break;
 			}
+			upager__sample_owed(p);
 		}
 		pthread_mutex_lock(&p->evictor_lock);
 	}

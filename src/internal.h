@@ -70,6 +70,7 @@ struct upte {
 #define PTE_DIRTY (1u << 6)    /* frame differs from its swap copy (or has none) */
 #define PTE_NOWRITE (1u << 8)  /* upager_protect(): the program may not write */
 #define PTE_NOACCESS (1u << 9) /* upager_protect(): the program may not touch it */
+#define PTE_SAMPLED (1u << 15) /* unmapped to sample its referenced bit */
 
 static inline uint32_t pte_state(uint32_t f)
 {
@@ -104,7 +105,7 @@ static inline void pte_set_mapped(struct upager *p, struct upte *e, bool writabl
 {
 	if (!(pte_flags(e) & PTE_MAPPED))
 		pager_mapped_add(p, 1);
-	pte_update(e, 0, PTE_MAPPED | (writable ? PTE_WRITABLE | PTE_DIRTY : 0));
+	pte_update(e, PTE_SAMPLED, PTE_MAPPED | (writable ? PTE_WRITABLE | PTE_DIRTY : 0));
 }
 
 /* The application view no longer maps the locked page. */
@@ -137,6 +138,10 @@ struct pagetable {
 int pt_init(struct pagetable *pt, uint64_t npages);
 void pt_destroy(struct pagetable *pt);
 /* The entry of page pg, or NULL if its leaf was never allocated. */
+/* Entries come in leaves of PT_FANOUT consecutive pages: the entry of
+ * page pg + i is pt_lookup(pg)[i] for pg a multiple of PT_FANOUT. */
+#define PT_BITS 9
+#define PT_FANOUT (1u << PT_BITS)
 struct upte *pt_lookup(struct pagetable *pt, uint64_t pg);
 /* The entry of page pg, allocating its leaf; NULL only when out of memory. */
 struct upte *pt_get(struct pagetable *pt, uint64_t pg);
@@ -289,7 +294,7 @@ struct stats {
 	_Atomic uint64_t faults_zero, faults_minor, faults_major, faults_wp, faults_cow;
 	_Atomic uint64_t evictions, writebacks, clean_drops, zero_drops;
 	_Atomic uint64_t bytes_read, bytes_written, io_submits, io_errors;
-	_Atomic uint64_t direct_reclaims, samples;
+	_Atomic uint64_t direct_reclaims, samples, sample_faults, sample_ns;
 	_Atomic uint64_t latency_hist[UPAGER_LATENCY_BUCKETS];
 };
 
@@ -343,6 +348,24 @@ struct upager {
 	uint64_t map_cap; /* 0: no cap */
 	_Atomic int shedders;
 	_Atomic uint32_t shed_hand;
+
+	/* Sampling (sample.c): the rate, what is owed to the next round,
+	 * and where the hand over the regions' pages stands. */
+	double sample_rate;
+	double sample_owed;
+	_Atomic uint64_t evicted_unsampled;
+	uint32_t sample_region;
+	uint64_t sample_pg;
+	bool policy_broken; /* it named a frame that does not exist */
+
+	/* Recording (sample.c): faults record while trace_users counts them,
+	 * so that upager_trace_stop() can wait for them to leave. */
+	struct trace_writer *_Atomic trace;
+	_Atomic int trace_users;
+	_Atomic unsigned trace_interval_us;
+	uint64_t trace_last_sweep_ns;
+	pthread_mutex_t trace_lock; /* start/stop */
+	uint64_t trace_recorded, trace_dropped; /* of the traces closed so far */
 
 	struct stats stats;
 };
@@ -404,6 +427,34 @@ void upager__age_frame(void *pager, uint32_t frame);
  * (they stay resident and come back with a minor fault): how a backend
  * with a mapping limit stays under it. Returns how many. */
 unsigned upager__shed_mappings(struct upager *p, unsigned n);
+
+/* ---- sampling and recording (sample.c) ---- */
+
+/* Unmaps up to budget resident, mapped pages for sampling, walking the
+ * regions' pages from where the last call stopped; returns how many.
+ * Called by the evictor thread with no page lock held. */
+uint64_t upager__sample(struct upager *p, uint64_t budget);
+/* Unmaps every resident, mapped page (a dense trace's sweep). */
+uint64_t upager__sample_all(struct upager *p);
+/* The samples the configured rate asks for, for the pages evicted since
+ * the last call (evicted_unsampled). Evictor thread only. */
+void upager__sample_owed(struct upager *p);
+/* The evictor's periodic work: a dense trace's sweep when it is due.
+ * Returns the nanoseconds until the next one (0: none pending). */
+uint64_t upager__sample_tick(struct upager *p);
+/* Starts the trace the configuration asks for (path may be NULL). */
+int upager__trace_open_config(struct upager *p, const char *path);
+void upager__trace_close(struct upager *p);
+void upager__trace_slow(struct upager *p, uint64_t key, unsigned flags);
+/* References recorded and dropped, over all traces of this pager. */
+void upager__trace_counts(struct upager *p, uint64_t *recorded, uint64_t *dropped);
+
+/* Records a reference if a trace is being recorded. */
+static inline void upager__trace(struct upager *p, uint64_t key, unsigned flags)
+{
+	if (atomic_load_explicit(&p->trace, memory_order_relaxed))
+		upager__trace_slow(p, key, flags);
+}
 
 /* Signals owned by a backend (signals.c). */
 int upager__signal_own(int sig, void (*handler)(int, siginfo_t *, void *));

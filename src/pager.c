@@ -31,6 +31,7 @@
 #include "internal.h"
 #include "fault.h"
 #include "policy.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -215,6 +216,7 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 		/* Counted first: the call that resolves the fault may wake
 		 * the faulting thread, which may read the statistics. */
 		STAT_INC(p, faults_wp);
+		upager__trace(p, page_key(r, pg), TRACE_FLAGS(TRACE_WP, true));
 		ret = be->unprotect(r, pg);
 		if (ret < 0)
 			return ret;
@@ -226,8 +228,14 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 	 * made it read-only. */
 	bool writable = write || ((f & PTE_DIRTY) && !(f & PTE_NOWRITE));
 	STAT_INC(p, faults_minor);
+	if (f & PTE_SAMPLED)
+		STAT_INC(p, sample_faults);
 	if (write && !(f & PTE_DIRTY))
 		STAT_INC(p, faults_wp);
+	/* Recorded before the fault is resolved: once it is, the program
+	 * runs on and its next fault may be recorded by another thread. */
+	upager__trace(p, page_key(r, pg),
+		      TRACE_FLAGS((f & PTE_SAMPLED) ? TRACE_SAMPLE : TRACE_MINOR, write));
 	ret = be->map(r, pg, 1, writable);
 	if (ret < 0)
 		return ret;
@@ -253,6 +261,7 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 
 	if (pte_state(f) == PTE_NONE) {
 		STAT_INC(p, faults_zero);
+		upager__trace(p, page_key(r, pg), TRACE_FLAGS(TRACE_ZERO, write));
 		ret = be->install(r, pg, 1, NULL, write);
 		if (ret < 0)
 			goto out_free;
@@ -281,6 +290,7 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 		}
 		STAT_ADD(p, bytes_read, p->page_size);
 		STAT_INC(p, faults_major);
+		upager__trace(p, page_key(r, pg), TRACE_FLAGS(TRACE_MAJOR, write));
 		ret = be->install(r, pg, 1, buf, write);
 		io_ring_put(&p->io, ring);
 		if (ret < 0)
@@ -791,6 +801,8 @@ static int validate(struct upager *p)
 	if (c->evict_batch == 0 || c->evict_batch > 1024)
 		return upager__fail(UPAGER_ECONFIG, "evict_batch %u is not in 1..1024",
 				    c->evict_batch);
+	if (!(c->sample_rate >= 0 && c->sample_rate <= 64)) /* NaN too */
+		return upager__fail(UPAGER_ECONFIG, "sample_rate %g is not in 0..64", c->sample_rate);
 	if (c->handler_threads > 64)
 		return upager__fail(UPAGER_ECONFIG, "handler_threads %u is more than 64",
 				    c->handler_threads);
@@ -851,6 +863,9 @@ UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 	p->cfg.backend = p->backend_name;
 	p->cfg.policy = p->policy_spec;
 
+	p->cfg.trace_path = NULL; /* used by upager_open() only */
+	p->sample_rate = cfg->sample_rate;
+
 	p->page_size = cfg->page_size;
 	p->page_shift = (unsigned)__builtin_ctzll(p->page_size);
 	p->nframes = (uint32_t)(cfg->ram_bytes / cfg->page_size);
@@ -895,13 +910,17 @@ UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 	err = upager__fault_select(p);
 	if (err)
 		goto fail_io;
+	err = upager__trace_open_config(p, cfg->trace_path);
+	if (err)
+		goto fail_trace;
 	err = upager__evictor_start(p);
 	if (err)
-		goto fail_backend;
+		goto fail_trace;
 	*out = p;
 	return 0;
 
-fail_backend:
+fail_trace:
+	upager__trace_close(p);
 	p->backend->fini(p);
 fail_io:
 	io_pool_destroy(&p->io);
@@ -931,6 +950,7 @@ UPAGER_API int upager_close(upager_t *p)
 	if (p->cfg.print_stats)
 		upager_stats_print(p, STDERR_FILENO);
 	upager__evictor_stop(p);
+	upager__trace_close(p);
 	pthread_mutex_lock(&p->regions_lock);
 	while ((r = p->regions)) {
 		p->regions = r->next;
@@ -984,6 +1004,9 @@ UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
 	out->io_errors = LOAD(io_errors);
 	out->direct_reclaims = LOAD(direct_reclaims);
 	out->samples = LOAD(samples);
+	out->sample_faults = LOAD(sample_faults);
+	out->sample_ns = LOAD(sample_ns);
+	upager__trace_counts(p, &out->trace_records, &out->trace_dropped);
 	out->pinned_pages = atomic_load(&p->pinned);
 	for (int i = 0; i < UPAGER_LATENCY_BUCKETS; i++)
 		out->latency_hist[i] = LOAD(latency_hist[i]);
@@ -1041,8 +1064,12 @@ UPAGER_API int upager_stats_print(upager_t *p, int fd)
 	    (unsigned long long)s.io_submits, (unsigned long long)s.io_errors);
 	OUT("  swap slots:         %llu used of %llu\n", (unsigned long long)s.swap_slots_used,
 	    (unsigned long long)s.swap_slots_total);
-	OUT("  direct reclaims:    %llu, reference samples: %llu\n",
-	    (unsigned long long)s.direct_reclaims, (unsigned long long)s.samples);
+	OUT("  direct reclaims:    %llu\n", (unsigned long long)s.direct_reclaims);
+	OUT("  sampling:           %llu pages unmapped in %.1f ms, %llu references seen\n",
+	    (unsigned long long)s.samples, s.sample_ns / 1e6, (unsigned long long)s.sample_faults);
+	if (s.trace_records || s.trace_dropped)
+		OUT("  trace:              %llu references recorded, %llu dropped\n",
+		    (unsigned long long)s.trace_records, (unsigned long long)s.trace_dropped);
 	OUT("  metadata:           %.1f MiB\n", s.metadata_bytes / 1048576.0);
 	OUT("  fault latency (us): ");
 	static const char *const labels[] = { "<1", "1-4", "4-16", "16-64", "64-256", "256-1k",

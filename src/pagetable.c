@@ -20,8 +20,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define PT_BITS 9
-#define PT_FANOUT (1u << PT_BITS)
 #define PT_CHUNK (1u << 20)
 #define LEAF_BYTES (PT_FANOUT * sizeof(struct upte))
 #define DIR_BYTES (PT_FANOUT * sizeof(void *))

@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Seeing references: sampling and recording.
+ *
+ * The MMU's accessed bits are out of reach from user space, so the pager
+ * samples instead: it takes a resident page away from the application's
+ * view (keeping its frame), and the next access to it is a cheap minor
+ * fault that reports the reference to the policy. Two sources of samples:
+ *
+ *   - the policy's own: a clock hand that clears a referenced bit calls
+ *     env->age() and the page is unmapped (evict.c);
+ *   - the core's: the evictor unmaps sample_rate pages per page evicted
+ *     (by itself or by faults that reclaimed directly), with a hand that
+ *     walks the regions' pages in address order. Policies that never call
+ *     age() (LRU, 2Q, ARC) learn about references only this way.
+ *
+ * The hand unmaps runs of neighbouring pages in one call: the cost of
+ * unmapping is mostly the TLB shootdown, paid once per call, not per page.
+ *
+ * Recording writes what the fault path sees to a trace (trace.c). In the
+ * dense mode the evictor also unmaps the whole resident set every
+ * interval, so the first access to each page in each interval shows up.
+ */
+#include "internal.h"
+#include "fault.h"
+#include "trace.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+
+/* Pages unmapped in one call at most; also the page locks held at once. */
+#define RUN_MAX 64
+
+struct run {
+	struct region *r;
+	uint64_t first;
+	unsigned n;
+	struct upte *e[RUN_MAX];
+};
+
+/* Unmaps the run's pages (all locked by us) and releases them. */
+static uint64_t run_flush(struct upager *p, struct run *run)
+{
+	unsigned n = run->n;
+	int ret;
+
+	if (!n)
+		return 0;
+	run->n = 0;
+	ret = p->backend->unmap(run->r, run->first, n);
+	for (unsigned i = 0; i < n; i++) {
+		if (ret == 0) {
+			pte_clear_mapped(p, run->e[i]);
+			pte_update(run->e[i], 0, PTE_SAMPLED);
+		}
+		upager__pte_unlock(run->e[i]);
+	}
+	return ret == 0 ? n : 0;
+}
+
+/* Locks the page if it is resident, mapped and not pinned. */
+static bool claim(struct upager *p, struct upte *e)
+{
+	uint32_t f = atomic_load_explicit(&e->flags, memory_order_relaxed);
+
+	if (pte_state(f) != PTE_RESIDENT || !(f & PTE_MAPPED))
+		return false;
+	if (!upager__pte_trylock(e))
+		return false; /* being faulted on: referenced anyway */
+	f = pte_flags(e);
+	if (pte_state(f) == PTE_RESIDENT && (f & PTE_MAPPED) &&
+	    !atomic_load_explicit(&p->frames.frames[e->frame].pins, memory_order_relaxed))
+		return true;
+	upager__pte_unlock(e);
+	return false;
+}
+
+/* Samples up to budget pages of r from page *pg on; leaves *pg where it
+ * stopped (r->npages when it reached the end). */
+static uint64_t walk_region(struct upager *p, struct region *r, uint64_t *pg, uint64_t budget)
+{
+	struct run run = { .r = r };
+	uint64_t done = 0, at = *pg;
+
+	while (at < r->npages && done + run.n < budget && !r->dying) {
+		uint64_t leaf_pg = at & ~(uint64_t)(PT_FANOUT - 1);
+		struct upte *leaf = pt_lookup(&r->pt, leaf_pg);
+		uint64_t end = leaf_pg + PT_FANOUT < r->npages ? leaf_pg + PT_FANOUT : r->npages;
+
+		if (!leaf) {
+			done += run_flush(p, &run);
+			at = end;
+			continue;
+		}
+		for (; at < end && done + run.n < budget; at++) {
+			struct upte *e = &leaf[at - leaf_pg];
+
+			if (!claim(p, e)) {
+				done += run_flush(p, &run);
+				continue;
+			}
+			if (!run.n)
+				run.first = at;
+			run.e[run.n++] = e;
+			if (run.n == RUN_MAX)
+				done += run_flush(p, &run);
+		}
+	}
+	done += run_flush(p, &run);
+	*pg = at;
+	return done;
+}
+
+/* The live region with the smallest id >= id, or failing that the smallest
+ * id; referenced. NULL if there is none. */
+static struct region *region_from(struct upager *p, uint32_t id)
+{
+	struct region *best = NULL, *first = NULL;
+
+	pthread_mutex_lock(&p->regions_lock);
+	for (struct region *r = p->regions; r; r = r->next) {
+		if (r->dying)
+			continue;
+		if (!first || r->id < first->id)
+			first = r;
+		if (r->id >= id && (!best || r->id < best->id))
+			best = r;
+	}
+	if (!best)
+		best = first;
+	if (best)
+		atomic_fetch_add_explicit(&best->refs, 1, memory_order_acquire);
+	pthread_mutex_unlock(&p->regions_lock);
+	return best;
+}
+
+uint64_t upager__sample(struct upager *p, uint64_t budget)
+{
+	uint64_t t0 = upager__now_ns(), done = 0;
+	unsigned visits;
+
+	pthread_mutex_lock(&p->regions_lock);
+	visits = p->nregions + 1;
+	pthread_mutex_unlock(&p->regions_lock);
+
+	/* Each visit ends a region or the budget: every page is looked at
+	 * at most once per call. */
+	while (done < budget && visits--) {
+		struct region *r = region_from(p, p->sample_region);
+
+		if (!r)
+			break;
+		uint64_t pg = r->id == p->sample_region ? p->sample_pg : 0;
+		done += walk_region(p, r, &pg, budget - done);
+		if (pg >= r->npages) {
+			p->sample_region = r->id + 1;
+			p->sample_pg = 0;
+		} else {
+			p->sample_region = r->id;
+			p->sample_pg = pg;
+		}
+		upager__region_put(r);
+	}
+	STAT_ADD(p, samples, done);
+	STAT_ADD(p, sample_ns, upager__now_ns() - t0);
+	return done;
+}
+
+uint64_t upager__sample_all(struct upager *p)
+{
+	uint64_t t0 = upager__now_ns(), done = 0;
+	uint32_t id = 0;
+	struct region *r;
+
+	/* Regions in id order, each from its first page, until the ids wrap. */
+	while ((r = region_from(p, id)) && r->id >= id) {
+		uint64_t pg = 0;
+
+		done += walk_region(p, r, &pg, UINT64_MAX);
+		id = r->id + 1;
+		upager__region_put(r);
+		r = NULL;
+		if (id == 0)
+			break;
+	}
+	if (r)
+		upager__region_put(r);
+	STAT_ADD(p, samples, done);
+	STAT_ADD(p, sample_ns, upager__now_ns() - t0);
+	return done;
+}
+
+void upager__sample_owed(struct upager *p)
+{
+	double rate = p->sample_rate;
+	uint64_t evicted = atomic_exchange_explicit(&p->evicted_unsampled, 0, memory_order_relaxed);
+
+	if (rate <= 0 || !evicted)
+		return;
+	p->sample_owed += rate * (double)evicted;
+	if (p->sample_owed < 1)
+		return;
+	uint64_t n = (uint64_t)p->sample_owed;
+	p->sample_owed -= (double)n;
+	upager__sample(p, n);
+}
+
+uint64_t upager__sample_tick(struct upager *p)
+{
+	uint64_t interval = (uint64_t)atomic_load(&p->trace_interval_us) * 1000;
+	uint64_t now, due;
+
+	if (!interval || !atomic_load_explicit(&p->trace, memory_order_relaxed))
+		return 0;
+	now = upager__now_ns();
+	due = p->trace_last_sweep_ns + interval;
+	if (now < due)
+		return due - now;
+	upager__sample_all(p);
+	p->trace_last_sweep_ns = now;
+	return interval;
+}
+
+/* ---- recording ---- */
+
+void upager__trace_slow(struct upager *p, uint64_t key, unsigned flags)
+{
+	/* Announce ourselves before looking: upager_trace_stop() takes the
+	 * writer away, then waits until nobody is inside. */
+	atomic_fetch_add(&p->trace_users, 1);
+	struct trace_writer *w = atomic_load(&p->trace);
+	if (w)
+		trace_writer_ref(w, key, flags);
+	atomic_fetch_sub(&p->trace_users, 1);
+}
+
+static int trace_start_locked(struct upager *p, const char *path, unsigned interval_us)
+{
+	struct trace_writer *w;
+	int err;
+
+	if (atomic_load(&p->trace))
+		return upager__fail(-EBUSY, "upager_trace_start: a trace is already being recorded");
+	err = trace_writer_open(path, p->page_shift, &w);
+	if (err)
+		return upager__fail(err, "upager_trace_start: cannot create %s: %s", path,
+				    strerror(-err));
+	atomic_store(&p->trace_interval_us, interval_us);
+	p->trace_last_sweep_ns = 0;
+	atomic_store(&p->trace, w);
+	if (interval_us)
+		upager__evictor_kick(p); /* it sleeps until the first sweep is due */
+	return 0;
+}
+
+UPAGER_API int upager_trace_start(upager_t *p, const char *path, unsigned dense_interval_us)
+{
+	int err;
+
+	upager__clear_error();
+	if (!p || !path || !*path)
+		return upager__fail(-EINVAL, "upager_trace_start: no pager or no path");
+	pthread_mutex_lock(&p->trace_lock);
+	err = trace_start_locked(p, path, dense_interval_us);
+	pthread_mutex_unlock(&p->trace_lock);
+	return err;
+}
+
+UPAGER_API int upager_trace_stop(upager_t *p)
+{
+	struct trace_writer *w;
+	uint64_t recorded, dropped;
+	int err;
+
+	upager__clear_error();
+	if (!p)
+		return -EINVAL;
+	pthread_mutex_lock(&p->trace_lock);
+	w = atomic_exchange(&p->trace, NULL);
+	if (!w) {
+		pthread_mutex_unlock(&p->trace_lock);
+		return upager__fail(-ENOENT, "upager_trace_stop: no trace is being recorded");
+	}
+	atomic_store(&p->trace_interval_us, 0);
+	while (atomic_load(&p->trace_users))
+		sched_yield();
+	trace_writer_counts(w, &recorded, &dropped);
+	p->trace_recorded += recorded;
+	p->trace_dropped += dropped;
+	err = trace_writer_close(w);
+	pthread_mutex_unlock(&p->trace_lock);
+	if (err)
+		return upager__fail(err, "upager_trace_stop: writing the trace failed: %s; %llu references dropped",
+				    strerror(-err), (unsigned long long)dropped);
+	return 0;
+}
+
+int upager__trace_open_config(struct upager *p, const char *path)
+{
+	int err = 0;
+
+	pthread_mutex_init(&p->trace_lock, NULL);
+	if (path) {
+		pthread_mutex_lock(&p->trace_lock);
+		err = trace_start_locked(p, path, p->cfg.trace_interval_us);
+		pthread_mutex_unlock(&p->trace_lock);
+	}
+	return err;
+}
+
+void upager__trace_close(struct upager *p)
+{
+	if (atomic_load(&p->trace))
+		upager_trace_stop(p);
+	pthread_mutex_destroy(&p->trace_lock);
+}
+
+void upager__trace_counts(struct upager *p, uint64_t *recorded, uint64_t *dropped)
+{
+	struct trace_writer *w;
+
+	pthread_mutex_lock(&p->trace_lock);
+	*recorded = p->trace_recorded;
+	*dropped = p->trace_dropped;
+	w = atomic_load(&p->trace);
+	if (w) {
+		uint64_t r, d;
+
+		trace_writer_counts(w, &r, &d);
+		*recorded += r;
+		*dropped += d;
+	}
+	pthread_mutex_unlock(&p->trace_lock);
+}
