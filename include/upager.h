@@ -152,6 +152,9 @@ typedef struct upager_stats {
 	uint64_t sample_ns;     /* time spent unmapping pages for sampling */
 	uint64_t trace_records; /* references written to the trace */
 	uint64_t trace_dropped; /* references lost to a trace write error */
+	uint64_t readahead_pages;   /* swapped pages read in ahead of a fault
+				     * (sequential runs, UPAGER_ADVICE_WILLNEED) */
+	uint64_t faultaround_pages; /* pages zero-filled along with a faulting one */
 	uint64_t pinned_pages; /* gauge: pages held by upager_pin() */
 	uint64_t resident_pages; /* gauge: pages in frames */
 	uint64_t frames_total;   /* gauge: the RAM budget in pages */
@@ -258,6 +261,28 @@ UPAGER_API const char *upager_last_error(void);
 /* Parses a size such as "4096", "64K", "512M", "2G" (binary units).
  * Returns 0 and sets *out, or -EINVAL. */
 UPAGER_API int upager_parse_size(const char *s, uint64_t *out);
+
+/*
+ * Advice about how a range (inside one region) will be used, as
+ * madvise(2) gives the kernel:
+ *   NORMAL      readahead and fault-around grow with sequential faults
+ *   SEQUENTIAL  always bring in the largest window after a fault
+ *   RANDOM      never bring in more than the faulting page
+ *   WILLNEED    read the range's swapped pages in now, in batches, mapped
+ *               read-only (their first read does not fault)
+ *   DONTNEED    drop the contents and the swap copies: the range reads as
+ *               zero afterwards, its frames and slots are free
+ * NORMAL, SEQUENTIAL and RANDOM apply to the whole region that holds the
+ * range. Returns 0, -EINVAL (unknown advice), UPAGER_ENOREGION, -EBUSY
+ * (DONTNEED on a pinned page, which is kept; the rest is dropped), or
+ * the error of a read (WILLNEED; the page is then lost, as on a fault).
+ */
+#define UPAGER_ADVICE_NORMAL 0
+#define UPAGER_ADVICE_SEQUENTIAL 1
+#define UPAGER_ADVICE_RANDOM 2
+#define UPAGER_ADVICE_WILLNEED 3
+#define UPAGER_ADVICE_DONTNEED 4
+UPAGER_API int upager_advise(upager_t *p, void *addr, size_t len, int advice);
 
 /*
  * Records the page references this pager sees to path (created or

@@ -283,6 +283,11 @@ struct region {
 	uint32_t id;
 	void *backend_data;
 	struct region *next; /* the pager's list of regions */
+	/* Sequential detection (prefetch.c): the page after the last one
+	 * brought in, the window that did it, upager_advise()'s advice. */
+	_Atomic uint64_t seq_next;
+	_Atomic unsigned seq_window;
+	_Atomic int advice;
 };
 
 static inline void *region_page_addr(struct region *r, uint64_t pg);
@@ -295,6 +300,7 @@ struct stats {
 	_Atomic uint64_t evictions, writebacks, clean_drops, zero_drops;
 	_Atomic uint64_t bytes_read, bytes_written, io_submits, io_errors;
 	_Atomic uint64_t direct_reclaims, samples, sample_faults, sample_ns;
+	_Atomic uint64_t readahead_pages, faultaround_pages;
 	_Atomic uint64_t latency_hist[UPAGER_LATENCY_BUCKETS];
 };
 
@@ -427,6 +433,54 @@ void upager__age_frame(void *pager, uint32_t frame);
  * (they stay resident and come back with a minor fault): how a backend
  * with a mapping limit stays under it. Returns how many. */
 unsigned upager__shed_mappings(struct upager *p, unsigned n);
+
+/* ---- the fault path's helpers (pager.c) ---- */
+
+/* A free frame, evicting if none is free; or a negative code. */
+int64_t upager__get_frame(struct upager *p);
+/* The locked page e (page pg of r) was installed in frame, mapped
+ * writable (and so dirty) if write: record it and tell the policy. */
+void upager__fill_done(struct region *r, uint64_t pg, struct upte *e, uint32_t frame, bool write);
+/* The region holding [addr, addr+len), referenced; NULL with a message
+ * naming `who` if there is none. */
+struct region *upager__range_region(struct upager *p, void *addr, size_t len, const char *who);
+
+/* ---- readahead and fault-around (prefetch.c) ---- */
+
+#define WINDOW_MAX 64
+
+/* Pages after a faulting one, claimed (locked, each with a free frame). */
+struct window {
+	uint64_t first;
+	unsigned n;
+	struct upte *e[WINDOW_MAX];
+	uint32_t frame[WINDOW_MAX];
+};
+
+/* The largest window for a zero-fill or a swap-in. */
+unsigned upager__window_max(struct upager *p, bool zero);
+/* How many pages after pg a fault on pg should bring in (0: none). */
+unsigned upager__window_size(struct region *r, uint64_t pg, bool zero);
+/* Claims up to want pages from first on that are in state, stopping at
+ * the first that is not, is busy, or finds no free frame. */
+void upager__window_claim(struct region *r, struct window *w, uint64_t first, uint32_t state,
+			  unsigned want);
+/* Gives back the window's pages from index `from` on, untouched. */
+void upager__window_release(struct region *r, struct window *w, unsigned from);
+/* The window's pages were installed and mapped: record, insert, unlock. */
+void upager__window_commit(struct region *r, struct window *w, bool writable);
+/* The window could not be installed: remove what reached the memfd or
+ * the view, give the pages back. */
+void upager__window_discard(struct region *r, struct window *w);
+/* A fault on pg brought n more pages: where a sequential run goes on. */
+void upager__window_done(struct region *r, uint64_t pg, unsigned n);
+/* Reads the locked, swapped page pg (and a window of up to `window`
+ * pages after it) in and installs it, writable if write. Returns what
+ * install() does (> 0: mapped writable regardless), or a negative code;
+ * on a read error the page is POISONED. */
+int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, unsigned window);
+/* The scratch a fault needs in its ring. */
+size_t upager__prefetch_scratch_bytes(void);
 
 /* ---- sampling and recording (sample.c) ---- */
 

@@ -131,7 +131,7 @@ static void policy_remove(struct upager *p, uint32_t frame, enum policy_remove_r
 /* ---- frames ---- */
 
 /* A free frame for a fault, evicting if none is free. */
-static int64_t get_frame(struct upager *p)
+int64_t upager__get_frame(struct upager *p)
 {
 	unsigned waited_ms = 0;
 	int last_err = -EBUSY;
@@ -248,67 +248,82 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 	return 0;
 }
 
-/* The page is not in a frame: zero-fill it or read it back from swap. */
+void upager__fill_done(struct region *r, uint64_t pg, struct upte *e, uint32_t frame, bool write)
+{
+	struct upager *p = r->p;
+	struct frame *fr = &p->frames.frames[frame];
+
+	if (write)
+		drop_swap_copy(p, e);
+	fr->region = r;
+	fr->pte = e;
+	fr->pg = pg;
+	e->frame = frame;
+	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY, PTE_RESIDENT);
+	pte_set_mapped(p, e, write);
+	policy_insert(p, frame, page_key(r, pg), write);
+}
+
+/* The page is not in a frame: zero-fill it or read it back from swap,
+ * with a window of the pages after it if the faults run sequentially
+ * (prefetch.c). */
 static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f, bool write)
 {
 	struct upager *p = r->p;
 	const struct fault_backend *be = p->backend;
-	int64_t frame = get_frame(p);
+	int64_t frame = upager__get_frame(p);
 	int ret;
 
 	if (frame < 0)
 		return (int)frame;
 
 	if (pte_state(f) == PTE_NONE) {
+		/* Fault-around only for writes: a program that reads memory
+		 * it never wrote is not filling it, and each zero page mapped
+		 * ahead would take a frame. */
+		unsigned win = write ? upager__window_size(r, pg, true) : 0;
+		struct io_ring *ring = NULL;
+		struct window *w = NULL;
+
 		STAT_INC(p, faults_zero);
+		/* Recorded before the fault is resolved: once it is, the
+		 * program runs on and its next fault may be recorded by
+		 * another thread. */
 		upager__trace(p, page_key(r, pg), TRACE_FLAGS(TRACE_ZERO, write));
-		ret = be->install(r, pg, 1, NULL, write);
-		if (ret < 0)
-			goto out_free;
-	} else {
-		struct io_ring *ring = io_ring_get(&p->io);
-		void *buf = io_ring_bounce(ring);
-		struct io_req req = {
-			.op = IO_READ,
-			.buf = buf,
-			.len = p->page_size,
-			.off = (e->slot - 1) * p->page_size,
-		};
-		ret = io_ring_run(&p->io, ring, p->swap.fd, &req, 1);
-		if (ret > 0)
-			STAT_ADD(p, io_submits, (uint64_t)ret);
-		if (ret >= 0 && req.res != (int)p->page_size)
-			ret = req.res < 0 ? req.res : -EIO;
-		if (ret < 0) {
-			io_ring_put(&p->io, ring);
-			STAT_INC(p, io_errors);
-			/* The page's only copy cannot be read: it is lost, as
-			 * a page on a failed disk is for the kernel. */
-			drop_swap_copy(p, e);
-			pte_update(e, PTE_STATE_MASK, PTE_POISONED);
-			goto out_free;
+		if (win) {
+			ring = io_ring_get(&p->io);
+			w = io_ring_scratch(ring);
+			upager__window_claim(r, w, pg + 1, PTE_NONE, win);
+			/* Counted first, like the fault itself. */
+			STAT_ADD(p, faultaround_pages, w->n);
 		}
-		STAT_ADD(p, bytes_read, p->page_size);
+		ret = be->install(r, pg, 1 + (w ? w->n : 0), NULL, write);
+		if (w && w->n && ret < 0) {
+			/* As in upager__read_in(): the faulting page alone. */
+			STAT_ADD(p, faultaround_pages, -(uint64_t)w->n);
+			upager__window_discard(r, w);
+			ret = be->install(r, pg, 1, NULL, write);
+		}
+		if (w) {
+			if (w->n && ret >= 0)
+				upager__window_commit(r, w, true);
+			upager__window_done(r, pg, w->n);
+			io_ring_put(&p->io, ring);
+		} else {
+			upager__window_done(r, pg, 0);
+		}
+	} else {
+		unsigned win = upager__window_size(r, pg, false);
+
 		STAT_INC(p, faults_major);
 		upager__trace(p, page_key(r, pg), TRACE_FLAGS(TRACE_MAJOR, write));
-		ret = be->install(r, pg, 1, buf, write);
-		io_ring_put(&p->io, ring);
-		if (ret < 0)
-			goto out_free;
+		ret = upager__read_in(r, pg, e, write, win);
 	}
+	if (ret < 0)
+		goto out_free;
 	if (ret > 0)
 		write = true; /* mapped writable regardless: treat as dirty */
-	if (write)
-		drop_swap_copy(p, e);
-
-	struct frame *fr = &p->frames.frames[frame];
-	fr->region = r;
-	fr->pte = e;
-	fr->pg = pg;
-	e->frame = (uint32_t)frame;
-	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY, PTE_RESIDENT);
-	pte_set_mapped(p, e, write);
-	policy_insert(p, (uint32_t)frame, page_key(r, pg), write);
+	upager__fill_done(r, pg, e, (uint32_t)frame, write);
 	return 0;
 
 out_free:
@@ -373,7 +388,6 @@ enum fault_result upager__fault(struct region *r, uintptr_t addr, bool write, in
 
 /* ---- regions ---- */
 
-static struct region *range_region(struct upager *p, void *addr, size_t len, const char *who);
 
 struct release_ctx {
 	struct region *r;
@@ -564,7 +578,7 @@ UPAGER_API int upager_touch(upager_t *p, void *addr, size_t len, int write)
 		return -EINVAL;
 	if (len == 0)
 		return 0;
-	r = range_region(p, addr, len, "upager_touch");
+	r = upager__range_region(p, addr, len, "upager_touch");
 	if (!r)
 		return UPAGER_ENOREGION;
 	for (uintptr_t pa = a & ~(uintptr_t)(p->page_size - 1); pa < end; pa += p->page_size) {
@@ -622,7 +636,7 @@ static void unpin_page(struct upager *p, struct region *r, uint64_t pg)
 }
 
 /* The region of p that holds all of [addr, addr+len), pinned, or NULL. */
-static struct region *range_region(struct upager *p, void *addr, size_t len, const char *who)
+struct region *upager__range_region(struct upager *p, void *addr, size_t len, const char *who)
 {
 	uintptr_t a = (uintptr_t)addr, end = a + len;
 	struct region *r = upager__region_find(a);
@@ -648,7 +662,7 @@ UPAGER_API int upager_pin(upager_t *p, void *addr, size_t len, int write)
 		return -EINVAL;
 	if (len == 0)
 		return 0;
-	r = range_region(p, addr, len, "upager_pin");
+	r = upager__range_region(p, addr, len, "upager_pin");
 	if (!r)
 		return UPAGER_ENOREGION;
 	first = ((uintptr_t)addr - r->base) >> p->page_shift;
@@ -694,7 +708,7 @@ UPAGER_API int upager_unpin(upager_t *p, void *addr, size_t len)
 		return -EINVAL;
 	if (len == 0)
 		return 0;
-	r = range_region(p, addr, len, "upager_unpin");
+	r = upager__range_region(p, addr, len, "upager_unpin");
 	if (!r)
 		return UPAGER_ENOREGION;
 	uint64_t first = ((uintptr_t)addr - r->base) >> p->page_shift;
@@ -729,7 +743,7 @@ UPAGER_API int upager_protect(upager_t *p, void *addr, size_t len, int prot)
 				    addr, len, p->page_size);
 	if (len == 0)
 		return 0;
-	r = range_region(p, addr, len, "upager_protect");
+	r = upager__range_region(p, addr, len, "upager_protect");
 	if (!r)
 		return UPAGER_ENOREGION;
 	uint64_t first = ((uintptr_t)addr - r->base) >> p->page_shift;
@@ -904,7 +918,10 @@ UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 	 * the evictor, and faulting threads in fast mode. */
 	unsigned nrings = p->cfg.handler_threads + 1 + 2 * ncpus() + 2;
 	size_t bounce = p->page_size > (256u << 10) ? p->page_size : (256u << 10);
-	err = io_pool_init(&p->io, nrings, 128, bounce, upager__reclaim_scratch_bytes());
+	size_t scratch = upager__reclaim_scratch_bytes();
+	if (scratch < upager__prefetch_scratch_bytes())
+		scratch = upager__prefetch_scratch_bytes();
+	err = io_pool_init(&p->io, nrings, 128, bounce, scratch);
 	if (err)
 		goto fail_swap;
 	err = upager__fault_select(p);
@@ -1006,6 +1023,8 @@ UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
 	out->samples = LOAD(samples);
 	out->sample_faults = LOAD(sample_faults);
 	out->sample_ns = LOAD(sample_ns);
+	out->readahead_pages = LOAD(readahead_pages);
+	out->faultaround_pages = LOAD(faultaround_pages);
 	upager__trace_counts(p, &out->trace_records, &out->trace_dropped);
 	out->pinned_pages = atomic_load(&p->pinned);
 	for (int i = 0; i < UPAGER_LATENCY_BUCKETS; i++)
@@ -1065,6 +1084,8 @@ UPAGER_API int upager_stats_print(upager_t *p, int fd)
 	OUT("  swap slots:         %llu used of %llu\n", (unsigned long long)s.swap_slots_used,
 	    (unsigned long long)s.swap_slots_total);
 	OUT("  direct reclaims:    %llu\n", (unsigned long long)s.direct_reclaims);
+	OUT("  prefetch:           %llu pages read ahead, %llu zero-filled around a fault\n",
+	    (unsigned long long)s.readahead_pages, (unsigned long long)s.faultaround_pages);
 	OUT("  sampling:           %llu pages unmapped in %.1f ms, %llu references seen\n",
 	    (unsigned long long)s.samples, s.sample_ns / 1e6, (unsigned long long)s.sample_faults);
 	if (s.trace_records || s.trace_dropped)

@@ -55,6 +55,22 @@ static struct rec *read_trace(const char *path, size_t *n)
 	return v;
 }
 
+/* A sweep may unmap a page between the fault that brought it in and the
+ * access that faulted, which then faults again: the same reference twice
+ * in a row. Folds such repeats into the first record. */
+static size_t fold_repeats(struct rec *v, size_t n)
+{
+	size_t out = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (out && v[i].key == v[out - 1].key && v[i].kind == TRACE_SAMPLE &&
+		    v[i].write == v[out - 1].write)
+			continue;
+		v[out++] = v[i];
+	}
+	return out;
+}
+
 static void temp_path(char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/upager-sampling-%d-%ld.trace",
@@ -228,6 +244,7 @@ static void record_restart(const struct test_backend *b, void *arg)
 	/* The first trace: the writes only, not the reads after the stop. */
 	struct rec *v = read_trace(path, &n);
 	unlink(path);
+	n = fold_repeats(v, n);
 	CHECK_EQ(n, PAGES);
 	for (unsigned i = 0; i < n; i++)
 		CHECK(v[i].kind == TRACE_ZERO && v[i].write && v[i].key - v[0].key == i);
@@ -280,7 +297,13 @@ static void record_dense_reads(const struct test_backend *b, void *arg)
 
 	struct rec *v = read_trace(path, &n);
 	unlink(path);
-	CHECK_EQ(n, 2 * PAGES);
+	n = fold_repeats(v, n);
+	if (n != 2 * PAGES) {
+		for (size_t i = 0; i < n; i++)
+			fprintf(stderr, "  record %zu: kind %u write %d page %lld\n", i, v[i].kind,
+				v[i].write, (long long)(v[i].key - v[0].key));
+		FAILF("%s: %zu records, expected %u", b->label, n, 2 * PAGES);
+	}
 	for (unsigned i = 0; i < n; i++) {
 		unsigned pg = i % PAGES;
 		bool zero = i < PAGES;

@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Bringing in more than the faulting page: readahead, fault-around and
+ * upager_advise().
+ *
+ * A fault that continues a sequential run (it lands on the page after the
+ * last one the region brought in) takes a window of the following pages
+ * with it. The window starts at 4 pages and doubles on each fault that
+ * continues the run, up to what one bounce buffer holds (64 pages of
+ * 4 KiB); a fault elsewhere closes it. For a page in swap the window's
+ * pages are read in the same io_uring submission as the faulting page
+ * (neighbouring slots merge into one request) and mapped read-only and
+ * clean in one call; for a first touch they are zero-filled and mapped
+ * writable in one call. Either way the program runs through the window
+ * without faulting, which is where a user-space pager can beat the
+ * kernel's page-at-a-time swap-in.
+ *
+ * The window holds only pages that are in the same state as the faulting
+ * one, whose lock can be taken without waiting (pages are claimed in
+ * address order with trylock, so there is no lock-order problem), and for
+ * which a frame is free right now: readahead never evicts.
+ *
+ * UPAGER_ADVICE_SEQUENTIAL opens the whole window at once, RANDOM keeps it
+ * shut, and so does recording a trace (every first access must fault); WILLNEED reads a range in with the same machinery, DONTNEED drops
+ * contents and swap copies.
+ */
+#include "internal.h"
+#include "fault.h"
+#include "policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+
+#define WINDOW_START 4
+
+size_t upager__prefetch_scratch_bytes(void)
+{
+	return sizeof(struct window) + (WINDOW_MAX + 1) * sizeof(struct io_req);
+}
+
+unsigned upager__window_max(struct upager *p, bool zero)
+{
+	size_t bounce_pages = p->io.bounce_bytes >> p->page_shift;
+	unsigned max = zero ? WINDOW_MAX / 2 : WINDOW_MAX;
+
+	/* The faulting page shares the bounce buffer with the window. */
+	if (!zero && bounce_pages - 1 < max)
+		max = bounce_pages ? (unsigned)bounce_pages - 1 : 0;
+	return max;
+}
+
+unsigned upager__window_size(struct region *r, uint64_t pg, bool zero)
+{
+	unsigned max = upager__window_max(r->p, zero);
+	int advice = atomic_load_explicit(&r->advice, memory_order_relaxed);
+	unsigned win = atomic_load_explicit(&r->seq_window, memory_order_relaxed);
+
+	if (advice == UPAGER_ADVICE_RANDOM ||
+	    atomic_load_explicit(&r->p->trace, memory_order_relaxed))
+		win = 0; /* a trace must see every first access fault */
+	else if (advice == UPAGER_ADVICE_SEQUENTIAL)
+		win = max;
+	else if (pg == atomic_load_explicit(&r->seq_next, memory_order_relaxed))
+		win = win ? 2 * win : WINDOW_START;
+	else
+		win = 0;
+	if (win > max)
+		win = max;
+	atomic_store_explicit(&r->seq_window, win, memory_order_relaxed);
+	return win;
+}
+
+void upager__window_claim(struct region *r, struct window *w, uint64_t first, uint32_t state,
+			  unsigned want)
+{
+	struct upager *p = r->p;
+	/* Only pages the program may use as the faulting one: the window is
+	 * installed in one call, which must not cross from one protection
+	 * (one VMA of the view) into another. */
+	uint32_t refuse = PTE_NOACCESS | PTE_NOWRITE;
+
+	w->first = first;
+	w->n = 0;
+	if (want > WINDOW_MAX)
+		want = WINDOW_MAX;
+	while (w->n < want && first + w->n < r->npages) {
+		struct upte *e = pt_get(&r->pt, first + w->n);
+		uint32_t f;
+
+		if (!e)
+			break;
+		f = atomic_load_explicit(&e->flags, memory_order_relaxed);
+		if (pte_state(f) != state || (f & refuse) || !upager__pte_trylock(e))
+			break;
+		f = pte_flags(e);
+		if (pte_state(f) != state || (f & refuse)) {
+			upager__pte_unlock(e);
+			break;
+		}
+		int64_t frame = frames_alloc(&p->frames);
+		if (frame < 0) {
+			upager__pte_unlock(e);
+			break;
+		}
+		w->e[w->n] = e;
+		w->frame[w->n] = (uint32_t)frame;
+		w->n++;
+	}
+	if (w->n && atomic_load_explicit(&p->frames.nfree, memory_order_relaxed) < p->free_low)
+		upager__evictor_kick(p);
+}
+
+void upager__window_release(struct region *r, struct window *w, unsigned from)
+{
+	for (unsigned i = from; i < w->n; i++) {
+		frames_free(&r->p->frames, w->frame[i]);
+		upager__pte_unlock(w->e[i]);
+	}
+	if (from < w->n)
+		w->n = from;
+}
+
+void upager__window_commit(struct region *r, struct window *w, bool writable)
+{
+	struct upager *p = r->p;
+
+	for (unsigned i = 0; i < w->n; i++) {
+		struct upte *e = w->e[i];
+		struct frame *fr = &p->frames.frames[w->frame[i]];
+
+		fr->region = r;
+		fr->pte = e;
+		fr->pg = w->first + i;
+		e->frame = w->frame[i];
+		if (writable && e->slot) {
+			swap_put(&p->swap, e->slot - 1);
+			e->slot = 0;
+		}
+		pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY, PTE_RESIDENT);
+		pte_set_mapped(p, e, writable);
+	}
+	pthread_mutex_lock(&p->policy_lock);
+	for (unsigned i = 0; i < w->n; i++)
+		p->policy->ops->insert(p->policy->state, w->frame[i],
+				       ((uint64_t)r->id << 44) | (w->first + i), false);
+	pthread_mutex_unlock(&p->policy_lock);
+	for (unsigned i = 0; i < w->n; i++)
+		upager__pte_unlock(w->e[i]);
+}
+
+void upager__window_discard(struct region *r, struct window *w)
+{
+	struct upager *p = r->p;
+
+	if (!w->n)
+		return;
+	fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		  (off_t)(w->first << p->page_shift), (off_t)((uint64_t)w->n << p->page_shift));
+	if (!p->backend->punch_unmaps)
+		p->backend->unmap(r, w->first, w->n);
+	upager__window_release(r, w, 0);
+}
+
+void upager__window_done(struct region *r, uint64_t pg, unsigned n)
+{
+	atomic_store_explicit(&r->seq_next, pg + 1 + n, memory_order_relaxed);
+}
+
+int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, unsigned window)
+{
+	struct upager *p = r->p;
+	const struct fault_backend *be = p->backend;
+	struct io_ring *ring;
+	struct window *w;
+	struct io_req *reqs;
+	char *buf;
+	int ret;
+
+	/* The window and the requests live in the ring's scratch area: a
+	 * fault may run on a small signal stack. */
+	ring = io_ring_get(&p->io);
+	w = io_ring_scratch(ring);
+	reqs = (struct io_req *)(w + 1);
+	buf = io_ring_bounce(ring);
+	upager__window_claim(r, w, pg + 1, PTE_SWAPPED, window);
+	for (unsigned i = 0; i <= w->n; i++) {
+		struct upte *x = i ? w->e[i - 1] : e;
+		reqs[i] = (struct io_req){
+			.op = IO_READ,
+			.buf = buf + ((size_t)i << p->page_shift),
+			.len = p->page_size,
+			.off = (x->slot - 1) * p->page_size,
+		};
+	}
+	ret = io_ring_run(&p->io, ring, p->swap.fd, reqs, 1 + w->n);
+	if (ret > 0)
+		STAT_ADD(p, io_submits, (uint64_t)ret);
+	if (ret >= 0 && reqs[0].res != (int)p->page_size)
+		ret = reqs[0].res < 0 ? reqs[0].res : -EIO;
+	if (ret < 0) {
+		upager__window_release(r, w, 0);
+		io_ring_put(&p->io, ring);
+		STAT_INC(p, io_errors);
+		/* The page's only copy cannot be read: it is lost, as a page
+		 * on a failed disk is for the kernel. */
+		swap_put(&p->swap, e->slot - 1);
+		e->slot = 0;
+		pte_update(e, PTE_STATE_MASK, PTE_POISONED);
+		return ret;
+	}
+	/* A window page that did not read stays in swap, and so do the
+	 * ones after it: the window must stay contiguous. */
+	for (unsigned i = 0; i < w->n; i++) {
+		if (reqs[i + 1].res != (int)p->page_size) {
+			upager__window_release(r, w, i);
+			break;
+		}
+	}
+	STAT_ADD(p, bytes_read, (uint64_t)(1 + w->n) << p->page_shift);
+	/* Counted before the install wakes the faulting thread. */
+	STAT_ADD(p, readahead_pages, w->n);
+	unsigned counted = w->n;
+	int window_ret = 0;
+	if (w->n && !write) {
+		/* Faulting page and window in one call, all read-only. */
+		ret = window_ret = be->install(r, pg, 1 + w->n, buf, false);
+		if (ret < 0) {
+			/* The view may be split where the page table does
+			 * not say so (a protection changed and changed back):
+			 * the faulting page alone. */
+			upager__window_discard(r, w);
+			ret = be->install(r, pg, 1, buf, false);
+		}
+	} else {
+		ret = be->install(r, pg, 1, buf, write);
+		if (ret >= 0 && w->n) {
+			window_ret = be->install(r, pg + 1, w->n, buf + p->page_size, false);
+			if (window_ret < 0)
+				upager__window_discard(r, w);
+		}
+	}
+	if (ret < 0)
+		upager__window_discard(r, w);
+	if (w->n < counted)
+		STAT_ADD(p, readahead_pages, -(uint64_t)(counted - w->n));
+	if (ret < 0) {
+		io_ring_put(&p->io, ring);
+		return ret;
+	}
+	if (w->n) /* mapped writable regardless (> 0): they are dirty */
+		upager__window_commit(r, w, window_ret > 0);
+	io_ring_put(&p->io, ring);
+	upager__window_done(r, pg, w->n);
+	return ret;
+}
+
+/* ---- upager_advise() ---- */
+
+static int dontneed_page(struct region *r, uint64_t pg)
+{
+	struct upager *p = r->p;
+	struct upte *e = pt_lookup(&r->pt, pg);
+	int ret = 0;
+
+	if (!e || (!atomic_load_explicit(&e->flags, memory_order_relaxed) && !e->slot))
+		return 0;
+	upager__pte_lock(e);
+	uint32_t f = pte_flags(e);
+	if (pte_state(f) == PTE_RESIDENT) {
+		if (atomic_load(&p->frames.frames[e->frame].pins)) {
+			ret = -EBUSY;
+			goto out;
+		}
+		if ((f & PTE_MAPPED) && !p->backend->punch_unmaps &&
+		    (ret = p->backend->unmap(r, pg, 1)) < 0)
+			goto out;
+		pthread_mutex_lock(&p->policy_lock);
+		p->policy->ops->remove(p->policy->state, e->frame, POLICY_FREED);
+		pthread_mutex_unlock(&p->policy_lock);
+		fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)(pg << p->page_shift), (off_t)p->page_size);
+		p->backend->evicted(r, pg, 1);
+		frames_free(&p->frames, e->frame);
+	}
+	if (e->slot) {
+		swap_put(&p->swap, e->slot - 1);
+		e->slot = 0;
+	}
+	pte_clear_mapped(p, e);
+	/* A page lost to an I/O error is whole again: zero, like new. */
+	pte_update(e, PTE_STATE_MASK | PTE_DIRTY | PTE_SAMPLED, PTE_NONE);
+out:
+	upager__pte_unlock(e);
+	return ret;
+}
+
+static int willneed_page(struct region *r, uint64_t pg, uint64_t end)
+{
+	struct upager *p = r->p;
+	struct upte *e = pt_lookup(&r->pt, pg);
+	int ret = 0;
+
+	if (!e || pte_state(atomic_load_explicit(&e->flags, memory_order_relaxed)) != PTE_SWAPPED)
+		return 1;
+	upager__pte_lock(e);
+	if (pte_state(pte_flags(e)) != PTE_SWAPPED || r->dying) {
+		upager__pte_unlock(e);
+		return 1;
+	}
+	int64_t frame = upager__get_frame(p);
+	if (frame < 0) {
+		upager__pte_unlock(e);
+		return (int)frame;
+	}
+	unsigned window = upager__window_max(p, false);
+	if (end - pg - 1 < window)
+		window = (unsigned)(end - pg - 1);
+	/* Brought in mapped read-only, like a readahead page: the program's
+	 * first read of it does not fault. */
+	ret = upager__read_in(r, pg, e, false, window);
+	if (ret < 0) {
+		frames_free(&p->frames, (uint32_t)frame);
+		upager__pte_unlock(e);
+		return ret;
+	}
+	upager__fill_done(r, pg, e, (uint32_t)frame, ret > 0);
+	upager__pte_unlock(e);
+	STAT_INC(p, readahead_pages);
+	return 1;
+}
+
+UPAGER_API int upager_advise(upager_t *p, void *addr, size_t len, int advice)
+{
+	uintptr_t a = (uintptr_t)addr;
+	struct region *r;
+	int err = 0;
+
+	upager__clear_error();
+	if (!p)
+		return -EINVAL;
+	if (advice < UPAGER_ADVICE_NORMAL || advice > UPAGER_ADVICE_DONTNEED)
+		return upager__fail(-EINVAL, "upager_advise: unknown advice %d", advice);
+	if (len == 0)
+		return 0;
+	r = upager__range_region(p, addr, len, "upager_advise");
+	if (!r)
+		return UPAGER_ENOREGION;
+	uint64_t first = (a - r->base) >> p->page_shift;
+	uint64_t end = (a + len - r->base + p->page_size - 1) >> p->page_shift;
+
+	switch (advice) {
+	case UPAGER_ADVICE_NORMAL:
+	case UPAGER_ADVICE_SEQUENTIAL:
+	case UPAGER_ADVICE_RANDOM:
+		atomic_store(&r->advice, advice);
+		atomic_store(&r->seq_window, 0u);
+		break;
+	case UPAGER_ADVICE_WILLNEED:
+		for (uint64_t pg = first; pg < end && !err; pg++) {
+			int n = willneed_page(r, pg, end);
+			if (n < 0)
+				err = upager__fail(n, "upager_advise: reading page %llu: %s",
+						   (unsigned long long)pg, upager_strerror(n));
+		}
+		break;
+	case UPAGER_ADVICE_DONTNEED:
+		for (uint64_t pg = first; pg < end; pg++) {
+			int n = dontneed_page(r, pg);
+			if (n < 0 && !err)
+				err = upager__fail(n, "upager_advise: page %llu: %s",
+						   (unsigned long long)pg,
+						   n == -EBUSY ? "pinned, kept" : upager_strerror(n));
+		}
+		break;
+	}
+	upager__region_put(r);
+	return err;
+}
