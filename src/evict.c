@@ -74,23 +74,20 @@ struct age_queue {
 
 static __thread struct age_queue *current_age_queue;
 
-static void arm_page(struct upager *p, struct region *r, struct upte *e, uint64_t pg,
-		     uint32_t frame)
+/* Locks the aged page if it still holds the frame and may be unmapped. */
+static bool claim_aged(struct upager *p, struct aged *a)
 {
+	struct upte *e = a->e;
+
 	if (!upager__pte_trylock(e))
-		return; /* busy: being faulted on, so referenced anyway */
+		return false; /* busy: being faulted on, so referenced anyway */
 	uint32_t f = pte_flags(e);
-	if (pte_state(f) == PTE_RESIDENT && e->frame == frame && (f & PTE_MAPPED) && !r->dying &&
-	    !atomic_load_explicit(&p->frames.frames[frame].pins, memory_order_relaxed)) {
-		uint64_t t0 = upager__now_ns();
-		if (p->backend->unmap(r, pg, 1) == 0) {
-			pte_clear_mapped(p, e);
-			pte_update(e, 0, PTE_SAMPLED);
-			STAT_INC(p, samples);
-		}
-		STAT_ADD(p, sample_ns, upager__now_ns() - t0);
-	}
+	if (pte_state(f) == PTE_RESIDENT && e->frame == a->frame && (f & PTE_MAPPED) &&
+	    !a->r->dying &&
+	    !atomic_load_explicit(&p->frames.frames[a->frame].pins, memory_order_relaxed))
+		return true;
 	upager__pte_unlock(e);
+	return false;
 }
 
 void upager__age_frame(void *pager, uint32_t frame)
@@ -108,17 +105,54 @@ void upager__age_frame(void *pager, uint32_t frame)
 		q->items[q->n++] = (struct aged){ fr->region, fr->pte, fr->pg, frame };
 		return;
 	}
-	arm_page(p, fr->region, fr->pte, fr->pg, frame);
+	/* Outside a reclaim (or its queue is full): now, alone. */
+	struct aged a = { fr->region, fr->pte, fr->pg, frame };
+	uint64_t t0 = upager__now_ns();
+	if (claim_aged(p, &a))
+		STAT_ADD(p, samples, upager__sample_run(p, a.r, a.pg, 1, &a.e));
+	STAT_ADD(p, sample_ns, upager__now_ns() - t0);
 }
 
+static int aged_by_page(const void *x, const void *y)
+{
+	const struct aged *a = x, *b = y;
+
+	if (a->r != b->r)
+		return a->r->id < b->r->id ? -1 : 1;
+	return a->pg < b->pg ? -1 : a->pg > b->pg;
+}
+
+/* Unmaps the queued pages in page order, neighbours in one call: one TLB
+ * shootdown per run instead of one per page. */
 static void drain_age_queue(struct upager *p, struct age_queue *q)
 {
+	struct upte *run[64];
+	unsigned n = 0;
+	uint64_t t0 = upager__now_ns(), done = 0;
+	struct aged *first = NULL;
+
+	qsort(q->items, q->n, sizeof(q->items[0]), aged_by_page);
 	for (unsigned i = 0; i < q->n; i++) {
 		struct aged *a = &q->items[i];
-		arm_page(p, a->r, a->e, a->pg, a->frame);
-		upager__region_put(a->r);
+
+		if (n && (a->r != first->r || a->pg != first->pg + n || n == 64)) {
+			done += upager__sample_run(p, first->r, first->pg, n, run);
+			n = 0;
+		}
+		if (!claim_aged(p, a))
+			continue;
+		if (!n)
+			first = a;
+		run[n++] = a->e;
 	}
+	if (n)
+		done += upager__sample_run(p, first->r, first->pg, n, run);
+	/* Only now: the regions must live until their pages are done. */
+	for (unsigned i = 0; i < q->n; i++)
+		upager__region_put(q->items[i].r);
 	q->n = 0;
+	STAT_ADD(p, samples, done);
+	STAT_ADD(p, sample_ns, upager__now_ns() - t0);
 }
 
 unsigned upager__shed_mappings(struct upager *p, unsigned n)

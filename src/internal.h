@@ -488,6 +488,10 @@ size_t upager__prefetch_scratch_bytes(void);
  * regions' pages from where the last call stopped; returns how many.
  * Called by the evictor thread with no page lock held. */
 uint64_t upager__sample(struct upager *p, uint64_t budget);
+/* Unmaps pages first..first+n-1 of r, whose entries e[] the caller
+ * locked, marks them sampled and unlocks them; returns how many. */
+uint64_t upager__sample_run(struct upager *p, struct region *r, uint64_t first, unsigned n,
+			    struct upte **e);
 /* Unmaps every resident, mapped page (a dense trace's sweep). */
 uint64_t upager__sample_all(struct upager *p);
 /* The samples the configured rate asks for, for the pages evicted since

@@ -39,24 +39,30 @@ struct run {
 	struct upte *e[RUN_MAX];
 };
 
-/* Unmaps the run's pages (all locked by us) and releases them. */
-static uint64_t run_flush(struct upager *p, struct run *run)
+uint64_t upager__sample_run(struct upager *p, struct region *r, uint64_t first, unsigned n,
+			    struct upte **e)
 {
-	unsigned n = run->n;
 	int ret;
 
 	if (!n)
 		return 0;
-	run->n = 0;
-	ret = p->backend->unmap(run->r, run->first, n);
+	ret = p->backend->unmap(r, first, n);
 	for (unsigned i = 0; i < n; i++) {
 		if (ret == 0) {
-			pte_clear_mapped(p, run->e[i]);
-			pte_update(run->e[i], 0, PTE_SAMPLED);
+			pte_clear_mapped(p, e[i]);
+			pte_update(e[i], 0, PTE_SAMPLED);
 		}
-		upager__pte_unlock(run->e[i]);
+		upager__pte_unlock(e[i]);
 	}
 	return ret == 0 ? n : 0;
+}
+
+static uint64_t run_flush(struct upager *p, struct run *run)
+{
+	unsigned n = run->n;
+
+	run->n = 0;
+	return upager__sample_run(p, run->r, run->first, n, run->e);
 }
 
 /* Locks the page if it is resident, mapped and not pinned. */
