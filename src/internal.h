@@ -70,7 +70,7 @@ struct upte {
 #define PTE_DIRTY (1u << 6)    /* frame differs from its swap copy (or has none) */
 #define PTE_NOWRITE (1u << 8)  /* upager_protect(): the program may not write */
 #define PTE_NOACCESS (1u << 9) /* upager_protect(): the program may not touch it */
-#define PTE_SAMPLED (1u << 15) /* unmapped to sample its referenced bit */
+#define PTE_SAMPLED (1u << 7)  /* unmapped to sample its referenced bit */
 
 static inline uint32_t pte_state(uint32_t f)
 {
