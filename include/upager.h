@@ -48,6 +48,8 @@ extern "C" {
 #define UPAGER_ECONFIG (-10010)   /* another configuration field is out of range */
 #define UPAGER_EMAPCOUNT (-10011) /* the configuration would exceed vm.max_map_count */
 #define UPAGER_EPOISON (-10012)   /* page lost to an earlier I/O error */
+#define UPAGER_EORIGIN (-10013)   /* the snapshot's region is gone (restore) */
+#define UPAGER_ESNAPSHOT (-10014) /* the address is a snapshot's view: use the snapshot calls */
 
 typedef struct upager upager_t;
 
@@ -155,6 +157,12 @@ typedef struct upager_stats {
 	uint64_t readahead_pages;   /* swapped pages read in ahead of a fault
 				     * (sequential runs, UPAGER_ADVICE_WILLNEED) */
 	uint64_t faultaround_pages; /* pages zero-filled along with a faulting one */
+	uint64_t pages_copied; /* copy-on-write: page contents copied between
+				* a region and its snapshots or clones */
+	uint64_t pages_shared; /* copy-on-write: pages handed to another sharer
+				* without a copy (a swap slot or a zero page) */
+	uint64_t snapshots;    /* gauge: live snapshots, including the hidden
+				* ones that clones of a region read through */
 	uint64_t pinned_pages; /* gauge: pages held by upager_pin() */
 	uint64_t resident_pages; /* gauge: pages in frames */
 	uint64_t frames_total;   /* gauge: the RAM budget in pages */
@@ -307,6 +315,47 @@ UPAGER_API int upager_trace_start(upager_t *p, const char *path, unsigned dense_
 /* Stops recording and closes the file. Returns 0, -ENOENT if no trace is
  * being recorded, or the first write error (references were dropped). */
 UPAGER_API int upager_trace_stop(upager_t *p);
+
+/* ---- snapshots and clones (copy-on-write) ----
+ *
+ * upager_snapshot() freezes a region's contents at this moment without
+ * copying them: the region's pages become shared with the snapshot, and
+ * the first write to a shared page (a copy-on-write fault) first gives the
+ * old contents to the snapshot. Its cost is one write-protection pass over
+ * the region's resident pages, whatever the region's size or how much of
+ * it is in swap. A region may have any number of live snapshots.
+ *
+ * A snapshot's contents are read through upager_snapshot_map() (a
+ * read-only view paged like a region: a write to it is an ordinary
+ * SIGSEGV) or copied out with upager_snapshot_read(). Reading a page that
+ * is still shared copies it into the snapshot's own frame if it is
+ * resident, or shares its swap slot if it is not.
+ *
+ * upager_snapshot_restore() makes the region's contents the snapshot's
+ * again; the region's later snapshots keep theirs. No other thread may
+ * touch the region while it runs.
+ *
+ * upager_clone() makes a new writable region (unmapped with upager_unmap)
+ * that starts as a copy of a region, or of a snapshot named by the address
+ * upager_snapshot_map() gave; the two share their pages until either
+ * writes one. Snapshots, clones and regions may be freed in any order:
+ * a page's frame and swap slot are freed when its last sharer lets go.
+ *
+ * Errors: UPAGER_ENOREGION (not a region's base), UPAGER_ESNAPSHOT
+ * (upager_snapshot or upager_unmap given a snapshot's view), UPAGER_EORIGIN
+ * (restore of a snapshot whose region was unmapped), -EINVAL, -ENOMEM.
+ */
+typedef struct upager_snapshot upager_snapshot_t;
+UPAGER_API int upager_snapshot(upager_t *p, void *region, upager_snapshot_t **out);
+/* The snapshot's read-only view; the same address on every call. */
+UPAGER_API int upager_snapshot_map(upager_snapshot_t *s, void **addr);
+/* Copies len bytes from offset off of the snapshot into buf; -EINVAL if
+ * the range is not inside the region. buf may be anywhere, in a region too. */
+UPAGER_API int upager_snapshot_read(upager_snapshot_t *s, size_t off, void *buf, size_t len);
+UPAGER_API int upager_snapshot_restore(upager_snapshot_t *s);
+/* Releases the snapshot and its view; clones made from it live on. */
+UPAGER_API int upager_snapshot_free(upager_snapshot_t *s);
+UPAGER_API int upager_clone(upager_t *p, void *region, void **new_region);
 
 /* ---- replacement policies ----
  *

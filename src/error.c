@@ -64,6 +64,10 @@ UPAGER_API const char *upager_strerror(int err)
 		return "configuration would exceed vm.max_map_count";
 	case UPAGER_EPOISON:
 		return "page lost to an earlier I/O error";
+	case UPAGER_EORIGIN:
+		return "the snapshot's region has been unmapped";
+	case UPAGER_ESNAPSHOT:
+		return "the address is a snapshot's view: use the upager_snapshot_* calls";
 	}
 	if (err < 0 && err > -4096) {
 		const char *s = strerrordesc_np(-err);

@@ -261,7 +261,7 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 static void keep_resident(struct upager *p, struct victim *v)
 {
 	pthread_mutex_lock(&p->policy_lock);
-	p->policy->ops->insert(p->policy->state, v->frame, ((uint64_t)v->r->id << 44) | v->pg,
+	p->policy->ops->insert(p->policy->state, v->frame, region_page_key(v->r, v->pg),
 			       false);
 	pthread_mutex_unlock(&p->policy_lock);
 }

@@ -48,8 +48,7 @@ struct policy;
  * lock holder changes the state bits; other threads may set PTE_WAITERS.
  * frame is meaningful in PTE_RESIDENT, slot (swap slot + 1, 0 = none) in
  * PTE_RESIDENT (a still-valid swap copy of a clean page) and PTE_SWAPPED.
- * The top 16 bits of flags are kept for a copy-on-write share count; the
- * upper bits of slot can carry a file offset for file-backed regions.
+ * The upper bits of slot can carry a file offset for file-backed regions.
  */
 struct upte {
 	_Atomic uint32_t flags;
@@ -71,6 +70,10 @@ struct upte {
 #define PTE_NOWRITE (1u << 8)  /* upager_protect(): the program may not write */
 #define PTE_NOACCESS (1u << 9) /* upager_protect(): the program may not touch it */
 #define PTE_SAMPLED (1u << 7)  /* unmapped to sample its referenced bit */
+/* In a snapshot's or a clone's page table (snapshot.c): the page holds
+ * the region's own version. Without it, the page reads through to the
+ * region it was made from. */
+#define PTE_OWNED (1u << 10)
 
 static inline uint32_t pte_state(uint32_t f)
 {
@@ -288,6 +291,12 @@ struct region {
 	_Atomic uint64_t seq_next;
 	_Atomic unsigned seq_window;
 	_Atomic int advice;
+	/* Copy-on-write (snapshot.c); changed only under p->cow_lock held
+	 * for writing, read under it held for reading (every fault). */
+	struct snap_chain *chain; /* this region's snapshots, or NULL */
+	struct upager_snapshot *backing;     /* a clone: where the pages it does not own come from */
+	struct upager_snapshot *self;        /* a snapshot's view: its snapshot */
+	bool readonly;            /* a snapshot's view: writes are the program's error */
 };
 
 static inline void *region_page_addr(struct region *r, uint64_t pg);
@@ -300,7 +309,7 @@ struct stats {
 	_Atomic uint64_t evictions, writebacks, clean_drops, zero_drops;
 	_Atomic uint64_t bytes_read, bytes_written, io_submits, io_errors;
 	_Atomic uint64_t direct_reclaims, samples, sample_faults, sample_ns;
-	_Atomic uint64_t readahead_pages, faultaround_pages;
+	_Atomic uint64_t readahead_pages, faultaround_pages, pages_copied, pages_shared;
 	_Atomic uint64_t latency_hist[UPAGER_LATENCY_BUCKETS];
 };
 
@@ -373,6 +382,15 @@ struct upager {
 	pthread_mutex_t trace_lock; /* start/stop */
 	uint64_t trace_recorded, trace_dropped; /* of the traces closed so far */
 
+	/* Copy-on-write (snapshot.c). Every fault holds cow_lock for reading
+	 * from before it takes its page lock until it is done; taking,
+	 * freeing and restoring snapshots, cloning, and unmapping a region
+	 * that shares pages hold it for writing, so they see no fault half
+	 * done and may take page locks in any order. */
+	pthread_rwlock_t cow_lock;
+	struct upager_snapshot *snaps; /* every snapshot record, hidden ones too */
+	_Atomic uint64_t nsnapshots; /* changed under cow_lock, read without */
+
 	struct stats stats;
 };
 
@@ -389,6 +407,12 @@ static inline void *region_page_addr(struct region *r, uint64_t pg)
 static inline char *region_pview(struct region *r, uint64_t pg)
 {
 	return r->pview + (pg << r->p->page_shift);
+}
+
+/* The page's name for policies and traces. */
+static inline uint64_t region_page_key(struct region *r, uint64_t pg)
+{
+	return ((uint64_t)r->id << 44) | pg;
 }
 
 /* ---- the fault path (pager.c) ---- */
@@ -525,6 +549,48 @@ void upager__signal_raise_sigbus(uintptr_t addr, void *uc);
 
 /* Frees every frame and swap slot of a region (unmap, close). */
 void upager__region_release_pages(struct region *r);
+/* A new region of len bytes (a multiple of the page size), not yet
+ * visible; upager__region_publish() attaches and lists it. */
+int upager__region_new(struct upager *p, size_t len, struct region **out);
+int upager__region_publish(struct region *r);
+/* Frees a region that was never published. */
+void upager__region_destroy(struct region *r);
+/* Takes a region off the pager's list; false if it was not on it. */
+bool upager__region_unlist(struct region *r);
+/* Frees an unlisted region and its pages, once no fault holds it (so
+ * never with cow_lock held). */
+void upager__region_teardown(struct region *r);
+/* Empties the locked page e (page pg of r): frees its frame and swap
+ * copy; it reads as zero. -EBUSY if it is pinned. */
+int upager__page_discard(struct region *r, uint64_t pg, struct upte *e);
+/* Puts the locked, empty page e in frame, resident and dirty but not
+ * mapped (its contents are already in the memfd), and tells the policy. */
+void upager__page_install_unmapped(struct region *r, uint64_t pg, struct upte *e, uint32_t frame,
+				   uint32_t extra_flags);
+
+/* ---- copy-on-write (snapshot.c) ---- */
+
+/* Returned by upager__cow_read_through(): a page it needed was busy; the
+ * fault lets go of everything and tries again. */
+#define COW_RETRY 1
+/* Does the newest snapshot of r still share page pg with r (so that r's
+ * page must not be written before it has its own copy)? Page lock held. */
+bool upager__cow_shared(struct region *r, uint64_t pg);
+/* Gives the newest snapshot of r its own copy of the locked page e
+ * before e changes. 0, or a negative code. */
+int upager__cow_push(struct region *r, uint64_t pg, struct upte *e);
+/* Makes the locked, unowned page e of a snapshot or a clone its own:
+ * the version it reads through to, copied or shared. 0, COW_RETRY, or a
+ * negative code. */
+int upager__cow_read_through(struct region *r, uint64_t pg, struct upte *e, bool write);
+/* Frees every snapshot record (upager_close, after the regions). */
+void upager__cow_close(struct upager *p);
+/* Before a region that shares pages is unmapped: hands its pages to its
+ * newest snapshot, lets go of what it read through. cow_lock held for
+ * writing. Returns the snapshots' views that went with it, for
+ * upager__cow_teardown() once cow_lock is released. */
+struct region *upager__cow_region_leaving(struct region *r);
+void upager__cow_teardown(struct region *doomed);
 
 /* ---- errors and messages (error.c) ---- */
 

@@ -34,6 +34,7 @@
 #include "trace.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <stdio.h>
@@ -101,11 +102,6 @@ void upager__pte_unlock(struct upte *e)
 }
 
 /* ---- policy calls, under the policy lock ---- */
-
-static inline uint64_t page_key(struct region *r, uint64_t pg)
-{
-	return ((uint64_t)r->id << 44) | pg;
-}
 
 static void policy_insert(struct upager *p, uint32_t frame, uint64_t key, bool write)
 {
@@ -200,8 +196,24 @@ static inline void check_pte(struct upager *p, struct upte *e)
 }
 #endif
 
+/* How a fault stands with copy-on-write. */
+#define COW_SHARED 1u /* a snapshot shares the page: keep it write-protected */
+#define COW_PUSHED 2u /* this write gave the snapshot its own copy: a COW fault */
+
+/* A backend that could map the page only writable (ret > 0, an older
+ * kernel) where it must stay read-only: protect it after all. */
+static int keep_read_only(struct region *r, uint64_t pg, int ret, unsigned cow)
+{
+	if (ret <= 0 || !((cow & COW_SHARED) || r->readonly))
+		return ret;
+	if (r->readonly) /* the mapping itself is read-only */
+		return 0;
+	return r->p->backend->wrprotect(r, pg, 1) == 0 ? 0 : ret;
+}
+
 /* The page is in a frame. */
-static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_t f, bool write)
+static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_t f, bool write,
+			  unsigned cow)
 {
 	struct upager *p = r->p;
 	const struct fault_backend *be = p->backend;
@@ -215,8 +227,9 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 		}
 		/* Counted first: the call that resolves the fault may wake
 		 * the faulting thread, which may read the statistics. */
-		STAT_INC(p, faults_wp);
-		upager__trace(p, page_key(r, pg), TRACE_FLAGS(TRACE_WP, true));
+		if (!(cow & COW_PUSHED))
+			STAT_INC(p, faults_wp);
+		upager__trace(p, region_page_key(r, pg), TRACE_FLAGS(TRACE_WP, true));
 		ret = be->unprotect(r, pg);
 		if (ret < 0)
 			return ret;
@@ -225,18 +238,19 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 		return 0;
 	}
 	/* A dirty page may be mapped writable at once, unless the program
-	 * made it read-only. */
-	bool writable = write || ((f & PTE_DIRTY) && !(f & PTE_NOWRITE));
+	 * made it read-only or a snapshot shares it. */
+	bool writable = write || ((f & PTE_DIRTY) && !(f & PTE_NOWRITE) && !(cow & COW_SHARED) &&
+				  !r->readonly);
 	STAT_INC(p, faults_minor);
 	if (f & PTE_SAMPLED)
 		STAT_INC(p, sample_faults);
-	if (write && !(f & PTE_DIRTY))
+	if (write && !(f & PTE_DIRTY) && !(cow & COW_PUSHED))
 		STAT_INC(p, faults_wp);
 	/* Recorded before the fault is resolved: once it is, the program
 	 * runs on and its next fault may be recorded by another thread. */
-	upager__trace(p, page_key(r, pg),
+	upager__trace(p, region_page_key(r, pg),
 		      TRACE_FLAGS((f & PTE_SAMPLED) ? TRACE_SAMPLE : TRACE_MINOR, write));
-	ret = be->map(r, pg, 1, writable);
+	ret = keep_read_only(r, pg, be->map(r, pg, 1, writable), writable ? 0 : cow);
 	if (ret < 0)
 		return ret;
 	if (ret > 0) /* the backend could only map it writable */
@@ -261,13 +275,54 @@ void upager__fill_done(struct region *r, uint64_t pg, struct upte *e, uint32_t f
 	e->frame = frame;
 	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY, PTE_RESIDENT);
 	pte_set_mapped(p, e, write);
-	policy_insert(p, frame, page_key(r, pg), write);
+	policy_insert(p, frame, region_page_key(r, pg), write);
+}
+
+void upager__page_install_unmapped(struct region *r, uint64_t pg, struct upte *e, uint32_t frame,
+				   uint32_t extra_flags)
+{
+	struct upager *p = r->p;
+	struct frame *fr = &p->frames.frames[frame];
+
+	fr->region = r;
+	fr->pte = e;
+	fr->pg = pg;
+	e->frame = frame;
+	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_SAMPLED,
+		   PTE_RESIDENT | PTE_DIRTY | extra_flags);
+	policy_insert(p, frame, region_page_key(r, pg), false);
+}
+
+int upager__page_discard(struct region *r, uint64_t pg, struct upte *e)
+{
+	struct upager *p = r->p;
+	uint32_t f = pte_flags(e);
+	int ret;
+
+	if (pte_state(f) == PTE_RESIDENT) {
+		if (atomic_load(&p->frames.frames[e->frame].pins))
+			return -EBUSY;
+		if ((f & PTE_MAPPED) && !p->backend->punch_unmaps &&
+		    (ret = p->backend->unmap(r, pg, 1)) < 0)
+			return ret;
+		policy_remove(p, e->frame, POLICY_FREED);
+		fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)(pg << p->page_shift), (off_t)p->page_size);
+		p->backend->evicted(r, pg, 1);
+		frames_free(&p->frames, e->frame);
+	}
+	drop_swap_copy(p, e);
+	pte_clear_mapped(p, e);
+	/* A page lost to an I/O error is whole again: zero, like new. */
+	pte_update(e, PTE_STATE_MASK | PTE_DIRTY | PTE_SAMPLED, PTE_NONE);
+	return 0;
 }
 
 /* The page is not in a frame: zero-fill it or read it back from swap,
  * with a window of the pages after it if the faults run sequentially
  * (prefetch.c). */
-static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f, bool write)
+static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f, bool write,
+		      unsigned cow)
 {
 	struct upager *p = r->p;
 	const struct fault_backend *be = p->backend;
@@ -289,7 +344,7 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 		/* Recorded before the fault is resolved: once it is, the
 		 * program runs on and its next fault may be recorded by
 		 * another thread. */
-		upager__trace(p, page_key(r, pg), TRACE_FLAGS(TRACE_ZERO, write));
+		upager__trace(p, region_page_key(r, pg), TRACE_FLAGS(TRACE_ZERO, write));
 		if (win) {
 			ring = io_ring_get(&p->io);
 			w = io_ring_scratch(ring);
@@ -316,9 +371,11 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 		unsigned win = upager__window_size(r, pg, false);
 
 		STAT_INC(p, faults_major);
-		upager__trace(p, page_key(r, pg), TRACE_FLAGS(TRACE_MAJOR, write));
+		upager__trace(p, region_page_key(r, pg), TRACE_FLAGS(TRACE_MAJOR, write));
 		ret = upager__read_in(r, pg, e, write, win);
 	}
+	if (!write)
+		ret = keep_read_only(r, pg, ret, cow);
 	if (ret < 0)
 		goto out_free;
 	if (ret > 0)
@@ -346,6 +403,8 @@ enum fault_result upager__fault(struct region *r, uintptr_t addr, bool write, in
 		*err = -ENOMEM;
 		return FAULT_SIGBUS;
 	}
+again:
+	pthread_rwlock_rdlock(&p->cow_lock);
 	upager__pte_lock(e);
 	if (r->dying) {
 		/* A fault racing with upager_unmap(): the program is using
@@ -353,31 +412,62 @@ enum fault_result upager__fault(struct region *r, uintptr_t addr, bool write, in
 		 * the unregistered mapping or its absence. */
 		p->backend->wake(r, pg);
 		upager__pte_unlock(e);
+		pthread_rwlock_unlock(&p->cow_lock);
 		return FAULT_DONE;
 	}
 	uint32_t f = pte_flags(e);
-	if ((f & PTE_NOACCESS) || (write && (f & PTE_NOWRITE))) {
-		/* The program's own protection forbids it: a real violation,
-		 * for the program's SIGSEGV handler or the default action. */
+	if ((f & PTE_NOACCESS) || (write && ((f & PTE_NOWRITE) || r->readonly))) {
+		/* The program's own protection forbids it (or it wrote to a
+		 * snapshot): a real violation, for the program's SIGSEGV
+		 * handler or the default action. */
 		upager__pte_unlock(e);
+		pthread_rwlock_unlock(&p->cow_lock);
 		return FAULT_NOT_OURS;
+	}
+	unsigned cow = 0;
+	if (unlikely((r->self || r->backing) && !(f & PTE_OWNED))) {
+		ret = upager__cow_read_through(r, pg, e, write);
+		if (ret == COW_RETRY) {
+			/* Another fault holds a page this one needs, and may be
+			 * waiting for ours. */
+			upager__pte_unlock(e);
+			pthread_rwlock_unlock(&p->cow_lock);
+			sched_yield();
+			goto again;
+		}
+		if (ret < 0)
+			goto out;
+		f = pte_flags(e);
+	}
+	if (unlikely(r->chain) && upager__cow_shared(r, pg)) {
+		cow = COW_SHARED;
+		if (write) {
+			STAT_INC(p, faults_cow);
+			ret = upager__cow_push(r, pg, e);
+			if (ret < 0)
+				goto out;
+			cow = COW_PUSHED;
+			f = pte_flags(e);
+		}
 	}
 	if (p->map_cap && !(f & PTE_MAPPED) &&
 	    (uint64_t)atomic_load_explicit(&p->mapped, memory_order_relaxed) >= p->map_cap)
 		upager__shed_mappings(p, 64);
 	switch (pte_state(f)) {
 	case PTE_RESIDENT:
-		ret = fault_resident(r, pg, e, f, write);
+		ret = fault_resident(r, pg, e, f, write, cow);
 		break;
 	case PTE_POISONED:
 		ret = UPAGER_EPOISON;
 		break;
 	default:
-		ret = fault_fill(r, pg, e, f, write);
+		ret = fault_fill(r, pg, e, f, write, cow);
 		break;
 	}
+out:
 	check_pte(p, e);
 	upager__pte_unlock(e);
+	pthread_rwlock_unlock(&p->cow_lock);
 	upager__record_latency(p, upager__now_ns() - t0);
 	if (ret < 0) {
 		*err = ret;
@@ -423,7 +513,7 @@ void upager__region_release_pages(struct region *r)
 	pt_for_each(&r->pt, release_page, &ctx);
 }
 
-static void region_destroy(struct region *r)
+void upager__region_destroy(struct region *r)
 {
 	if (r->base)
 		munmap((void *)r->base, r->len);
@@ -455,21 +545,10 @@ static void *map_aligned(int fd, size_t len, size_t align)
 	return m;
 }
 
-UPAGER_API int upager_map(upager_t *p, size_t len, int flags, void **addr)
+int upager__region_new(struct upager *p, size_t len, struct region **out)
 {
 	struct region *r;
 	int err;
-
-	upager__clear_error();
-	if (!p || !addr)
-		return -EINVAL;
-	if (flags != 0)
-		return upager__fail(-EINVAL, "upager_map: unknown flags %#x", flags);
-	if (len == 0)
-		return upager__fail(-EINVAL, "upager_map: zero length");
-	if (len > (1ULL << 46))
-		return upager__fail(-ENOMEM, "upager_map: %zu bytes is more than 64 TiB", len);
-	len = (len + p->page_size - 1) & ~(p->page_size - 1);
 
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -505,31 +584,68 @@ UPAGER_API int upager_map(upager_t *p, size_t len, int flags, void **addr)
 	pthread_mutex_lock(&p->regions_lock);
 	r->id = ++p->next_region_id;
 	pthread_mutex_unlock(&p->regions_lock);
+	*out = r;
+	return 0;
+
+fail:
+	upager__region_destroy(r);
+	return err;
+}
+
+int upager__region_publish(struct region *r)
+{
+	struct upager *p = r->p;
+	int err;
 
 	err = p->backend->attach(r);
 	if (err < 0)
-		goto fail;
+		return err;
 	err = upager__registry_add(r);
 	if (err < 0) {
 		p->backend->detach(r);
-		goto fail;
+		return err;
 	}
 	pthread_mutex_lock(&p->regions_lock);
 	r->next = p->regions;
 	p->regions = r;
 	p->nregions++;
-	p->region_bytes += len;
+	p->region_bytes += r->len;
 	pthread_mutex_unlock(&p->regions_lock);
-	*addr = app;
 	return 0;
-
-fail:
-	region_destroy(r);
-	return err;
 }
 
-static void region_teardown(struct upager *p, struct region *r)
+UPAGER_API int upager_map(upager_t *p, size_t len, int flags, void **addr)
 {
+	struct region *r;
+	int err;
+
+	upager__clear_error();
+	if (!p || !addr)
+		return -EINVAL;
+	if (flags != 0)
+		return upager__fail(-EINVAL, "upager_map: unknown flags %#x", flags);
+	if (len == 0)
+		return upager__fail(-EINVAL, "upager_map: zero length");
+	if (len > (1ULL << 46))
+		return upager__fail(-ENOMEM, "upager_map: %zu bytes is more than 64 TiB", len);
+	len = (len + p->page_size - 1) & ~(p->page_size - 1);
+
+	err = upager__region_new(p, len, &r);
+	if (err < 0)
+		return err;
+	err = upager__region_publish(r);
+	if (err < 0) {
+		upager__region_destroy(r);
+		return err;
+	}
+	*addr = (void *)r->base;
+	return 0;
+}
+
+void upager__region_teardown(struct region *r)
+{
+	struct upager *p = r->p;
+
 	upager__registry_remove(r);
 	r->dying = true;
 	p->backend->detach(r);
@@ -539,31 +655,62 @@ static void region_teardown(struct upager *p, struct region *r)
 	atomic_thread_fence(memory_order_seq_cst);
 	while (atomic_load(&r->refs) > 0 || atomic_load(&p->shedders) > 0)
 		usleep(100);
-	region_destroy(r);
+	upager__region_destroy(r);
 }
 
-UPAGER_API int upager_unmap(upager_t *p, void *addr)
+bool upager__region_unlist(struct region *r)
 {
-	struct region **pp, *r = NULL;
+	struct upager *p = r->p;
+	struct region **pp;
+	bool found = false;
 
-	upager__clear_error();
-	if (!p)
-		return -EINVAL;
 	pthread_mutex_lock(&p->regions_lock);
 	for (pp = &p->regions; *pp; pp = &(*pp)->next) {
-		if ((void *)(*pp)->base == addr) {
-			r = *pp;
+		if (*pp == r) {
 			*pp = r->next;
 			p->nregions--;
 			p->region_bytes -= r->len;
+			found = true;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&p->regions_lock);
-	if (!r)
+	return found;
+}
+
+UPAGER_API int upager_unmap(upager_t *p, void *addr)
+{
+	struct region *r = NULL;
+
+	upager__clear_error();
+	if (!p)
+		return -EINVAL;
+	/* Under cow_lock: a snapshot or clone may be reading through the
+	 * region's pages until they are handed over. */
+	pthread_rwlock_wrlock(&p->cow_lock);
+	pthread_mutex_lock(&p->regions_lock);
+	for (r = p->regions; r && (void *)r->base != addr; r = r->next)
+		;
+	pthread_mutex_unlock(&p->regions_lock);
+	if (!r) {
+		pthread_rwlock_unlock(&p->cow_lock);
 		return upager__fail(UPAGER_ENOREGION, "upager_unmap: %p is not the base of a region",
 				    addr);
-	region_teardown(p, r);
+	}
+	if (r->self) {
+		pthread_rwlock_unlock(&p->cow_lock);
+		return upager__fail(UPAGER_ESNAPSHOT,
+				    "upager_unmap: %p is a snapshot's view; free it with upager_snapshot_free",
+				    addr);
+	}
+	struct region *doomed = NULL;
+	upager__region_unlist(r);
+	if (r->chain || r->backing)
+		doomed = upager__cow_region_leaving(r);
+	r->dying = true;
+	pthread_rwlock_unlock(&p->cow_lock);
+	upager__region_teardown(r);
+	upager__cow_teardown(doomed);
 	return 0;
 }
 
@@ -864,6 +1011,13 @@ UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 	p->swap.fd = -1;
 	pthread_mutex_init(&p->policy_lock, NULL);
 	pthread_mutex_init(&p->regions_lock, NULL);
+	/* Writers first: a snapshot waits only for the faults in flight,
+	 * not for every fault that arrives while it waits. */
+	pthread_rwlockattr_t rwa;
+	pthread_rwlockattr_init(&rwa);
+	pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&p->cow_lock, &rwa);
+	pthread_rwlockattr_destroy(&rwa);
 
 	err = validate(p);
 	if (err)
@@ -953,6 +1107,7 @@ fail_early:
 	free(p->policy_spec);
 	pthread_mutex_destroy(&p->policy_lock);
 	pthread_mutex_destroy(&p->regions_lock);
+	pthread_rwlock_destroy(&p->cow_lock);
 	free(p);
 	return err;
 }
@@ -974,10 +1129,11 @@ UPAGER_API int upager_close(upager_t *p)
 		p->nregions--;
 		p->region_bytes -= r->len;
 		pthread_mutex_unlock(&p->regions_lock);
-		region_teardown(p, r);
+		upager__region_teardown(r);
 		pthread_mutex_lock(&p->regions_lock);
 	}
 	pthread_mutex_unlock(&p->regions_lock);
+	upager__cow_close(p);
 	p->backend->fini(p);
 	io_pool_destroy(&p->io);
 	swap_close(&p->swap);
@@ -988,6 +1144,7 @@ UPAGER_API int upager_close(upager_t *p)
 	free(p->policy_spec);
 	pthread_mutex_destroy(&p->policy_lock);
 	pthread_mutex_destroy(&p->regions_lock);
+	pthread_rwlock_destroy(&p->cow_lock);
 	free(p);
 	return 0;
 }
@@ -1005,7 +1162,7 @@ UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	out->size = sizeof(*out);
-	out->version = 1;
+	out->version = 2;
 	out->faults_zero = LOAD(faults_zero);
 	out->faults_minor = LOAD(faults_minor);
 	out->faults_major = LOAD(faults_major);
@@ -1025,6 +1182,8 @@ UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
 	out->sample_ns = LOAD(sample_ns);
 	out->readahead_pages = LOAD(readahead_pages);
 	out->faultaround_pages = LOAD(faultaround_pages);
+	out->pages_copied = LOAD(pages_copied);
+	out->pages_shared = LOAD(pages_shared);
 	upager__trace_counts(p, &out->trace_records, &out->trace_dropped);
 	out->pinned_pages = atomic_load(&p->pinned);
 	for (int i = 0; i < UPAGER_LATENCY_BUCKETS; i++)
@@ -1036,6 +1195,7 @@ UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
 	out->page_size = p->page_size;
 	pthread_mutex_lock(&p->regions_lock);
 	out->regions = p->nregions;
+	out->snapshots = atomic_load_explicit(&p->nsnapshots, memory_order_relaxed);
 	out->region_bytes = p->region_bytes;
 	for (r = p->regions; r; r = r->next)
 		pt_bytes += atomic_load(&r->pt.bytes);
@@ -1075,6 +1235,10 @@ UPAGER_API int upager_stats_print(upager_t *p, int fd)
 	OUT("  minor faults:       %llu\n", (unsigned long long)s.faults_minor);
 	OUT("  major faults:       %llu\n", (unsigned long long)s.faults_major);
 	OUT("  write-protect:      %llu\n", (unsigned long long)s.faults_wp);
+	if (s.snapshots || s.faults_cow || s.pages_copied || s.pages_shared)
+		OUT("  copy-on-write:      %llu faults, %llu pages copied, %llu shared, %llu snapshots\n",
+		    (unsigned long long)s.faults_cow, (unsigned long long)s.pages_copied,
+		    (unsigned long long)s.pages_shared, (unsigned long long)s.snapshots);
 	OUT("  evictions:          %llu (written %llu, clean %llu, zero %llu)\n",
 	    (unsigned long long)s.evictions, (unsigned long long)s.writebacks,
 	    (unsigned long long)s.clean_drops, (unsigned long long)s.zero_drops);

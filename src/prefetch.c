@@ -52,6 +52,10 @@ unsigned upager__window_max(struct upager *p, bool zero)
 
 unsigned upager__window_size(struct region *r, uint64_t pg, bool zero)
 {
+	/* Pages shared copy-on-write are filled one at a time, each after
+	 * its own decision (snapshot.c). */
+	if (r->chain || r->backing || r->self)
+		return 0;
 	unsigned max = upager__window_max(r->p, zero);
 	int advice = atomic_load_explicit(&r->advice, memory_order_relaxed);
 	unsigned win = atomic_load_explicit(&r->seq_window, memory_order_relaxed);
@@ -143,7 +147,7 @@ void upager__window_commit(struct region *r, struct window *w, bool writable)
 	pthread_mutex_lock(&p->policy_lock);
 	for (unsigned i = 0; i < w->n; i++)
 		p->policy->ops->insert(p->policy->state, w->frame[i],
-				       ((uint64_t)r->id << 44) | (w->first + i), false);
+				       region_page_key(r, w->first + i), false);
 	pthread_mutex_unlock(&p->policy_lock);
 	for (unsigned i = 0; i < w->n; i++)
 		upager__pte_unlock(w->e[i]);
@@ -259,38 +263,27 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 
 static int dontneed_page(struct region *r, uint64_t pg)
 {
-	struct upager *p = r->p;
 	struct upte *e = pt_lookup(&r->pt, pg);
 	int ret = 0;
 
-	if (!e || (!atomic_load_explicit(&e->flags, memory_order_relaxed) && !e->slot))
+	if (!e)
 		return 0;
 	upager__pte_lock(e);
 	uint32_t f = pte_flags(e);
-	if (pte_state(f) == PTE_RESIDENT) {
-		if (atomic_load(&p->frames.frames[e->frame].pins)) {
-			ret = -EBUSY;
-			goto out;
-		}
-		if ((f & PTE_MAPPED) && !p->backend->punch_unmaps &&
-		    (ret = p->backend->unmap(r, pg, 1)) < 0)
-			goto out;
-		pthread_mutex_lock(&p->policy_lock);
-		p->policy->ops->remove(p->policy->state, e->frame, POLICY_FREED);
-		pthread_mutex_unlock(&p->policy_lock);
-		fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)(pg << p->page_shift), (off_t)p->page_size);
-		p->backend->evicted(r, pg, 1);
-		frames_free(&p->frames, e->frame);
+	/* A clone's page reads through to its source unless it is its
+	 * own, so an emptied one must stay its own: a zero page. */
+	uint32_t own = (r->backing || r->self) ? PTE_OWNED : 0;
+	if (pte_state(f) == PTE_NONE && !e->slot && (f & PTE_OWNED) == own) {
+		upager__pte_unlock(e);
+		return 0;
 	}
-	if (e->slot) {
-		swap_put(&p->swap, e->slot - 1);
-		e->slot = 0;
-	}
-	pte_clear_mapped(p, e);
-	/* A page lost to an I/O error is whole again: zero, like new. */
-	pte_update(e, PTE_STATE_MASK | PTE_DIRTY | PTE_SAMPLED, PTE_NONE);
-out:
+	/* A snapshot that shares the page keeps what it holds now. */
+	if (r->chain && upager__cow_shared(r, pg))
+		ret = upager__cow_push(r, pg, e);
+	if (ret == 0)
+		ret = upager__page_discard(r, pg, e);
+	if (ret == 0)
+		pte_update(e, 0, own);
 	upager__pte_unlock(e);
 	return ret;
 }
@@ -349,6 +342,13 @@ UPAGER_API int upager_advise(upager_t *p, void *addr, size_t len, int advice)
 	uint64_t first = (a - r->base) >> p->page_shift;
 	uint64_t end = (a + len - r->base + p->page_size - 1) >> p->page_shift;
 
+	if (advice == UPAGER_ADVICE_DONTNEED && r->readonly) {
+		upager__region_put(r);
+		return upager__fail(-EACCES, "upager_advise: DONTNEED on a snapshot's view, which is read-only");
+	}
+	/* Snapshots and clones read through these pages: they must not
+	 * change while a page is handed over (snapshot.c). */
+	pthread_rwlock_rdlock(&p->cow_lock);
 	switch (advice) {
 	case UPAGER_ADVICE_NORMAL:
 	case UPAGER_ADVICE_SEQUENTIAL:
@@ -374,6 +374,7 @@ UPAGER_API int upager_advise(upager_t *p, void *addr, size_t len, int advice)
 		}
 		break;
 	}
+	pthread_rwlock_unlock(&p->cow_lock);
 	upager__region_put(r);
 	return err;
 }
