@@ -168,7 +168,7 @@ typedef struct upager_stats {
 	uint64_t frames_total;   /* gauge: the RAM budget in pages */
 	uint64_t swap_slots_used;  /* gauge */
 	uint64_t swap_slots_total; /* gauge */
-	uint64_t regions;        /* gauge: live regions */
+	uint64_t regions;        /* gauge: live regions and clones (not snapshots) */
 	uint64_t region_bytes;   /* gauge: their total size */
 	uint64_t metadata_bytes; /* gauge: page tables, frame records, I/O buffers */
 	uint64_t page_size;
@@ -244,7 +244,8 @@ UPAGER_API int upager_unpin(upager_t *p, void *addr, size_t len);
  * keep their contents and are paged as before. An access the protection
  * forbids is a real violation: the thread gets an ordinary SIGSEGV with
  * si_addr set, on every backend. Returns 0 or a negative code (-EINVAL
- * for a bad prot or an unaligned range, UPAGER_ENOREGION).
+ * for a bad prot or an unaligned range, UPAGER_ENOREGION, UPAGER_ESNAPSHOT
+ * for a snapshot's view).
  */
 UPAGER_API int upager_protect(upager_t *p, void *addr, size_t len, int prot);
 
@@ -282,8 +283,10 @@ UPAGER_API int upager_parse_size(const char *s, uint64_t *out);
  *               zero afterwards, its frames and slots are free
  * NORMAL, SEQUENTIAL and RANDOM apply to the whole region that holds the
  * range. Returns 0, -EINVAL (unknown advice), UPAGER_ENOREGION, -EBUSY
- * (DONTNEED on a pinned page, which is kept; the rest is dropped), or
- * the error of a read (WILLNEED; the page is then lost, as on a fault).
+ * (DONTNEED on a pinned page, which is kept; the rest is dropped), -EACCES
+ * (DONTNEED on a snapshot's view, which never changes), or the error of a
+ * read (WILLNEED; the page is then lost, as on a fault). On a region with
+ * snapshots, DONTNEED first gives them their copy of each page.
  */
 #define UPAGER_ADVICE_NORMAL 0
 #define UPAGER_ADVICE_SEQUENTIAL 1

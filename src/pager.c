@@ -608,8 +608,10 @@ int upager__region_publish(struct region *r)
 	pthread_mutex_lock(&p->regions_lock);
 	r->next = p->regions;
 	p->regions = r;
-	p->nregions++;
-	p->region_bytes += r->len;
+	if (!r->readonly) { /* a snapshot's view counts as a snapshot */
+		p->nregions++;
+		p->region_bytes += r->len;
+	}
 	pthread_mutex_unlock(&p->regions_lock);
 	return 0;
 }
@@ -668,8 +670,10 @@ bool upager__region_unlist(struct region *r)
 	for (pp = &p->regions; *pp; pp = &(*pp)->next) {
 		if (*pp == r) {
 			*pp = r->next;
-			p->nregions--;
-			p->region_bytes -= r->len;
+			if (!r->readonly) {
+				p->nregions--;
+				p->region_bytes -= r->len;
+			}
 			found = true;
 			break;
 		}
@@ -893,6 +897,12 @@ UPAGER_API int upager_protect(upager_t *p, void *addr, size_t len, int prot)
 	r = upager__range_region(p, addr, len, "upager_protect");
 	if (!r)
 		return UPAGER_ENOREGION;
+	if (r->readonly) {
+		upager__region_put(r);
+		return upager__fail(UPAGER_ESNAPSHOT,
+				    "upager_protect: [%p, +%zu) is in a snapshot's view, which stays read-only",
+				    addr, len);
+	}
 	uint64_t first = ((uintptr_t)addr - r->base) >> p->page_shift;
 	uint64_t n = len >> p->page_shift;
 	for (uint64_t pg = first; pg < first + n; pg++) {
@@ -1126,8 +1136,10 @@ UPAGER_API int upager_close(upager_t *p)
 	pthread_mutex_lock(&p->regions_lock);
 	while ((r = p->regions)) {
 		p->regions = r->next;
-		p->nregions--;
-		p->region_bytes -= r->len;
+		if (!r->readonly) {
+			p->nregions--;
+			p->region_bytes -= r->len;
+		}
 		pthread_mutex_unlock(&p->regions_lock);
 		upager__region_teardown(r);
 		pthread_mutex_lock(&p->regions_lock);

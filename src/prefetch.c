@@ -266,8 +266,11 @@ static int dontneed_page(struct region *r, uint64_t pg)
 	struct upte *e = pt_lookup(&r->pt, pg);
 	int ret = 0;
 
+	/* A clone's untouched page is its source's, not zero. */
+	if (!e && r->backing)
+		e = pt_get(&r->pt, pg);
 	if (!e)
-		return 0;
+		return r->backing ? -ENOMEM : 0;
 	upager__pte_lock(e);
 	uint32_t f = pte_flags(e);
 	/* A clone's page reads through to its source unless it is its

@@ -299,8 +299,10 @@ static void sort_pages(struct wp_page *a, struct wp_page *tmp, size_t n, uint64_
  * walk is over the frames, not the region: its cost follows the resident
  * set, whatever the region's size. Pages are locked while they are
  * collected and protected in runs of consecutive pages, one call a run.
+ * A page pinned for writing must stay writable (upager_pin's promise):
+ * the new snapshot, view, gets its copy at once instead.
  */
-static int protect_writable(struct region *r)
+static int protect_writable(struct region *r, struct region *view)
 {
 	struct upager *p = r->p;
 	struct wp_page *pages = malloc(2 * (size_t)p->nframes * sizeof(*pages));
@@ -324,11 +326,26 @@ static int protect_writable(struct region *r)
 			continue;
 		upager__pte_lock(e);
 		uint32_t f = pte_flags(e);
-		if (pte_state(f) == PTE_RESIDENT && (f & PTE_WRITABLE) && e->frame == i &&
-		    fr->pte == e && fr->region == r)
-			pages[n++] = (struct wp_page){ fr->pg, e };
-		else
+		if (pte_state(f) != PTE_RESIDENT || !(f & PTE_WRITABLE) || e->frame != i ||
+		    fr->pte != e || fr->region != r) {
 			upager__pte_unlock(e);
+			continue;
+		}
+		if (!atomic_load(&fr->pins)) {
+			pages[n++] = (struct wp_page){ fr->pg, e };
+			continue;
+		}
+		struct upte *ve = pt_get(&view->pt, fr->pg);
+		int ret = -ENOMEM;
+		if (ve) {
+			upager__pte_lock(ve);
+			ret = give_version(r, e, view, fr->pg, ve, false);
+			upager__pte_unlock(ve);
+		}
+		if (ret < 0 && !err)
+			err = upager__fail(ret, "copying a pinned page for a snapshot: %s",
+					   upager_strerror(ret));
+		upager__pte_unlock(e);
 	}
 	sort_pages(pages, pages + p->nframes, n, r->npages, count);
 	for (size_t i = 0; i < n;) {
@@ -409,7 +426,7 @@ static int snap_take(struct region *r, bool for_program, snap_t **out, struct re
 	if (p->backend->set_access)
 		err = p->backend->set_access(view, 0, view->npages, UPAGER_PROT_READ);
 	if (err == 0)
-		err = protect_writable(r);
+		err = protect_writable(r, view);
 	if (err < 0) {
 		/* Nothing faults on a view nobody was given. */
 		upager__region_unlist(view);
@@ -698,10 +715,13 @@ void upager__cow_close(struct upager *p)
 {
 	snap_t *s;
 
+	/* A chain goes with its newest snapshot, and only then. */
+	for (s = p->snaps; s; s = s->next_all)
+		if (s->chain->newest != s)
+			s->chain = NULL;
 	while ((s = p->snaps)) {
 		p->snaps = s->next_all;
-		if (s->chain && s->chain->newest == s)
-			free(s->chain);
+		free(s->chain);
 		free(s);
 	}
 	atomic_store(&p->nsnapshots, 0);
