@@ -168,7 +168,7 @@ unsigned upager__shed_mappings(struct upager *p, unsigned n)
 		uint32_t f = atomic_fetch_add_explicit(&p->shed_hand, 1, memory_order_relaxed) %
 			     p->nframes;
 		struct frame *fr = &p->frames.frames[f];
-		struct upte *e = fr->pte;
+		struct upte *e = atomic_load_explicit(&fr->pte, memory_order_relaxed);
 
 		if (!e || !(atomic_load_explicit(&e->flags, memory_order_relaxed) & PTE_MAPPED) ||
 		    !upager__pte_trylock(e))
@@ -232,7 +232,7 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 			break;
 		}
 		struct frame *fr = &p->frames.frames[f];
-		struct upte *e = fr->pte;
+		struct upte *e = atomic_load_explicit(&fr->pte, memory_order_relaxed);
 		if (!e || !upager__pte_trylock(e)) {
 			pol->ops->reference(pol->state, (uint32_t)f, false);
 			busy++;

@@ -7,11 +7,13 @@
  * Lock order, outermost first (a thread never blocks on an earlier lock
  * while holding a later one):
  *
- *   registry rwlock -> page lock -> policy lock -> frame-pool lock,
- *                                                  swap lock
+ *   registry rwlock -> cow_lock -> page lock -> policy lock -> frame-pool lock,
+ *                                                               swap lock
  *
  * The reclaim path takes page locks *after* the policy lock, but only with
- * a trylock, so it never waits in the wrong order.
+ * a trylock, so it never waits in the wrong order. Two page locks: a
+ * region's page before the same page of its newest snapshot; any other
+ * second page lock is a trylock (snapshot.c).
  */
 #ifndef UPAGER_INTERNAL_H
 #define UPAGER_INTERNAL_H
@@ -162,7 +164,7 @@ void pt_for_each(struct pagetable *pt, bool (*fn)(uint64_t pg, struct upte *e, v
  */
 struct frame {
 	struct region *region; /* NULL while free */
-	struct upte *pte;
+	struct upte *_Atomic pte; /* atomic: hands scanning the pool read it unlocked */
 	uint64_t pg;
 	uint32_t next_free;
 	_Atomic uint32_t pins; /* upager_pin(): neither evicted nor sampled */
@@ -389,6 +391,7 @@ struct upager {
 	 * done and may take page locks in any order. */
 	pthread_rwlock_t cow_lock;
 	struct upager_snapshot *snaps; /* every snapshot record, hidden ones too */
+	void *cow_scratch;             /* taking a snapshot's working arrays */
 	_Atomic uint64_t nsnapshots; /* changed under cow_lock, read without */
 
 	struct stats stats;

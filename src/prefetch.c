@@ -52,9 +52,10 @@ unsigned upager__window_max(struct upager *p, bool zero)
 
 unsigned upager__window_size(struct region *r, uint64_t pg, bool zero)
 {
-	/* Pages shared copy-on-write are filled one at a time, each after
-	 * its own decision (snapshot.c). */
-	if (r->chain || r->backing || r->self)
+	/* A zero page mapped writable ahead of its first write would skip
+	 * the copy-on-write decision (snapshot.c): no fault-around where
+	 * pages are shared. Readahead maps read-only, so it stays. */
+	if (zero && (r->chain || r->backing || r->self))
 		return 0;
 	unsigned max = upager__window_max(r->p, zero);
 	int advice = atomic_load_explicit(&r->advice, memory_order_relaxed);
@@ -252,10 +253,16 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 		io_ring_put(&p->io, ring);
 		return ret;
 	}
+	/* Pages a snapshot shares, or a snapshot's own, must stay
+	 * read-only where a backend could only map them writable. */
+	if (w->n && window_ret > 0 && (r->chain || r->readonly) &&
+	    be->wrprotect(r, pg + 1, w->n) == 0)
+		window_ret = 0;
 	if (w->n) /* mapped writable regardless (> 0): they are dirty */
 		upager__window_commit(r, w, window_ret > 0);
-	io_ring_put(&p->io, ring);
+	/* Before the ring goes back: the window lives in its scratch. */
 	upager__window_done(r, pg, w->n);
+	io_ring_put(&p->io, ring);
 	return ret;
 }
 

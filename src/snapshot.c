@@ -268,30 +268,53 @@ int upager__cow_read_through(struct region *r, uint64_t pg, struct upte *e, bool
 
 /* ---- taking a snapshot ---- */
 
-struct wp_page {
-	uint64_t pg;
-	struct upte *e;
+/* protect_writable()'s working arrays, kept by the pager from its first
+ * snapshot on: fresh memory would cost a page fault per 4 KiB in every
+ * snapshot. Frames are sorted by the page they hold. */
+struct wp_scratch {
+	uint32_t *frames, *tmp;
+	uint32_t count[1 << 16];
 };
 
-/* Sorts by page number: radix sort, 16 bits a pass, as few passes as
- * the region's page numbers need. */
-static void sort_pages(struct wp_page *a, struct wp_page *tmp, size_t n, uint64_t npages,
-		       size_t *count)
+static struct wp_scratch *wp_scratch(struct upager *p)
 {
+	if (!p->cow_scratch) {
+		struct wp_scratch *w = malloc(sizeof(*w) + 2 * (size_t)p->nframes * sizeof(uint32_t));
+		if (!w)
+			return NULL;
+		w->frames = (uint32_t *)(w + 1);
+		w->tmp = w->frames + p->nframes;
+		p->cow_scratch = w;
+	}
+	return p->cow_scratch;
+}
+
+/* Sorts n frame numbers by the page they hold (their records are stable:
+ * the caller holds those pages' locks). Radix sort, 16 bits a pass, as
+ * few passes as the region's page numbers need. */
+static void sort_frames(struct upager *p, struct wp_scratch *w, size_t n, uint64_t npages)
+{
+	struct frame *frames = p->frames.frames;
+	uint32_t *a = w->frames, *tmp = w->tmp;
+
 	for (unsigned shift = 0; shift < 64 && (npages - 1) >> shift; shift += 16) {
-		memset(count, 0, (1 << 16) * sizeof(*count));
+		memset(w->count, 0, sizeof(w->count));
 		for (size_t i = 0; i < n; i++)
-			count[(a[i].pg >> shift) & 0xffff]++;
-		size_t sum = 0;
+			w->count[(frames[a[i]].pg >> shift) & 0xffff]++;
+		uint32_t sum = 0;
 		for (size_t d = 0; d < (1 << 16); d++) {
-			size_t c = count[d];
-			count[d] = sum;
+			uint32_t c = w->count[d];
+			w->count[d] = sum;
 			sum += c;
 		}
 		for (size_t i = 0; i < n; i++)
-			tmp[count[(a[i].pg >> shift) & 0xffff]++] = a[i];
-		memcpy(a, tmp, n * sizeof(*a));
+			tmp[w->count[(frames[a[i]].pg >> shift) & 0xffff]++] = a[i];
+		uint32_t *t = a;
+		a = tmp;
+		tmp = t;
 	}
+	if (a != w->frames)
+		memcpy(w->frames, a, n * sizeof(*a));
 }
 
 /*
@@ -305,23 +328,20 @@ static void sort_pages(struct wp_page *a, struct wp_page *tmp, size_t n, uint64_
 static int protect_writable(struct region *r, struct region *view)
 {
 	struct upager *p = r->p;
-	struct wp_page *pages = malloc(2 * (size_t)p->nframes * sizeof(*pages));
-	size_t *count = malloc((1 << 16) * sizeof(*count));
+	struct wp_scratch *w = wp_scratch(p);
+	struct frame *frames = p->frames.frames;
 	size_t n = 0;
 	int err = 0;
 
-	if (!pages || !count) {
-		free(pages);
-		free(count);
+	if (!w)
 		return -ENOMEM;
-	}
 	/* A region being torn down waits for shedders before it frees the
 	 * page table a stale frame record points into. */
 	atomic_fetch_add(&p->shedders, 1);
 	atomic_thread_fence(memory_order_seq_cst);
 	for (uint32_t i = 0; i < p->nframes; i++) {
-		struct frame *fr = &p->frames.frames[i];
-		struct upte *e = fr->pte;
+		struct frame *fr = &frames[i];
+		struct upte *e = atomic_load_explicit(&fr->pte, memory_order_relaxed);
 		if (!e || !(atomic_load_explicit(&e->flags, memory_order_relaxed) & PTE_WRITABLE))
 			continue;
 		upager__pte_lock(e);
@@ -332,7 +352,7 @@ static int protect_writable(struct region *r, struct region *view)
 			continue;
 		}
 		if (!atomic_load(&fr->pins)) {
-			pages[n++] = (struct wp_page){ fr->pg, e };
+			w->frames[n++] = i;
 			continue;
 		}
 		struct upte *ve = pt_get(&view->pt, fr->pg);
@@ -347,24 +367,23 @@ static int protect_writable(struct region *r, struct region *view)
 					   upager_strerror(ret));
 		upager__pte_unlock(e);
 	}
-	sort_pages(pages, pages + p->nframes, n, r->npages, count);
+	sort_frames(p, w, n, r->npages);
 	for (size_t i = 0; i < n;) {
 		size_t j = i + 1;
-		while (j < n && pages[j].pg == pages[j - 1].pg + 1)
+		while (j < n && frames[w->frames[j]].pg == frames[w->frames[j - 1]].pg + 1)
 			j++;
-		int ret = p->backend->wrprotect(r, pages[i].pg, j - i);
+		int ret = p->backend->wrprotect(r, frames[w->frames[i]].pg, j - i);
 		if (ret < 0 && !err)
 			err = upager__fail(ret, "write-protecting %zu pages for a snapshot: %s", j - i,
 					   upager_strerror(ret));
 		for (; i < j; i++) {
+			struct upte *e = frames[w->frames[i]].pte;
 			if (ret == 0)
-				pte_update(pages[i].e, PTE_WRITABLE, 0);
-			upager__pte_unlock(pages[i].e);
+				pte_update(e, PTE_WRITABLE, 0);
+			upager__pte_unlock(e);
 		}
 	}
 	atomic_fetch_sub(&p->shedders, 1);
-	free(pages);
-	free(count);
 	return err;
 }
 
@@ -724,6 +743,8 @@ void upager__cow_close(struct upager *p)
 		free(s->chain);
 		free(s);
 	}
+	free(p->cow_scratch);
+	p->cow_scratch = NULL;
 	atomic_store(&p->nsnapshots, 0);
 }
 
