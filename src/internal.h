@@ -380,7 +380,7 @@ struct upager {
 	struct trace_writer *_Atomic trace;
 	_Atomic int trace_users;
 	_Atomic unsigned trace_interval_us;
-	uint64_t trace_last_sweep_ns;
+	_Atomic uint64_t trace_last_sweep_ns; /* the evictor; reset by trace start */
 	pthread_mutex_t trace_lock; /* start/stop */
 	uint64_t trace_recorded, trace_dropped; /* of the traces closed so far */
 

@@ -220,11 +220,11 @@ uint64_t upager__sample_tick(struct upager *p)
 	if (!interval || !atomic_load_explicit(&p->trace, memory_order_relaxed))
 		return 0;
 	now = upager__now_ns();
-	due = p->trace_last_sweep_ns + interval;
+	due = atomic_load(&p->trace_last_sweep_ns) + interval;
 	if (now < due)
 		return due - now;
 	upager__sample_all(p);
-	p->trace_last_sweep_ns = now;
+	atomic_store(&p->trace_last_sweep_ns, now);
 	return interval;
 }
 
@@ -253,7 +253,7 @@ static int trace_start_locked(struct upager *p, const char *path, unsigned inter
 		return upager__fail(err, "upager_trace_start: cannot create %s: %s", path,
 				    strerror(-err));
 	atomic_store(&p->trace_interval_us, interval_us);
-	p->trace_last_sweep_ns = 0;
+	atomic_store(&p->trace_last_sweep_ns, 0);
 	atomic_store(&p->trace, w);
 	if (interval_us)
 		upager__evictor_kick(p); /* it sleeps until the first sweep is due */

@@ -688,20 +688,29 @@ static void snap_put(snap_t *s, struct doomed *d)
 		snap_destroy(s, d);
 }
 
-UPAGER_API int upager_snapshot_free(upager_snapshot_t *s)
+/* Takes cow_lock for writing if s is still the program's; else an error
+ * naming `who`. */
+static int lock_live(snap_t *s, const char *who)
 {
-	struct doomed d = { NULL };
-	struct upager *p;
-
 	upager__clear_error();
 	if (!s)
 		return -EINVAL;
-	p = s->p;
-	pthread_rwlock_wrlock(&p->cow_lock);
+	pthread_rwlock_wrlock(&s->p->cow_lock);
 	if (s->freed) {
-		pthread_rwlock_unlock(&p->cow_lock);
-		return upager__fail(-EINVAL, "upager_snapshot_free: the snapshot was already freed");
+		pthread_rwlock_unlock(&s->p->cow_lock);
+		return upager__fail(-EINVAL, "%s: the snapshot was freed", who);
 	}
+	return 0;
+}
+
+UPAGER_API int upager_snapshot_free(upager_snapshot_t *s)
+{
+	struct doomed d = { NULL };
+	int err = lock_live(s, "upager_snapshot_free");
+
+	if (err)
+		return err;
+	struct upager *p = s->p;
 	s->freed = true;
 	if (s->readers == 0)
 		snap_destroy(s, &d);
@@ -852,18 +861,12 @@ static bool restore_one(uint64_t pg, struct upte *ke, void *arg)
 
 UPAGER_API int upager_snapshot_restore(upager_snapshot_t *s)
 {
-	struct upager *p;
 	struct restore rs = { 0 };
+	int err = lock_live(s, "upager_snapshot_restore");
 
-	upager__clear_error();
-	if (!s)
-		return -EINVAL;
-	p = s->p;
-	pthread_rwlock_wrlock(&p->cow_lock);
-	if (s->freed) {
-		pthread_rwlock_unlock(&p->cow_lock);
-		return upager__fail(-EINVAL, "upager_snapshot_restore: the snapshot was freed");
-	}
+	if (err)
+		return err;
+	struct upager *p = s->p;
 	rs.from = s;
 	rs.origin = s->chain->origin;
 	if (!rs.origin) {
