@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #define MAX_BATCH 1024
@@ -70,6 +71,9 @@ struct aged {
 struct age_queue {
 	struct aged items[AGE_QUEUE];
 	unsigned n;
+	/* drain_age_queue()'s batch, here rather than on a fault's stack */
+	struct iovec iov[AGE_QUEUE];
+	struct upte *locked[AGE_QUEUE];
 };
 
 static __thread struct age_queue *current_age_queue;
@@ -90,6 +94,8 @@ static bool claim_aged(struct upager *p, struct aged *a)
 	return false;
 }
 
+static void drain_age_queue(struct upager *p, struct age_queue *q);
+
 void upager__age_frame(void *pager, uint32_t frame)
 {
 	struct upager *p = pager;
@@ -100,12 +106,16 @@ void upager__age_frame(void *pager, uint32_t frame)
 	 * region: unmap releases frames through the policy first. */
 	if (!fr->region)
 		return;
-	if (q && q->n < AGE_QUEUE) {
+	/* A full queue is unmapped now, in one call, rather than this page
+	 * alone: a hand's first sweep may age the whole pool. */
+	if (q && q->n == AGE_QUEUE)
+		drain_age_queue(p, q);
+	if (q) {
 		atomic_fetch_add_explicit(&fr->region->refs, 1, memory_order_acquire);
 		q->items[q->n++] = (struct aged){ fr->region, fr->pte, fr->pg, frame };
 		return;
 	}
-	/* Outside a reclaim (or its queue is full): now, alone. */
+	/* Outside a reclaim: now, alone. */
 	struct aged a = { fr->region, fr->pte, fr->pg, frame };
 	uint64_t t0 = upager__now_ns();
 	if (claim_aged(p, &a))
@@ -122,8 +132,42 @@ static int aged_by_page(const void *x, const void *y)
 	return a->pg < b->pg ? -1 : a->pg > b->pg;
 }
 
+/* Unmaps the queued (sorted) pages in one upager__zap() call, runs of
+ * neighbours as one range; drops the queue's region references. */
+static uint64_t zap_aged(struct upager *p, struct age_queue *q)
+{
+	unsigned nl = 0, ni = 0;
+	struct aged *last = NULL;
+	int ret;
+
+	for (unsigned i = 0; i < q->n; i++) {
+		struct aged *a = &q->items[i];
+
+		if (!claim_aged(p, a))
+			continue;
+		q->locked[nl++] = a->e;
+		if (last && a->r == last->r && a->pg == last->pg + 1)
+			q->iov[ni - 1].iov_len += p->page_size;
+		else
+			q->iov[ni++] = (struct iovec){ region_page_addr(a->r, a->pg), p->page_size };
+		last = a;
+	}
+	ret = upager__zap(p, q->iov, ni);
+	for (unsigned i = 0; i < nl; i++) {
+		if (ret == 0) {
+			pte_clear_mapped(p, q->locked[i]);
+			pte_update(q->locked[i], 0, PTE_SAMPLED);
+		}
+		upager__pte_unlock(q->locked[i]);
+	}
+	for (unsigned i = 0; i < q->n; i++)
+		upager__region_put(q->items[i].r);
+	return ret == 0 ? nl : 0;
+}
+
 /* Unmaps the queued pages in page order, neighbours in one call: one TLB
- * shootdown per run instead of one per page. */
+ * shootdown per run instead of one per page (one per queue where the
+ * backend's unmap is a zap). */
 static void drain_age_queue(struct upager *p, struct age_queue *q)
 {
 	struct upte *run[64];
@@ -132,6 +176,13 @@ static void drain_age_queue(struct upager *p, struct age_queue *q)
 	struct aged *first = NULL;
 
 	qsort(q->items, q->n, sizeof(q->items[0]), aged_by_page);
+	if (p->backend->unmap_zaps) {
+		done = zap_aged(p, q);
+		q->n = 0;
+		STAT_ADD(p, samples, done);
+		STAT_ADD(p, sample_ns, upager__now_ns() - t0);
+		return;
+	}
 	for (unsigned i = 0; i < q->n; i++) {
 		struct aged *a = &q->items[i];
 
@@ -266,6 +317,40 @@ static void keep_resident(struct upager *p, struct victim *v)
 	pthread_mutex_unlock(&p->policy_lock);
 }
 
+/*
+ * Zaps runs of neighbouring victims from the application view (the mapped
+ * ones, which then count as unmapped) or from the pager view (all that
+ * are leaving), in one upager__zap() call. If it fails, nothing is
+ * assumed: the slower per-page paths follow.
+ */
+static void zap_victims(struct upager *p, struct victim *v, unsigned n, struct iovec *iov,
+			bool pager_view)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n;) {
+		bool take = pager_view ? v[i].fate != FATE_FAILED
+				       : (pte_flags(v[i].e) & PTE_MAPPED) != 0;
+		if (!take) {
+			i++;
+			continue;
+		}
+		unsigned j = i + 1;
+		while (j < n && v[j].r == v[i].r && v[j].pg == v[j - 1].pg + 1 &&
+		       (pager_view ? v[j].fate != FATE_FAILED
+				   : (pte_flags(v[j].e) & PTE_MAPPED) != 0))
+			j++;
+		char *base = pager_view ? region_pview(v[i].r, v[i].pg)
+					: region_page_addr(v[i].r, v[i].pg);
+		iov[k++] = (struct iovec){ base, (size_t)(j - i) << p->page_shift };
+		i = j;
+	}
+	if (!k || upager__zap(p, iov, k) < 0 || pager_view)
+		return;
+	for (unsigned i = 0; i < n; i++)
+		pte_clear_mapped(p, v[i].e);
+}
+
 /* Punches runs of neighbouring victims out of their memfd in one call. */
 static void punch_runs(struct upager *p, struct victim *v, unsigned n)
 {
@@ -293,6 +378,7 @@ struct reclaim_scratch {
 	struct victim v[MAX_BATCH];
 	struct io_req reqs[MAX_BATCH];
 	uint64_t slots[MAX_BATCH];
+	struct iovec iov[MAX_BATCH];
 };
 
 size_t upager__reclaim_scratch_bytes(void)
@@ -320,7 +406,11 @@ int upager__reclaim(struct upager *p, unsigned want)
 	}
 	qsort(v, n, sizeof(v[0]), by_page);
 
-	/* 1 and 2: stop writes, then decide each victim's fate. */
+	/* 1 and 2: stop writes, then decide each victim's fate. Where an
+	 * unmap is a zap, the mapped victims leave the view in one call (one
+	 * TLB shootdown) instead of one write-protection each. */
+	if (p->backend->unmap_zaps)
+		zap_victims(p, v, n, sc->iov, false);
 	for (unsigned i = 0; i < n; i++) {
 		struct victim *x = &v[i];
 		uint32_t f = pte_flags(x->e);
@@ -397,7 +487,10 @@ int upager__reclaim(struct upager *p, unsigned want)
 		}
 	}
 
-	/* 4: free what left. */
+	/* 4: free what left. The pager view maps the pages it wrote out:
+	 * gone in one call, the punches have nothing left to shoot down. */
+	if (p->backend->unmap_zaps)
+		zap_victims(p, v, n, sc->iov, true);
 	punch_runs(p, v, n);
 	for (unsigned i = 0; i < n; i++) {
 		struct victim *x = &v[i];

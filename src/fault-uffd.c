@@ -531,6 +531,7 @@ static int uffd_set_access(struct region *r, uint64_t pg, uint64_t n, int prot)
 const struct fault_backend upager__fault_uffd = {
 	.name = "uffd",
 	.punch_unmaps = true,
+	.unmap_zaps = true,
 	.probe = uffd_probe,
 	.init = uffd_init,
 	.fini = uffd_fini,

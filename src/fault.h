@@ -33,6 +33,9 @@ struct fault_backend {
 	 * application view (the next access faults)? If not, eviction
 	 * unmaps a mapped victim first. */
 	bool punch_unmaps;
+	/* Is unmap() a plain MADV_DONTNEED of the view, so that the core may
+	 * zap many ranges in one call (upager__zap)? */
+	bool unmap_zaps;
 	/* Can this backend run here, now? 0, or a negative code and a
 	 * one-line reason in why[]. */
 	int (*probe)(const upager_config_t *cfg, char *why, size_t whylen);

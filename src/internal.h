@@ -394,6 +394,12 @@ struct upager {
 	void *cow_scratch;             /* taking a snapshot's working arrays */
 	_Atomic uint64_t nsnapshots; /* changed under cow_lock, read without */
 
+	/* upager__zap(): a pidfd of this process for process_madvise(), or
+	 * -1 where the kernel refuses it (one madvise per range then). */
+	_Atomic int self_pidfd;
+	int self_pidfd_open; /* closed at close */
+	pid_t self_pid;
+
 	struct stats stats;
 };
 
@@ -594,6 +600,14 @@ void upager__cow_close(struct upager *p);
  * upager__cow_teardown() once cow_lock is released. */
 struct region *upager__cow_region_leaving(struct region *r);
 void upager__cow_teardown(struct region *doomed);
+
+/* Drops the page-table entries of n address ranges of this process (the
+ * views' mappings keep their memfd pages): in one process_madvise() call
+ * where the kernel allows it, so one TLB shootdown serves them all,
+ * which on two CPUs is most of what an unmap costs. iov may be changed.
+ * Returns 0 or -errno. */
+struct iovec;
+int upager__zap(struct upager *p, struct iovec *iov, unsigned n);
 
 /* ---- errors and messages (error.c) ---- */
 

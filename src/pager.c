@@ -42,6 +42,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* ---- page locks: a bit in the entry's flags, waited on with a futex ---- */
@@ -315,6 +316,45 @@ int upager__page_discard(struct region *r, uint64_t pg, struct upte *e)
 	pte_clear_mapped(p, e);
 	/* A page lost to an I/O error is whole again: zero, like new. */
 	pte_update(e, PTE_STATE_MASK | PTE_DIRTY | PTE_SAMPLED, PTE_NONE);
+	return 0;
+}
+
+int upager__zap(struct upager *p, struct iovec *iov, unsigned n)
+{
+	unsigned done = 0;
+
+	/* A forked child has other page tables than the pidfd names. */
+	while (done < n && getpid() == p->self_pid) {
+		int fd = atomic_load_explicit(&p->self_pidfd, memory_order_relaxed);
+		if (fd < 0)
+			break;
+		unsigned k = n - done < 1024 ? n - done : 1024; /* the kernel's UIO_MAXIOV */
+		ssize_t got = syscall(SYS_process_madvise, fd, iov + done, (size_t)k, MADV_DONTNEED,
+				      0u);
+		if (got < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			if (errno == EINVAL || errno == ENOSYS || errno == EPERM) {
+				/* Before Linux 6.13 only some advice went
+				 * through process_madvise(); the descriptor
+				 * stays open until close, another thread may
+				 * be using it. */
+				atomic_store_explicit(&p->self_pidfd, -1, memory_order_relaxed);
+				break;
+			}
+			return -errno;
+		}
+		/* It may stop early: go on after what it did. */
+		while (done < n && (size_t)got >= iov[done].iov_len)
+			got -= (ssize_t)iov[done++].iov_len;
+		if (got > 0) {
+			iov[done].iov_base = (char *)iov[done].iov_base + got;
+			iov[done].iov_len -= (size_t)got;
+		}
+	}
+	for (; done < n; done++)
+		if (madvise(iov[done].iov_base, iov[done].iov_len, MADV_DONTNEED) < 0)
+			return -errno;
 	return 0;
 }
 
@@ -1088,6 +1128,9 @@ UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 	err = io_pool_init(&p->io, nrings, 128, bounce, scratch);
 	if (err)
 		goto fail_swap;
+	p->self_pid = getpid();
+	p->self_pidfd_open = (int)syscall(SYS_pidfd_open, p->self_pid, 0u);
+	atomic_store(&p->self_pidfd, p->self_pidfd_open);
 	err = upager__fault_select(p);
 	if (err)
 		goto fail_io;
@@ -1104,6 +1147,8 @@ fail_trace:
 	upager__trace_close(p);
 	p->backend->fini(p);
 fail_io:
+	if (p->self_pidfd_open >= 0)
+		close(p->self_pidfd_open);
 	io_pool_destroy(&p->io);
 fail_swap:
 	swap_close(&p->swap);
@@ -1147,6 +1192,8 @@ UPAGER_API int upager_close(upager_t *p)
 	pthread_mutex_unlock(&p->regions_lock);
 	upager__cow_close(p);
 	p->backend->fini(p);
+	if (p->self_pidfd_open >= 0)
+		close(p->self_pidfd_open);
 	io_pool_destroy(&p->io);
 	swap_close(&p->swap);
 	frames_destroy(&p->frames);

@@ -28,15 +28,24 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/uio.h>
 
 /* Pages unmapped in one call at most; also the page locks held at once. */
 #define RUN_MAX 64
+/* Where the backend's unmap is a zap, runs are gathered into one call
+ * (upager__zap): on two CPUs each call costs a TLB shootdown, far more
+ * than the pages it unmaps. */
+#define BATCH_RUNS 64
+#define BATCH_PAGES 512
 
 struct run {
 	struct region *r;
-	uint64_t first;
+	uint64_t first; /* the run being built: pages first.. */
 	unsigned n;
-	struct upte *e[RUN_MAX];
+	unsigned nruns, total; /* runs closed into the batch, their pages */
+	uint64_t run_first[BATCH_RUNS];
+	unsigned run_n[BATCH_RUNS];
+	struct upte *e[BATCH_PAGES]; /* the batch's pages, then the run's */
 };
 
 uint64_t upager__sample_run(struct upager *p, struct region *r, uint64_t first, unsigned n,
@@ -57,12 +66,46 @@ uint64_t upager__sample_run(struct upager *p, struct region *r, uint64_t first, 
 	return ret == 0 ? n : 0;
 }
 
+/* Unmaps the batch's runs in one call and marks their pages sampled. */
+static uint64_t batch_flush(struct upager *p, struct run *run)
+{
+	struct iovec iov[BATCH_RUNS];
+	unsigned total = run->total;
+	int ret;
+
+	if (!total)
+		return 0;
+	for (unsigned i = 0; i < run->nruns; i++)
+		iov[i] = (struct iovec){ region_page_addr(run->r, run->run_first[i]),
+					 (size_t)run->run_n[i] << p->page_shift };
+	ret = upager__zap(p, iov, run->nruns);
+	for (unsigned i = 0; i < total; i++) {
+		if (ret == 0) {
+			pte_clear_mapped(p, run->e[i]);
+			pte_update(run->e[i], 0, PTE_SAMPLED);
+		}
+		upager__pte_unlock(run->e[i]);
+	}
+	run->nruns = run->total = 0;
+	return ret == 0 ? total : 0;
+}
+
+/* Ends the run being built: unmapped now, or added to the batch. */
 static uint64_t run_flush(struct upager *p, struct run *run)
 {
 	unsigned n = run->n;
 
+	if (!n)
+		return 0;
 	run->n = 0;
-	return upager__sample_run(p, run->r, run->first, n, run->e);
+	if (!p->backend->unmap_zaps)
+		return upager__sample_run(p, run->r, run->first, n, run->e);
+	run->run_first[run->nruns] = run->first;
+	run->run_n[run->nruns++] = n;
+	run->total += n;
+	if (run->nruns == BATCH_RUNS || run->total + RUN_MAX > BATCH_PAGES)
+		return batch_flush(p, run);
+	return 0;
 }
 
 /* Locks the page if it is resident, mapped and not pinned. */
@@ -89,7 +132,7 @@ static uint64_t walk_region(struct upager *p, struct region *r, uint64_t *pg, ui
 	struct run run = { .r = r };
 	uint64_t done = 0, at = *pg;
 
-	while (at < r->npages && done + run.n < budget && !r->dying) {
+	while (at < r->npages && done + run.total + run.n < budget && !r->dying) {
 		uint64_t leaf_pg = at & ~(uint64_t)(PT_FANOUT - 1);
 		struct upte *leaf = pt_lookup(&r->pt, leaf_pg);
 		uint64_t end = leaf_pg + PT_FANOUT < r->npages ? leaf_pg + PT_FANOUT : r->npages;
@@ -99,7 +142,7 @@ static uint64_t walk_region(struct upager *p, struct region *r, uint64_t *pg, ui
 			at = end;
 			continue;
 		}
-		for (; at < end && done + run.n < budget; at++) {
+		for (; at < end && done + run.total + run.n < budget; at++) {
 			struct upte *e = &leaf[at - leaf_pg];
 
 			if (!claim(p, e)) {
@@ -108,12 +151,13 @@ static uint64_t walk_region(struct upager *p, struct region *r, uint64_t *pg, ui
 			}
 			if (!run.n)
 				run.first = at;
-			run.e[run.n++] = e;
+			run.e[run.total + run.n++] = e;
 			if (run.n == RUN_MAX)
 				done += run_flush(p, &run);
 		}
 	}
 	done += run_flush(p, &run);
+	done += batch_flush(p, &run);
 	*pg = at;
 	return done;
 }
