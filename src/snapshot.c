@@ -122,7 +122,15 @@ static int give_version(struct region *src, struct upte *from, struct region *ds
 		STAT_INC(p, pages_shared);
 		return 0;
 	}
-	memcpy(region_pview(dst, pg), region_pview(src, pg), p->page_size);
+	/* pwrite rather than a store through the pager view: the page is
+	 * new to dst's memfd, and a store would first take a page fault on
+	 * the view (most of a copy's cost on this kind of machine). */
+	ssize_t put = pwrite(dst->memfd, region_pview(src, pg), p->page_size,
+			     (off_t)(pg << p->page_shift));
+	if (put != (ssize_t)p->page_size) {
+		frames_free(&p->frames, (uint32_t)frame);
+		return put < 0 ? -errno : -EIO;
+	}
 	upager__page_install_unmapped(dst, pg, to, (uint32_t)frame, PTE_OWNED);
 	if (clean) {
 		/* The copy is as clean as its source: same swap copy. */
