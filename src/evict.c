@@ -138,7 +138,6 @@ static uint64_t zap_aged(struct upager *p, struct age_queue *q)
 {
 	unsigned nl = 0, ni = 0;
 	struct aged *last = NULL;
-	int ret;
 
 	for (unsigned i = 0; i < q->n; i++) {
 		struct aged *a = &q->items[i];
@@ -152,17 +151,10 @@ static uint64_t zap_aged(struct upager *p, struct age_queue *q)
 			q->iov[ni++] = (struct iovec){ region_page_addr(a->r, a->pg), p->page_size };
 		last = a;
 	}
-	ret = upager__zap(p, q->iov, ni);
-	for (unsigned i = 0; i < nl; i++) {
-		if (ret == 0) {
-			pte_clear_mapped(p, q->locked[i]);
-			pte_update(q->locked[i], 0, PTE_SAMPLED);
-		}
-		upager__pte_unlock(q->locked[i]);
-	}
+	uint64_t done = upager__sample_done(p, q->locked, nl, upager__zap(p, q->iov, ni) == 0);
 	for (unsigned i = 0; i < q->n; i++)
 		upager__region_put(q->items[i].r);
-	return ret == 0 ? nl : 0;
+	return done;
 }
 
 /* Unmaps the queued pages in page order, neighbours in one call: one TLB
@@ -317,6 +309,11 @@ static void keep_resident(struct upager *p, struct victim *v)
 	pthread_mutex_unlock(&p->policy_lock);
 }
 
+static bool zap_takes(struct victim *x, bool pager_view)
+{
+	return pager_view ? x->fate != FATE_FAILED : (pte_flags(x->e) & PTE_MAPPED) != 0;
+}
+
 /*
  * Zaps runs of neighbouring victims from the application view (the mapped
  * ones, which then count as unmapped) or from the pager view (all that
@@ -329,16 +326,13 @@ static void zap_victims(struct upager *p, struct victim *v, unsigned n, struct i
 	unsigned k = 0;
 
 	for (unsigned i = 0; i < n;) {
-		bool take = pager_view ? v[i].fate != FATE_FAILED
-				       : (pte_flags(v[i].e) & PTE_MAPPED) != 0;
-		if (!take) {
+		if (!zap_takes(&v[i], pager_view)) {
 			i++;
 			continue;
 		}
 		unsigned j = i + 1;
 		while (j < n && v[j].r == v[i].r && v[j].pg == v[j - 1].pg + 1 &&
-		       (pager_view ? v[j].fate != FATE_FAILED
-				   : (pte_flags(v[j].e) & PTE_MAPPED) != 0))
+		       zap_takes(&v[j], pager_view))
 			j++;
 		char *base = pager_view ? region_pview(v[i].r, v[i].pg)
 					: region_page_addr(v[i].r, v[i].pg);

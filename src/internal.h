@@ -424,6 +424,18 @@ static inline uint64_t region_page_key(struct region *r, uint64_t pg)
 	return ((uint64_t)r->id << 44) | pg;
 }
 
+/* Frame `frame` now holds page pg of r, whose locked entry is e. */
+static inline void frame_bind(struct upager *p, uint32_t frame, struct region *r, uint64_t pg,
+			      struct upte *e)
+{
+	struct frame *fr = &p->frames.frames[frame];
+
+	fr->region = r;
+	fr->pte = e;
+	fr->pg = pg;
+	e->frame = frame;
+}
+
 /* ---- the fault path (pager.c) ---- */
 
 enum fault_result {
@@ -525,6 +537,10 @@ uint64_t upager__sample(struct upager *p, uint64_t budget);
  * locked, marks them sampled and unlocks them; returns how many. */
 uint64_t upager__sample_run(struct upager *p, struct region *r, uint64_t first, unsigned n,
 			    struct upte **e);
+/* The n locked pages e[] were unmapped for sampling (if unmapped is
+ * true; else the unmap failed and they stay as they were): marks them
+ * and unlocks them. Returns how many were sampled. */
+uint64_t upager__sample_done(struct upager *p, struct upte **e, unsigned n, bool unmapped);
 /* Unmaps every resident, mapped page (a dense trace's sweep). */
 uint64_t upager__sample_all(struct upager *p);
 /* The samples the configured rate asks for, for the pages evicted since
@@ -564,6 +580,9 @@ int upager__region_new(struct upager *p, size_t len, struct region **out);
 int upager__region_publish(struct region *r);
 /* Frees a region that was never published. */
 void upager__region_destroy(struct region *r);
+/* The listed region based at base, or NULL. Not referenced: only for
+ * callers that exclude unmapping (cow_lock held for writing). */
+struct region *upager__region_at(struct upager *p, void *base);
 /* Takes a region off the pager's list; false if it was not on it. */
 bool upager__region_unlist(struct region *r);
 /* Frees an unlisted region and its pages, once no fault holds it (so
@@ -586,7 +605,8 @@ void upager__page_install_unmapped(struct region *r, uint64_t pg, struct upte *e
  * page must not be written before it has its own copy)? Page lock held. */
 bool upager__cow_shared(struct region *r, uint64_t pg);
 /* Gives the newest snapshot of r its own copy of the locked page e
- * before e changes. 0, or a negative code. */
+ * before e changes, unless it has one: 1 if it gave (a COW fault), 0 if
+ * not, or a negative code. */
 int upager__cow_push(struct region *r, uint64_t pg, struct upte *e);
 /* Makes the locked, unowned page e of a snapshot or a clone its own:
  * the version it reads through to, copied or shared. 0, COW_RETRY, or a

@@ -266,14 +266,10 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 void upager__fill_done(struct region *r, uint64_t pg, struct upte *e, uint32_t frame, bool write)
 {
 	struct upager *p = r->p;
-	struct frame *fr = &p->frames.frames[frame];
 
 	if (write)
 		drop_swap_copy(p, e);
-	fr->region = r;
-	fr->pte = e;
-	fr->pg = pg;
-	e->frame = frame;
+	frame_bind(p, frame, r, pg, e);
 	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY, PTE_RESIDENT);
 	pte_set_mapped(p, e, write);
 	policy_insert(p, frame, region_page_key(r, pg), write);
@@ -283,12 +279,8 @@ void upager__page_install_unmapped(struct region *r, uint64_t pg, struct upte *e
 				   uint32_t extra_flags)
 {
 	struct upager *p = r->p;
-	struct frame *fr = &p->frames.frames[frame];
 
-	fr->region = r;
-	fr->pte = e;
-	fr->pg = pg;
-	e->frame = frame;
+	frame_bind(p, frame, r, pg, e);
 	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_SAMPLED,
 		   PTE_RESIDENT | PTE_DIRTY | extra_flags);
 	policy_insert(p, frame, region_page_key(r, pg), false);
@@ -479,15 +471,18 @@ again:
 			goto out;
 		f = pte_flags(e);
 	}
-	if (unlikely(r->chain) && upager__cow_shared(r, pg)) {
-		cow = COW_SHARED;
+	if (unlikely(r->chain)) {
 		if (write) {
-			STAT_INC(p, faults_cow);
 			ret = upager__cow_push(r, pg, e);
 			if (ret < 0)
 				goto out;
-			cow = COW_PUSHED;
-			f = pte_flags(e);
+			if (ret > 0) {
+				STAT_INC(p, faults_cow);
+				cow = COW_PUSHED;
+				f = pte_flags(e);
+			}
+		} else if (upager__cow_shared(r, pg)) {
+			cow = COW_SHARED;
 		}
 	}
 	if (p->map_cap && !(f & PTE_MAPPED) &&
@@ -700,6 +695,17 @@ void upager__region_teardown(struct region *r)
 	upager__region_destroy(r);
 }
 
+struct region *upager__region_at(struct upager *p, void *base)
+{
+	struct region *r;
+
+	pthread_mutex_lock(&p->regions_lock);
+	for (r = p->regions; r && (void *)r->base != base; r = r->next)
+		;
+	pthread_mutex_unlock(&p->regions_lock);
+	return r;
+}
+
 bool upager__region_unlist(struct region *r)
 {
 	struct upager *p = r->p;
@@ -732,10 +738,7 @@ UPAGER_API int upager_unmap(upager_t *p, void *addr)
 	/* Under cow_lock: a snapshot or clone may be reading through the
 	 * region's pages until they are handed over. */
 	pthread_rwlock_wrlock(&p->cow_lock);
-	pthread_mutex_lock(&p->regions_lock);
-	for (r = p->regions; r && (void *)r->base != addr; r = r->next)
-		;
-	pthread_mutex_unlock(&p->regions_lock);
+	r = upager__region_at(p, addr);
 	if (!r) {
 		pthread_rwlock_unlock(&p->cow_lock);
 		return upager__fail(UPAGER_ENOREGION, "upager_unmap: %p is not the base of a region",

@@ -132,12 +132,8 @@ void upager__window_commit(struct region *r, struct window *w, bool writable)
 
 	for (unsigned i = 0; i < w->n; i++) {
 		struct upte *e = w->e[i];
-		struct frame *fr = &p->frames.frames[w->frame[i]];
 
-		fr->region = r;
-		fr->pte = e;
-		fr->pg = w->first + i;
-		e->frame = w->frame[i];
+		frame_bind(p, w->frame[i], r, w->first + i, e);
 		if (writable && e->slot) {
 			swap_put(&p->swap, e->slot - 1);
 			e->slot = 0;
@@ -288,9 +284,9 @@ static int dontneed_page(struct region *r, uint64_t pg)
 		return 0;
 	}
 	/* A snapshot that shares the page keeps what it holds now. */
-	if (r->chain && upager__cow_shared(r, pg))
+	if (r->chain)
 		ret = upager__cow_push(r, pg, e);
-	if (ret == 0)
+	if (ret >= 0)
 		ret = upager__page_discard(r, pg, e);
 	if (ret == 0)
 		pte_update(e, 0, own);

@@ -48,22 +48,24 @@ struct run {
 	struct upte *e[BATCH_PAGES]; /* the batch's pages, then the run's */
 };
 
-uint64_t upager__sample_run(struct upager *p, struct region *r, uint64_t first, unsigned n,
-			    struct upte **e)
+uint64_t upager__sample_done(struct upager *p, struct upte **e, unsigned n, bool unmapped)
 {
-	int ret;
-
-	if (!n)
-		return 0;
-	ret = p->backend->unmap(r, first, n);
 	for (unsigned i = 0; i < n; i++) {
-		if (ret == 0) {
+		if (unmapped) {
 			pte_clear_mapped(p, e[i]);
 			pte_update(e[i], 0, PTE_SAMPLED);
 		}
 		upager__pte_unlock(e[i]);
 	}
-	return ret == 0 ? n : 0;
+	return unmapped ? n : 0;
+}
+
+uint64_t upager__sample_run(struct upager *p, struct region *r, uint64_t first, unsigned n,
+			    struct upte **e)
+{
+	if (!n)
+		return 0;
+	return upager__sample_done(p, e, n, p->backend->unmap(r, first, n) == 0);
 }
 
 /* Unmaps the batch's runs in one call and marks their pages sampled. */
@@ -79,15 +81,8 @@ static uint64_t batch_flush(struct upager *p, struct run *run)
 		iov[i] = (struct iovec){ region_page_addr(run->r, run->run_first[i]),
 					 (size_t)run->run_n[i] << p->page_shift };
 	ret = upager__zap(p, iov, run->nruns);
-	for (unsigned i = 0; i < total; i++) {
-		if (ret == 0) {
-			pte_clear_mapped(p, run->e[i]);
-			pte_update(run->e[i], 0, PTE_SAMPLED);
-		}
-		upager__pte_unlock(run->e[i]);
-	}
 	run->nruns = run->total = 0;
-	return ret == 0 ? total : 0;
+	return upager__sample_done(p, run->e, total, ret == 0);
 }
 
 /* Ends the run being built: unmapped now, or added to the batch. */

@@ -76,6 +76,15 @@ struct doomed {
 
 static void snap_put(snap_t *s, struct doomed *d);
 
+/* Off the pager's list now, torn down once cow_lock is released. */
+static void doom(struct doomed *d, struct region *r)
+{
+	upager__region_unlist(r);
+	r->dying = true;
+	r->next = d->list;
+	d->list = r;
+}
+
 /* ---- handing a version over ---- */
 
 static void share_slot(struct upager *p, struct upte *from, struct upte *to)
@@ -156,19 +165,37 @@ bool upager__cow_shared(struct region *r, uint64_t pg)
 	return !ne || !(pte_flags(ne) & PTE_OWNED);
 }
 
-int upager__cow_push(struct region *r, uint64_t pg, struct upte *e)
+/*
+ * Gives page pg of dst (a snapshot's view) its own copy of the locked page
+ * `from` of src, unless it has one; dst's page lock is taken here, after
+ * src's (a push's order). poison_on_failure: src's copy is going away, so
+ * a page that could not be given is lost (SIGBUS on a read rather than
+ * wrong bytes). Returns 1 if it gave, 0 if dst had its own, or a negative
+ * code.
+ */
+static int give_unless_owned(struct region *src, struct upte *from, struct region *dst,
+			     uint64_t pg, bool poison_on_failure)
 {
-	snap_t *n = r->chain->newest;
-	struct upte *ne = pt_get(&n->view->pt, pg);
+	struct upte *to = pt_get(&dst->pt, pg);
 	int ret = 0;
 
-	if (!ne)
+	if (!to)
 		return -ENOMEM;
-	upager__pte_lock(ne);
-	if (!(pte_flags(ne) & PTE_OWNED))
-		ret = give_version(r, e, n->view, pg, ne, false);
-	upager__pte_unlock(ne);
+	upager__pte_lock(to);
+	if (!(pte_flags(to) & PTE_OWNED)) {
+		ret = give_version(src, from, dst, pg, to, false);
+		if (ret == 0)
+			ret = 1;
+		else if (poison_on_failure)
+			pte_update(to, PTE_STATE_MASK, PTE_POISONED | PTE_OWNED);
+	}
+	upager__pte_unlock(to);
 	return ret;
+}
+
+int upager__cow_push(struct region *r, uint64_t pg, struct upte *e)
+{
+	return give_unless_owned(r, e, r->chain->newest->view, pg, false);
 }
 
 /* ---- the borrower's side ---- */
@@ -363,13 +390,7 @@ static int protect_writable(struct region *r, struct region *view)
 			w->frames[n++] = i;
 			continue;
 		}
-		struct upte *ve = pt_get(&view->pt, fr->pg);
-		int ret = -ENOMEM;
-		if (ve) {
-			upager__pte_lock(ve);
-			ret = give_version(r, e, view, fr->pg, ve, false);
-			upager__pte_unlock(ve);
-		}
+		int ret = give_unless_owned(r, e, view, fr->pg, false);
 		if (ret < 0 && !err)
 			err = upager__fail(ret, "copying a pinned page for a snapshot: %s",
 					   upager_strerror(ret));
@@ -395,18 +416,6 @@ static int protect_writable(struct region *r, struct region *view)
 	return err;
 }
 
-/* A region by its base address, or NULL. */
-static struct region *region_at(struct upager *p, void *addr)
-{
-	struct region *r;
-
-	pthread_mutex_lock(&p->regions_lock);
-	for (r = p->regions; r && (void *)r->base != addr; r = r->next)
-		;
-	pthread_mutex_unlock(&p->regions_lock);
-	return r;
-}
-
 static void snap_list_remove(struct upager *p, snap_t *s)
 {
 	snap_t **pp;
@@ -421,7 +430,7 @@ static void snap_list_remove(struct upager *p, snap_t *s)
 }
 
 /* Takes a snapshot of r; cow_lock held for writing. */
-static int snap_take(struct region *r, bool for_program, snap_t **out, struct region **doomed)
+static int snap_take(struct region *r, bool for_program, snap_t **out, struct doomed *d)
 {
 	struct upager *p = r->p;
 	struct region *view;
@@ -455,10 +464,7 @@ static int snap_take(struct region *r, bool for_program, snap_t **out, struct re
 	if (err == 0)
 		err = protect_writable(r, view);
 	if (err < 0) {
-		/* Nothing faults on a view nobody was given. */
-		upager__region_unlist(view);
-		view->dying = true;
-		*doomed = view;
+		doom(d, view);
 		goto fail;
 	}
 	s->p = p;
@@ -488,14 +494,15 @@ fail:
 
 UPAGER_API int upager_snapshot(upager_t *p, void *region, upager_snapshot_t **out)
 {
-	struct region *r, *doomed = NULL;
+	struct doomed d = { NULL };
+	struct region *r;
 	int err;
 
 	upager__clear_error();
 	if (!p || !out)
 		return -EINVAL;
 	pthread_rwlock_wrlock(&p->cow_lock);
-	r = region_at(p, region);
+	r = upager__region_at(p, region);
 	if (!r)
 		err = upager__fail(UPAGER_ENOREGION, "upager_snapshot: %p is not the base of a region",
 				   region);
@@ -504,9 +511,9 @@ UPAGER_API int upager_snapshot(upager_t *p, void *region, upager_snapshot_t **ou
 				   "upager_snapshot: %p is a snapshot's view, which never changes; use the snapshot",
 				   region);
 	else
-		err = snap_take(r, true, out, &doomed);
+		err = snap_take(r, true, out, &d);
 	pthread_rwlock_unlock(&p->cow_lock);
-	upager__cow_teardown(doomed);
+	upager__cow_teardown(d.list);
 	return err;
 }
 
@@ -592,14 +599,6 @@ UPAGER_API int upager_snapshot_read(upager_snapshot_t *s, size_t off, void *buf,
 
 /* ---- freeing ---- */
 
-static void doom(struct doomed *d, struct region *r)
-{
-	upager__region_unlist(r);
-	r->dying = true;
-	r->next = d->list;
-	d->list = r;
-}
-
 void upager__cow_teardown(struct region *doomed)
 {
 	struct region *r;
@@ -621,7 +620,6 @@ struct handover {
 static bool hand_page(uint64_t pg, struct upte *e, void *arg)
 {
 	struct handover *h = arg;
-	struct upte *te;
 	uint32_t f;
 
 	if (!atomic_load_explicit(&e->flags, memory_order_relaxed) && !e->slot)
@@ -632,23 +630,9 @@ static bool hand_page(uint64_t pg, struct upte *e, void *arg)
 	 * a region that borrows from nothing. */
 	bool own = (f & PTE_OWNED) || !(h->from->self || h->from->backing);
 	if (own && (pte_state(f) != PTE_NONE || e->slot || h->from->self || h->from->backing)) {
-		te = pt_get(&h->to->pt, pg);
-		if (!te) {
-			h->err = -ENOMEM;
-		} else {
-			upager__pte_lock(te);
-			if (!(pte_flags(te) & PTE_OWNED)) {
-				int ret = give_version(h->from, e, h->to, pg, te, false);
-				if (ret < 0) {
-					/* Lost (no frame, no slot): better
-					 * SIGBUS on a read than wrong bytes. */
-					pte_update(te, PTE_STATE_MASK, PTE_POISONED | PTE_OWNED);
-					if (!h->err)
-						h->err = ret;
-				}
-			}
-			upager__pte_unlock(te);
-		}
+		int ret = give_unless_owned(h->from, e, h->to, pg, true);
+		if (ret < 0 && !h->err)
+			h->err = ret;
 	}
 	upager__pte_unlock(e);
 	return false;
@@ -843,19 +827,11 @@ static bool restore_one(uint64_t pg, struct upte *ke, void *arg)
 		upager__pte_lock(oe);
 	}
 	upager__pte_lock(ke);
-	/* The newest snapshot keeps what the origin holds now. */
-	if (ret == 0 && n != rs->owner) {
-		struct upte *ne = pt_get(&n->view->pt, pg);
-		if (!ne) {
-			ret = -ENOMEM;
-		} else {
-			upager__pte_lock(ne);
-			if (!(pte_flags(ne) & PTE_OWNED))
-				ret = give_version(o, oe, n->view, pg, ne, false);
-			upager__pte_unlock(ne);
-		}
-	}
-	if (ret == 0)
+	/* The newest snapshot keeps what the origin holds now (the owner,
+	 * whose page is locked above, has its own already). */
+	if (ret == 0 && n != rs->owner)
+		ret = upager__cow_push(o, pg, oe);
+	if (ret >= 0)
 		ret = restore_page(o, pg, oe, rs->owner->view, ke);
 	upager__pte_unlock(ke);
 	upager__pte_unlock(oe);
@@ -901,7 +877,7 @@ UPAGER_API int upager_clone(upager_t *p, void *region, void **new_region)
 	if (!p || !new_region)
 		return -EINVAL;
 	pthread_rwlock_wrlock(&p->cow_lock);
-	r = region_at(p, region);
+	r = upager__region_at(p, region);
 	if (!r) {
 		err = upager__fail(UPAGER_ENOREGION,
 				   "upager_clone: %p is not the base of a region or a snapshot's view",
@@ -911,7 +887,7 @@ UPAGER_API int upager_clone(upager_t *p, void *region, void **new_region)
 	if (r->self) {
 		src = r->self;
 	} else {
-		err = snap_take(r, false, &src, &d.list);
+		err = snap_take(r, false, &src, &d);
 		if (err < 0)
 			goto out;
 	}
