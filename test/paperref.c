@@ -276,15 +276,18 @@ static uint64_t ref_car(const uint32_t *ids, size_t n, uint32_t nids, uint32_t c
 
 /* ---- S3-FIFO, Algorithm 1 of the SOSP 2023 paper ----
  * S is 10% of the frames (at least one), M the rest, G remembers as many
- * keys as M holds pages. A hit raises a 2-bit counter. To evict: while S
- * holds at least its share, S's oldest page moves to M (counter cleared)
- * if it was used since it came in, else it is evicted and its key joins
- * G. Once S is below its share, M is over its own (S and M share the
- * frames), which is the paper's "if M is full then evictM": here that
- * eviction ends the search, where the paper's loop goes on to evict from S
- * as well (two frames for one miss, which the simulator's one victim per
- * miss cannot express; src/policy-s3fifo.c says so). From M: a used page goes back to M's head one count lower, an unused
- * one is evicted. A miss whose key is in G enters M, any other S. */
+ * keys as 90% of the frames. A hit raises a 2-bit counter. To evict: if S
+ * has pages and M is within its share, evictS: S's oldest page moves to
+ * M's head (counter cleared) if it was used since it came in, else it is
+ * evicted and its key joins G; repeat until a page is evicted or S is
+ * empty. Then, if nothing was evicted, evictM: M's oldest page goes back
+ * to M's head one count lower if its count is not 0, else it is evicted.
+ * A miss whose key is in G enters M, any other S.
+ *
+ * One deviation from the listing, the one the authors' simulator makes
+ * too: the listing's "if M is full then evictM()" inside evictS would
+ * free a second frame for the same miss; the simulator's host takes one
+ * victim per miss, so M may run over its share until the next miss. */
 static uint64_t ref_s3fifo(const uint32_t *ids, size_t n, uint32_t nids, uint32_t c)
 {
 	uint32_t small = (uint32_t)(0.1 * c), gcap = (uint32_t)(0.9 * c);
@@ -305,23 +308,23 @@ static uint64_t ref_s3fifo(const uint32_t *ids, size_t n, uint32_t nids, uint32_
 		}
 		if (s.n + m.n == c) {
 			bool evicted = false;
-			/* evictS: S holds its share (or M is empty) */
-			while (!evicted && s.n && (s.n >= small || !m.n)) {
-				uint32_t t = lst_pop_oldest(&s);
-				if (freq[t] >= 1) {
-					freq[t] = 0;
-					lst_push(&m, t);
-				} else {
-					if (gcap) {
-						if (g.n == gcap)
-							lst_pop_oldest(&g);
-						lst_push(&g, t);
+			if (s.n && m.n <= c - small) { /* evictS */
+				while (!evicted && s.n) {
+					uint32_t t = lst_pop_oldest(&s);
+					if (freq[t] >= 1) {
+						freq[t] = 0;
+						lst_push(&m, t);
+					} else {
+						if (gcap) {
+							if (g.n == gcap)
+								lst_pop_oldest(&g);
+							lst_push(&g, t);
+						}
+						evicted = true;
 					}
-					evicted = true;
 				}
 			}
-			/* evictM: S fell below its share, so M is over its own */
-			while (!evicted) {
+			while (!evicted) { /* evictM */
 				uint32_t t = lst_pop_oldest(&m);
 				if (freq[t]) {
 					freq[t]--;
