@@ -18,6 +18,12 @@
  * (then nothing is remembered). A scan of pages used once only ever
  * churns A1in, so the pages in Am survive it.
  *
+ * The paper decides where a faulting page goes before reclaimfor() makes
+ * room: a page whose key is in A1out goes to Am even if making room
+ * pushes A1out's oldest key out. So miss() takes the key off A1out first
+ * and remembers the verdict for insert(); without miss() (the live pager
+ * evicts ahead of time) insert() looks the key up itself.
+ *
  * Parameters: kin=F (A1in's share of the frames, default 0.25), kout=F
  * (A1out's size as a share of the frames, default 0.5).
  */
@@ -37,6 +43,9 @@ struct twoq {
 	uint8_t *where;
 	uint64_t *key;
 	struct ghosts g;
+	/* miss() found this key in A1out (and forgot it): it goes to Am. */
+	bool pending_am;
+	uint64_t pending_key;
 };
 
 static void twoq_destroy(void *state)
@@ -97,17 +106,31 @@ static void twoq_insert(void *state, uint32_t frame, uint64_t key, bool write)
 {
 	struct twoq *q = state;
 	uint32_t g = ghost_find(&q->g, key);
+	bool to_am = g != PNIL || (q->pending_am && q->pending_key == key);
 
 	unlink_frame(q, frame);
 	q->key[frame] = key;
-	if (g != PNIL) {
-		ghost_drop(&q->g, &q->a1out, g);
+	q->pending_am = false;
+	if (to_am) {
+		if (g != PNIL)
+			ghost_drop(&q->g, &q->a1out, g);
 		plist_push_head(&q->am, q->link, frame);
 		q->where[frame] = AM;
 	} else {
 		plist_push_head(&q->a1in, q->link, frame);
 		q->where[frame] = A1IN;
 	}
+}
+
+static void twoq_miss(void *state, uint64_t key, bool write)
+{
+	struct twoq *q = state;
+	uint32_t g = ghost_find(&q->g, key);
+
+	q->pending_am = g != PNIL;
+	q->pending_key = key;
+	if (g != PNIL)
+		ghost_drop(&q->g, &q->a1out, g);
 }
 
 static void twoq_reference(void *state, uint32_t frame, bool write)
@@ -151,4 +174,5 @@ const struct policy_ops upager__policy_2q = {
 	.reference = twoq_reference,
 	.remove = twoq_remove,
 	.victim = twoq_victim,
+	.miss = twoq_miss,
 };

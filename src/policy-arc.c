@@ -15,7 +15,12 @@
  * p is the target size of T1 and moves with the workload: a miss whose
  * key is in B1 means T1 was too small (p grows by max(1, |B2|/|B1|)); a
  * miss in B2 means T2 was too small (p shrinks by max(1, |B1|/|B2|)).
- * Integer arithmetic throughout, as the paper's lists are counted in pages.
+ * As in the paper (Fig. 4, "ADAPTATION"), the step is a real quotient and
+ * p a real number in [0, c]: REPLACE compares the whole |T1| with it, so
+ * |T1| = p holds only while p is whole. Rounding the step down instead
+ * (what Caffeine's simulator and many ports do, with p an integer) moves
+ * hit ratios by about 0.1 percentage point either way; it stays available
+ * as arc:intdelta=1.
  *
  * On a request for x:
  *   I   x in T1 or T2 (hit): move x to the MRU end of T2.
@@ -52,7 +57,9 @@ enum { NONE, T1, T2 };
 enum { B1 = 1, B2 = 2 };
 
 struct arc {
-	uint32_t c, p;
+	uint32_t c;
+	double p; /* target size of T1, real as in the paper */
+	bool intdelta; /* round the adaptation step down (a variant) */
 	struct plist t1, t2, b1, b2;
 	struct plink *link;
 	uint8_t *where;
@@ -76,15 +83,20 @@ static void arc_destroy(void *state)
 
 static int arc_create(const struct policy_env *env, const char *params, void **state)
 {
+	static const char *const keys[] = { "intdelta", NULL };
 	struct arc *a;
-	int err = policy_params_check(params, NULL);
+	uint64_t intdelta;
+	int err = policy_params_check(params, keys);
 
+	if (!err)
+		err = policy_param_range("arc", params, "intdelta", 0, 0, 1, &intdelta);
 	if (err)
 		return err;
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->c = env->nframes;
+	a->intdelta = intdelta;
 	a->link = calloc(a->c, sizeof(*a->link));
 	a->where = calloc(a->c, 1);
 	a->key = calloc(a->c, sizeof(*a->key));
@@ -107,16 +119,25 @@ static struct plist *ghost_list(struct arc *a, uint32_t g)
 	return a->g.list[g] == B1 ? &a->b1 : &a->b2;
 }
 
+/* The paper's delta: 1 if the list hit is at least as long as the other,
+ * else the ratio of their lengths (the hit list is not empty: x is in it). */
+static double delta(const struct arc *a, uint32_t hit, uint32_t other)
+{
+	if (hit >= other)
+		return 1.0;
+	return a->intdelta ? (double)(other / hit) : (double)other / (double)hit;
+}
+
 static void adapt(struct arc *a, uint8_t hit_in)
 {
-	uint32_t b1 = a->b1.len, b2 = a->b2.len, d;
+	uint32_t b1 = a->b1.len, b2 = a->b2.len;
 
 	if (hit_in == B1) {
-		d = b1 >= b2 ? 1 : b2 / b1;
-		a->p = a->p + d > a->c ? a->c : a->p + d;
+		double p = a->p + delta(a, b1, b2);
+		a->p = p < a->c ? p : a->c;
 	} else {
-		d = b2 >= b1 ? 1 : b1 / b2;
-		a->p = a->p > d ? a->p - d : 0;
+		double p = a->p - delta(a, b2, b1);
+		a->p = p > 0 ? p : 0;
 	}
 }
 
@@ -238,7 +259,7 @@ static int64_t arc_victim(void *state)
 	if (a->pending && a->evict_t1_plain && t1)
 		return a->t1.tail;
 	/* REPLACE */
-	if (t1 >= 1 && (t1 > a->p || (a->pending && a->x_in_b2 && t1 == a->p)))
+	if (t1 >= 1 && ((double)t1 > a->p || (a->pending && a->x_in_b2 && (double)t1 == a->p)))
 		return a->t1.tail;
 	return a->t2.len ? a->t2.tail : a->t1.tail;
 }
@@ -247,7 +268,7 @@ const struct policy_ops upager__policy_arc = {
 	.abi = UPAGER_POLICY_ABI,
 	.size = sizeof(struct policy_ops),
 	.name = "arc",
-	.summary = "ARC: recency and frequency lists balanced by ghost hits (Megiddo & Modha)",
+	.summary = "ARC: recency and frequency lists balanced by ghost hits (Megiddo & Modha; intdelta=1)",
 	.create = arc_create,
 	.destroy = arc_destroy,
 	.insert = arc_insert,

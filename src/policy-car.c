@@ -26,7 +26,9 @@
  *       |T1|+|T2|+|B1|+|B2| = 2c drop B2's oldest; x enters T1's tail.
  *   x in B1: p += max(1, |B2|/|B1|) (at most c); x enters T2's tail.
  *   x in B2: p -= max(1, |B1|/|B2|) (at least 0); x enters T2's tail.
- * New pages start with the bit clear.
+ * New pages start with the bit clear. As in ARC's paper, the quotient is
+ * real and so is p; arc:intdelta=1's variant (step rounded down, p whole)
+ * is car:intdelta=1.
  *
  * Clearing a bit calls env->age(), so the live pager unmaps the page and
  * its next access comes back as a reference.
@@ -43,7 +45,9 @@ enum { B1 = 1, B2 = 2 };
 
 struct car {
 	const struct policy_env *env;
-	uint32_t c, p;
+	uint32_t c;
+	double p; /* target size of T1, real as in the paper */
+	bool intdelta; /* round the adaptation step down (a variant) */
 	struct plist t1, t2, b1, b2; /* clocks: tail = hand, head = newest */
 	struct plink *link;
 	uint8_t *where, *ref;
@@ -65,15 +69,20 @@ static void car_destroy(void *state)
 
 static int car_create(const struct policy_env *env, const char *params, void **state)
 {
+	static const char *const keys[] = { "intdelta", NULL };
 	struct car *r;
-	int err = policy_params_check(params, NULL);
+	uint64_t intdelta;
+	int err = policy_params_check(params, keys);
 
+	if (!err)
+		err = policy_param_range("car", params, "intdelta", 0, 0, 1, &intdelta);
 	if (err)
 		return err;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->env = env;
+	r->intdelta = intdelta;
 	r->c = env->nframes;
 	r->link = calloc(r->c, sizeof(*r->link));
 	r->where = calloc(r->c, 1);
@@ -94,6 +103,15 @@ static int car_create(const struct policy_env *env, const char *params, void **s
 static struct plist *list_of(struct car *r, uint8_t where)
 {
 	return where == T1 ? &r->t1 : &r->t2;
+}
+
+/* max(1, other/hit), the quotient real unless intdelta (hit is not 0:
+ * the key was found on that list). */
+static double delta(const struct car *r, uint32_t hit, uint32_t other)
+{
+	if (hit >= other)
+		return 1.0;
+	return r->intdelta ? (double)(other / hit) : (double)other / (double)hit;
 }
 
 static void car_insert(void *state, uint32_t frame, uint64_t key, bool write)
@@ -118,12 +136,12 @@ static void car_insert(void *state, uint32_t frame, uint64_t key, bool write)
 		return;
 	}
 	if (r->g.list[g] == B1) {
-		uint32_t d = r->b1.len >= r->b2.len ? 1 : r->b2.len / r->b1.len;
-		r->p = r->p + d > r->c ? r->c : r->p + d;
+		double p = r->p + delta(r, r->b1.len, r->b2.len);
+		r->p = p < r->c ? p : r->c;
 		ghost_drop(&r->g, &r->b1, g);
 	} else {
-		uint32_t d = r->b2.len >= r->b1.len ? 1 : r->b1.len / r->b2.len;
-		r->p = r->p > d ? r->p - d : 0;
+		double p = r->p - delta(r, r->b2.len, r->b1.len);
+		r->p = p > 0 ? p : 0;
 		ghost_drop(&r->g, &r->b2, g);
 	}
 	plist_push_head(&r->t2, r->link, frame);
@@ -165,7 +183,7 @@ static int64_t car_victim(void *state)
 	if (r->t1.len + r->t2.len == 0)
 		return -1;
 	for (uint64_t step = 0; step < limit; step++) {
-		bool from_t1 = r->t1.len >= (r->p > 1 ? r->p : 1);
+		bool from_t1 = (double)r->t1.len >= (r->p > 1 ? r->p : 1);
 		if (from_t1 ? !r->t1.len : !r->t2.len)
 			from_t1 = !from_t1;
 		uint32_t f = from_t1 ? r->t1.tail : r->t2.tail;
@@ -184,7 +202,7 @@ const struct policy_ops upager__policy_car = {
 	.abi = UPAGER_POLICY_ABI,
 	.size = sizeof(struct policy_ops),
 	.name = "car",
-	.summary = "CAR: ARC's adaptation on two clocks, hits only set a bit (Bansal & Modha)",
+	.summary = "CAR: ARC's adaptation on two clocks, hits only set a bit (Bansal & Modha; intdelta=1)",
 	.create = car_create,
 	.destroy = car_destroy,
 	.insert = car_insert,

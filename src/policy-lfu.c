@@ -23,75 +23,27 @@
  * LFU), max=N (count ceiling, default 65535). Counts are forgotten when a
  * page leaves (no history of evicted pages).
  */
+#include "iheap.h"
 #include "internal.h"
-#include "keymap.h"
 #include "policy.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
+/* The resident frames in an indexed heap (iheap.h) keyed by (use count,
+ * last use): k1 is the count, k2 the tick of the last use. */
 struct lfu {
-	uint32_t *heap; /* frames */
-	uint32_t *hpos; /* per frame: index in heap, or PNIL */
-	uint32_t *count;
-	uint64_t *stamp;
-	uint32_t n;
+	struct iheap h;
 	uint64_t tick, decay, since_decay;
 	uint32_t max;
 };
 
-static bool lfu_less(const struct lfu *l, uint32_t a, uint32_t b)
-{
-	if (l->count[a] != l->count[b])
-		return l->count[a] < l->count[b];
-	return l->stamp[a] < l->stamp[b];
-}
-
-static void heap_set(struct lfu *l, uint32_t i, uint32_t frame)
-{
-	l->heap[i] = frame;
-	l->hpos[frame] = i;
-}
-
-static void sift_up(struct lfu *l, uint32_t i)
-{
-	uint32_t f = l->heap[i];
-
-	while (i > 0) {
-		uint32_t parent = (i - 1) / 2;
-		if (!lfu_less(l, f, l->heap[parent]))
-			break;
-		heap_set(l, i, l->heap[parent]);
-		i = parent;
-	}
-	heap_set(l, i, f);
-}
-
-static void sift_down(struct lfu *l, uint32_t i)
-{
-	uint32_t f = l->heap[i];
-
-	for (;;) {
-		uint32_t c = 2 * i + 1;
-		if (c >= l->n)
-			break;
-		if (c + 1 < l->n && lfu_less(l, l->heap[c + 1], l->heap[c]))
-			c++;
-		if (!lfu_less(l, l->heap[c], f))
-			break;
-		heap_set(l, i, l->heap[c]);
-		i = c;
-	}
-	heap_set(l, i, f);
-}
-
 /* Halves every count and rebuilds the heap. */
 static void lfu_age(struct lfu *l)
 {
-	for (uint32_t i = 0; i < l->n; i++)
-		l->count[l->heap[i]] = (l->count[l->heap[i]] + 1) / 2;
-	for (uint32_t i = l->n / 2; i-- > 0;)
-		sift_down(l, i);
+	for (uint32_t i = 0; i < l->h.n; i++)
+		l->h.k1[l->h.at[i]] = (l->h.k1[l->h.at[i]] + 1) / 2;
+	iheap_rebuild(&l->h);
 	l->since_decay = 0;
 }
 
@@ -105,10 +57,7 @@ static void lfu_destroy(void *state)
 {
 	struct lfu *l = state;
 
-	free(l->heap);
-	free(l->hpos);
-	free(l->count);
-	free(l->stamp);
+	iheap_free(&l->h);
 	free(l);
 }
 
@@ -129,16 +78,10 @@ static int lfu_create(const struct policy_env *env, const char *params, void **s
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
-	l->heap = calloc(env->nframes, sizeof(*l->heap));
-	l->hpos = malloc(env->nframes * sizeof(*l->hpos));
-	l->count = calloc(env->nframes, sizeof(*l->count));
-	l->stamp = calloc(env->nframes, sizeof(*l->stamp));
-	if (!l->heap || !l->hpos || !l->count || !l->stamp) {
-		lfu_destroy(l);
+	if (iheap_init(&l->h, env->nframes)) {
+		free(l);
 		return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < env->nframes; i++)
-		l->hpos[i] = PNIL;
 	l->decay = decay;
 	l->max = (uint32_t)max;
 	*state = l;
@@ -149,15 +92,12 @@ static void lfu_insert(void *state, uint32_t frame, uint64_t key, bool write)
 {
 	struct lfu *l = state;
 
-	l->count[frame] = 1;
-	l->stamp[frame] = ++l->tick;
-	if (l->hpos[frame] == PNIL) {
-		heap_set(l, l->n++, frame);
-		sift_up(l, l->n - 1);
-	} else {
-		sift_up(l, l->hpos[frame]);
-		sift_down(l, l->hpos[frame]);
-	}
+	l->h.k1[frame] = 1;
+	l->h.k2[frame] = ++l->tick;
+	if (iheap_has(&l->h, frame))
+		iheap_fix(&l->h, frame);
+	else
+		iheap_push(&l->h, frame);
 	lfu_event(l);
 }
 
@@ -165,36 +105,28 @@ static void lfu_reference(void *state, uint32_t frame, bool write)
 {
 	struct lfu *l = state;
 
-	if (l->hpos[frame] == PNIL)
+	if (!iheap_has(&l->h, frame))
 		return;
-	if (l->count[frame] < l->max)
-		l->count[frame]++;
-	l->stamp[frame] = ++l->tick;
-	sift_down(l, l->hpos[frame]); /* its key only grew */
+	if (l->h.k1[frame] < l->max)
+		l->h.k1[frame]++;
+	l->h.k2[frame] = ++l->tick;
+	iheap_fix(&l->h, frame);
 	lfu_event(l);
 }
 
 static void lfu_remove(void *state, uint32_t frame, enum policy_remove_reason why)
 {
 	struct lfu *l = state;
-	uint32_t i = l->hpos[frame];
 
-	if (i == PNIL)
-		return;
-	l->hpos[frame] = PNIL;
-	if (i == --l->n)
-		return;
-	uint32_t moved = l->heap[l->n];
-	heap_set(l, i, moved);
-	sift_up(l, i);
-	sift_down(l, l->hpos[moved]);
+	iheap_remove(&l->h, frame);
 }
 
 static int64_t lfu_victim(void *state)
 {
 	struct lfu *l = state;
+	uint32_t top = iheap_top(&l->h);
 
-	return l->n ? (int64_t)l->heap[0] : -1;
+	return top == PNIL ? -1 : (int64_t)top;
 }
 
 const struct policy_ops upager__policy_lfu = {

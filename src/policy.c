@@ -172,39 +172,34 @@ static const char *param_value(const char *params, const char *key, size_t *vlen
 	return NULL;
 }
 
-bool policy_param_double(const char *params, const char *key, double *out)
+/*
+ * The one number parser behind every parameter: the value of key as an
+ * unsigned integer (C syntax, so 0x.. works) if u is given, else as a real.
+ * Returns 1 and sets *d or *u, 0 if key is absent, -1 if the value is
+ * empty, too long, not all a number, negative for an integer, or out of
+ * the type's range.
+ */
+static int param_parse(const char *params, const char *key, double *d, uint64_t *u)
 {
 	size_t vlen;
 	const char *v = param_value(params, key, &vlen);
 	char buf[64], *end;
 
-	if (!v || vlen == 0 || vlen >= sizeof(buf))
-		return false;
-	memcpy(buf, v, vlen);
-	buf[vlen] = '\0';
-	double d = strtod(buf, &end);
-	if (*end)
-		return false;
-	*out = d;
-	return true;
-}
-
-bool policy_param_u64(const char *params, const char *key, uint64_t *out)
-{
-	size_t vlen;
-	const char *v = param_value(params, key, &vlen);
-	char buf[64], *end;
-
-	if (!v || vlen == 0 || vlen >= sizeof(buf))
-		return false;
+	if (!v)
+		return 0;
+	if (vlen == 0 || vlen >= sizeof(buf))
+		return -1;
 	memcpy(buf, v, vlen);
 	buf[vlen] = '\0';
 	errno = 0;
-	unsigned long long n = strtoull(buf, &end, 0);
-	if (*end || errno)
-		return false;
-	*out = n;
-	return true;
+	if (u) {
+		if (strchr(buf, '-'))
+			return -1;
+		*u = strtoull(buf, &end, 0);
+	} else {
+		*d = strtod(buf, &end);
+	}
+	return *end || errno ? -1 : 1;
 }
 
 int policy_params_check(const char *params, const char *const *keys)
@@ -233,12 +228,11 @@ int policy_params_check(const char *params, const char *const *keys)
 int policy_param_fraction(const char *policy, const char *params, const char *key, double def,
 			  double lo, double hi, double *out)
 {
-	size_t vlen;
+	int found = param_parse(params, key, out, NULL);
 
-	*out = def;
-	if (!param_value(params, key, &vlen))
-		return 0;
-	if (!policy_param_double(params, key, out) || !(*out >= lo && *out <= hi))
+	if (!found)
+		*out = def;
+	else if (found < 0 || !(*out >= lo && *out <= hi))
 		return upager__fail(UPAGER_EPOLICY, "policy %s: %s must be a number in [%g, %g]",
 				    policy, key, lo, hi);
 	return 0;
@@ -247,12 +241,11 @@ int policy_param_fraction(const char *policy, const char *params, const char *ke
 int policy_param_range(const char *policy, const char *params, const char *key, uint64_t def,
 		       uint64_t lo, uint64_t hi, uint64_t *out)
 {
-	size_t vlen;
+	int found = param_parse(params, key, NULL, out);
 
-	*out = def;
-	if (!param_value(params, key, &vlen))
-		return 0;
-	if (!policy_param_u64(params, key, out) || *out < lo || *out > hi)
+	if (!found)
+		*out = def;
+	else if (found < 0 || *out < lo || *out > hi)
 		return upager__fail(UPAGER_EPOLICY, "policy %s: %s must be an integer in [%llu, %llu]",
 				    policy, key, (unsigned long long)lo, (unsigned long long)hi);
 	return 0;

@@ -48,10 +48,6 @@ void policy_destroy(struct policy *pol);
 /* The policy called name[0..len), built-in or registered, or NULL. */
 const struct policy_ops *policy_find(const char *name, size_t len);
 
-/* Parses one "key=value" parameter out of a params string; helpers for
- * policies. Return true and set *out if key is present and valid. */
-bool policy_param_double(const char *params, const char *key, double *out);
-bool policy_param_u64(const char *params, const char *key, uint64_t *out);
 /* Rejects parameters other than the listed keys (NULL-terminated) and
  * items that are not key=value. Returns 0 or UPAGER_EPOLICY. */
 int policy_params_check(const char *params, const char *const *keys);

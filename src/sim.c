@@ -17,14 +17,16 @@
  *
  * OPT (Belady's MIN) needs the future: one backwards pass gives each
  * reference the position of the next reference to the same page, and the
- * resident pages sit in a max-heap keyed by that position. On a hit the
- * page's key moves to its next use; on a miss with a full cache the heap's
- * top (farthest next use, or never used again) is evicted. Demand paging:
+ * resident pages sit in a heap keyed by that position, farthest on top.
+ * On a hit the page's key moves to its next use; on a miss with a full
+ * cache the heap's top (farthest next use, or never used again) is
+ * evicted. Demand paging:
  * the missing page is always brought in. "opt:bypass=1" is the variant of
  * cache simulators that may decline to cache the missing page when it is
  * used no sooner than every resident one (Caffeine's Clairvoyant policy
  * counts it so); it can only score higher.
  */
+#include "iheap.h"
 #include "internal.h"
 #include "policy.h"
 #include "sim.h"
@@ -168,55 +170,20 @@ out:
 
 /* ---- OPT ---- */
 
-struct opt_heap {
-	uint32_t *slot_at; /* heap position -> slot */
-	uint32_t *pos;     /* slot -> heap position */
-	uint32_t *next;    /* slot -> its page's next use */
-};
-
-static void opt_set(struct opt_heap *h, uint32_t i, uint32_t s)
+/* The resident pages sit in slots 0..frames-1 of an indexed min-heap
+ * (iheap.h) keyed by how far away their next use is, inverted: k1 =
+ * UINT32_MAX - next, so the page used farthest away (or never, next =
+ * UINT32_MAX, k1 = 0) is on top. */
+static void opt_key(struct iheap *h, uint32_t s, uint32_t next)
 {
-	h->slot_at[i] = s;
-	h->pos[s] = i;
-}
-
-static void opt_up(struct opt_heap *h, uint32_t i)
-{
-	uint32_t s = h->slot_at[i];
-
-	while (i > 0) {
-		uint32_t parent = (i - 1) / 2;
-		if (h->next[h->slot_at[parent]] >= h->next[s])
-			break;
-		opt_set(h, i, h->slot_at[parent]);
-		i = parent;
-	}
-	opt_set(h, i, s);
-}
-
-static void opt_down(struct opt_heap *h, uint32_t i, uint32_t n)
-{
-	uint32_t s = h->slot_at[i];
-
-	for (;;) {
-		uint32_t c = 2 * i + 1;
-		if (c >= n)
-			break;
-		if (c + 1 < n && h->next[h->slot_at[c + 1]] > h->next[h->slot_at[c]])
-			c++;
-		if (h->next[h->slot_at[c]] <= h->next[s])
-			break;
-		opt_set(h, i, h->slot_at[c]);
-		i = c;
-	}
-	opt_set(h, i, s);
+	h->k1[s] = UINT32_MAX - (uint64_t)next;
 }
 
 int sim_run_opt(uint32_t frames, const struct sim_trace *t, bool bypass,
 		upager_sim_result_t *out)
 {
 	uint32_t *next = NULL, *last = NULL, *slot_of = NULL, *id_of = NULL, used = 0;
-	struct opt_heap h = { 0 };
+	struct iheap h = { 0 };
 	upager_sim_result_t r = { 0 };
 	int err = -ENOMEM;
 
@@ -226,10 +193,7 @@ int sim_run_opt(uint32_t frames, const struct sim_trace *t, bool bypass,
 	last = malloc(((size_t)t->nids + 1) * sizeof(*last));
 	slot_of = malloc(((size_t)t->nids + 1) * sizeof(*slot_of));
 	id_of = malloc((size_t)frames * sizeof(*id_of));
-	h.slot_at = malloc((size_t)frames * sizeof(*h.slot_at));
-	h.pos = malloc((size_t)frames * sizeof(*h.pos));
-	h.next = malloc((size_t)frames * sizeof(*h.next));
-	if (!next || !last || !slot_of || !id_of || !h.slot_at || !h.pos || !h.next)
+	if (!next || !last || !slot_of || !id_of || iheap_init(&h, frames))
 		goto out;
 	/* Next use of each reference's page; UINT32_MAX = never again. */
 	memset(last, 0xff, ((size_t)t->nids + 1) * sizeof(*last));
@@ -246,22 +210,21 @@ int sim_run_opt(uint32_t frames, const struct sim_trace *t, bool bypass,
 		r.writes += !!(t->ref[i] & SIM_WRITE);
 		if (s != PNIL) {
 			r.hits++;
-			h.next[s] = next[i]; /* later than i: the key grows */
-			opt_up(&h, h.pos[s]);
+			opt_key(&h, s, next[i]); /* later than i: farther away */
+			iheap_fix(&h, s);
 			continue;
 		}
 		if (used < frames) {
 			s = used++;
-			h.next[s] = next[i];
-			opt_set(&h, s, s);
-			opt_up(&h, s);
+			opt_key(&h, s, next[i]);
+			iheap_push(&h, s);
 		} else {
-			s = h.slot_at[0];
-			if (bypass && next[i] >= h.next[s])
+			s = iheap_top(&h);
+			if (bypass && UINT32_MAX - (uint64_t)next[i] <= h.k1[s])
 				continue; /* used no sooner than any resident page */
 			slot_of[id_of[s]] = PNIL;
-			h.next[s] = next[i];
-			opt_down(&h, 0, used);
+			opt_key(&h, s, next[i]);
+			iheap_fix(&h, s);
 			r.evictions++;
 		}
 		slot_of[id] = s;
@@ -275,9 +238,7 @@ out:
 	free(last);
 	free(slot_of);
 	free(id_of);
-	free(h.slot_at);
-	free(h.pos);
-	free(h.next);
+	iheap_free(&h);
 	return err;
 }
 

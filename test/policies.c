@@ -364,6 +364,43 @@ static void contract(const char *name)
 	policy_destroy(pol);
 }
 
+/* 2Q with 2 frames: Kin = 0, Kout = 1. On 1,2,3,1,4,5,1: 3 pushes 1 out
+ * (A1out = {1}); 1 faults while in A1out, so it belongs in Am, even though
+ * making room for it pushes 2 into A1out and so 1's own key out of it
+ * (A1out holds one key). In Am it survives 4 and 5 passing through A1in:
+ * 6 faults. Had the lost key sent 1 to A1in, 5 would push it out: 7. */
+static void test_2q_a1out(void)
+{
+	static const uint64_t s[] = { 1, 2, 3, 1, 4, 5, 1 };
+
+	CHECK_EQ(FAULTS("2q", 2, s), 6);
+}
+
+/* Parameters: one parser for integers and reals, defaults when absent,
+ * a range check, and a clear refusal of anything else. */
+static void test_params(void)
+{
+	static const char *const good[] = {
+		"s3fifo:promote=0x2", "s3fifo:small=0.25,promote=3", "arc:intdelta=1",
+		"car:intdelta=0", "2q:kin=1e-1,kout=2", "clockpro:nonres=16",
+	};
+	static const char *const bad[] = {
+		"s3fifo:promote=-1", "s3fifo:promote=2.5", "s3fifo:promote=4",
+		"s3fifo:promote=99999999999999999999999", "s3fifo:small=", "s3fifo:small=0.1x",
+		"s3fifo:small=nan", "arc:intdelta=2", "car:intdelta=yes", "2q:kout=17",
+	};
+	uint64_t k[] = { 1, 2, 3 };
+	upager_sim_result_t r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		if (upager_sim_run(good[i], 2, k, NULL, 3, &r))
+			FAILF("'%s' refused: %s", good[i], upager_last_error());
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		CHECK_ERR(upager_sim_run(bad[i], 2, k, NULL, 3, &r), UPAGER_EPOLICY);
+		CHECK(strstr(upager_last_error(), "must be"));
+	}
+}
+
 int main(void)
 {
 	const upager_policy_ops_t *ops[32];
@@ -376,7 +413,10 @@ int main(void)
 	test_sieve();
 	test_clockpro();
 	test_random();
-	CHECK_EQ(n, 11);
+	test_2q_a1out();
+	test_params();
+	CHECK_CMP(n, >=, 11);
+	CHECK_CMP(n, <=, ARRAY_SIZE(ops));
 	for (size_t i = 0; i < n; i++) {
 		contract(ops[i]->name);
 		printf("contract: %s ok\n", ops[i]->name);
