@@ -24,9 +24,10 @@
  *     backend, stats, stats_print, trace_start and trace_stop may run
  *     concurrently with each other and with faults (per-page locks, a
  *     pager-wide lock for the list of regions). A call on a range whose
- *     region another thread unmaps at the same time either completes or
- *     fails with UPAGER_ENOREGION; touching the memory of a region after
- *     its upager_unmap() is the program's bug (SIGSEGV).
+ *     region another thread is unmapping is safe (the region is freed
+ *     after it): it returns 0 or an error (UPAGER_ENOREGION, -EAGAIN) and
+ *     leaves nothing behind. Touching the memory of a region after its
+ *     upager_unmap() is the program's bug (SIGSEGV).
  *   - upager_snapshot, upager_clone, upager_snapshot_restore,
  *     upager_snapshot_free and upager_unmap take the pager's
  *     copy-on-write lock for writing: they run one at a time per pager
