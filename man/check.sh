@@ -58,7 +58,7 @@ echo "$n functions declared with UPAGER_API, each checked for a page"
 
 # Every page is installed: listed in Makefile.am.
 if [ -f "$srcdir/Makefile.am" ]; then
-	for page in "$man"/man1/*.1 "$man"/man3/*.3; do
+	for page in "$man"/man1/*.1 "$man"/man3/*.3 "$man"/man7/*.7; do
 		[ -f "$page" ] || continue
 		rel=${page#"$srcdir"/}
 		if ! grep -q "$rel" "$srcdir/Makefile.am"; then
@@ -75,7 +75,7 @@ if ! command -v groff >/dev/null 2>&1; then
 	exit $status
 fi
 pages=0
-for page in "$man"/man1/*.1 "$man"/man3/*.3; do
+for page in "$man"/man1/*.1 "$man"/man3/*.3 "$man"/man7/*.7; do
 	[ -f "$page" ] || continue
 	grep -q '^\.so' "$page" && continue
 	pages=$((pages + 1))
