@@ -14,6 +14,62 @@
  * of the UPAGER_E* codes below. upager_strerror() explains any of them and
  * upager_last_error() gives the detailed message of the last failure on
  * the calling thread. Nothing here sets errno.
+ *
+ * Threads. A process may open any number of pagers; every call below may
+ * be made from any thread, with these exceptions and rules:
+ *   - upager_close(p) is the last call on p: no other thread may be inside
+ *     a call on p, or touch p's regions, snapshots or clones, while it
+ *     runs or after.
+ *   - On one pager, map, unmap, touch, pin, unpin, protect, advise,
+ *     backend, stats, stats_print, trace_start and trace_stop may run
+ *     concurrently with each other and with faults (per-page locks, a
+ *     pager-wide lock for the list of regions). A call on a range whose
+ *     region another thread is unmapping is safe (the region is freed
+ *     after it): it returns 0 or an error (UPAGER_ENOREGION, -EAGAIN) and
+ *     leaves nothing behind. Touching the memory of a region after its
+ *     upager_unmap() is the program's bug (SIGSEGV).
+ *   - upager_snapshot, upager_clone, upager_snapshot_restore,
+ *     upager_snapshot_free and upager_unmap take the pager's
+ *     copy-on-write lock for writing: they run one at a time per pager
+ *     and wait for the faults in flight. upager_snapshot_restore() also
+ *     needs that no other thread reads or writes the region while it runs.
+ *   - A snapshot handle may be used by several threads at once
+ *     (upager_snapshot_map, upager_snapshot_read), but not after, or
+ *     concurrently with, its upager_snapshot_free().
+ *   - upager_config_init() reads the environment: not safe against a
+ *     concurrent setenv(). upager_strerror() returns constant strings;
+ *     upager_last_error() is per thread; upager_parse_size() and
+ *     upager_sim_run() keep no shared state; upager_policy_register() and
+ *     upager_policy_list() take the registry's lock.
+ *   - No call is async-signal-safe. Do not call upager from a signal
+ *     handler, from the on_error callback, or from a policy hook: these
+ *     may run inside the pager's fault path, which holds its locks.
+ *   - After fork() the child has none of the parent's regions (they are
+ *     MADV_DONTFORK) nor its pager threads: it must not use a pager
+ *     opened by the parent.
+ *
+ * Signals. libupager defines sigaction() and signal() itself, and a
+ * program linked with -lupager calls these instead of the C library's.
+ * Why: a backend that resolves faults in a signal handler (the sigsegv
+ * backend's SIGSEGV handler; the uffd backend's SIGBUS handler in fast
+ * mode) must see every fault on its regions first, without taking the
+ * signal away from the program. While a pager with such a backend is open
+ * the library owns that signal: the handler it found when it took the
+ * signal, and any handler the program (or a library such as libsigsegv)
+ * installs later through sigaction() or signal(), is recorded as the
+ * chained handler instead of replacing upager's, and is called, with the
+ * original siginfo and context, for every fault that is not upager's; the
+ * old handler reported to the caller is the chained one. With the default
+ * action chained, such a fault kills the process with the same signal, as
+ * without upager. For signals the library does not own, and when no pager
+ * owns any, both calls go straight to the C library. When the last pager
+ * using the signal closes, the chained handler is installed for real.
+ * There is no switch to turn this off (no configuration field, no
+ * environment variable). A program whose own handler must run first can
+ * only use a pager that owns no signal: the uffd backend in transparent
+ * mode (backend "uffd", UPAGER_MODE_TRANSPARENT). A program linked
+ * statically against the library gets no interposition: it keeps
+ * whatever SIGSEGV or SIGBUS handler it installs last.
  */
 #ifndef UPAGER_H
 #define UPAGER_H
@@ -193,18 +249,22 @@ UPAGER_API void upager_config_init(upager_config_t *cfg);
 UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out);
 
 /* Unmaps every region, stops the pager's threads, removes an unnamed swap
- * file. Returns 0 or a negative code. */
+ * file. Returns 0 or a negative code. The last call on p: nothing else
+ * may use p or its memory meanwhile or afterwards. */
 UPAGER_API int upager_close(upager_t *p);
 
 /*
  * Maps a new region of len bytes (rounded up to the page size). Its pages
  * read as zero until written. flags must be 0 (reserved). Returns 0 and
  * sets *addr (aligned to the page size), or a negative code.
+ * Thread-safe: concurrent with any call on p except upager_close().
  */
 UPAGER_API int upager_map(upager_t *p, size_t len, int flags, void **addr);
 
 /* Unmaps the region based at addr, freeing its frames and swap slots.
- * Returns 0, or UPAGER_ENOREGION if addr is not a region's base. */
+ * Returns 0, or UPAGER_ENOREGION if addr is not a region's base.
+ * Thread-safe; waits for the faults in flight. No thread may touch the
+ * region's memory afterwards. */
 UPAGER_API int upager_unmap(upager_t *p, void *addr);
 
 /*
@@ -215,7 +275,7 @@ UPAGER_API int upager_unmap(upager_t *p, void *addr);
  * thread's fault, the background evictor). Touch right before the call
  * and retry both on EFAULT, or use upager_pin() for a guarantee. Returns 0
  * or a negative code (UPAGER_ENOREGION if the range is not inside one
- * region of p).
+ * region of p). Thread-safe.
  */
 UPAGER_API int upager_touch(upager_t *p, void *addr, size_t len, int write);
 
@@ -226,11 +286,12 @@ UPAGER_API int upager_touch(upager_t *p, void *addr, size_t len, int write);
  * Wrap a system call on region memory in fast mode with pin and unpin;
  * pin for writing when the kernel writes into the buffer (read(2)).
  * Returns 0 or a negative code; on failure nothing stays pinned.
+ * Thread-safe; a pin taken on one thread may be dropped on another.
  */
 UPAGER_API int upager_pin(upager_t *p, void *addr, size_t len, int write);
 
 /* Drops one pin from each page of [addr, addr+len). Returns 0 or a
- * negative code. */
+ * negative code. Thread-safe. */
 UPAGER_API int upager_unpin(upager_t *p, void *addr, size_t len);
 
 #define UPAGER_PROT_NONE 0x0  /* same values as PROT_NONE, PROT_READ, PROT_WRITE */
@@ -245,30 +306,34 @@ UPAGER_API int upager_unpin(upager_t *p, void *addr, size_t len);
  * forbids is a real violation: the thread gets an ordinary SIGSEGV with
  * si_addr set, on every backend. Returns 0 or a negative code (-EINVAL
  * for a bad prot or an unaligned range, UPAGER_ENOREGION, UPAGER_ESNAPSHOT
- * for a snapshot's view).
+ * for a snapshot's view). Thread-safe.
  */
 UPAGER_API int upager_protect(upager_t *p, void *addr, size_t len, int prot);
 
 /* The fault backend in use ("uffd" or "sigsegv"), and in *why (if not
- * NULL) why it was chosen: asked for by name, or what "auto" found. */
+ * NULL) why it was chosen: asked for by name, or what "auto" found.
+ * Both strings live as long as p. Thread-safe; p must not be NULL. */
 UPAGER_API const char *upager_backend(upager_t *p, const char **why);
 
 /* Copies the pager's statistics into *out. Returns 0 or a negative code. */
 UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out);
 
 /* Writes the statistics as readable lines ("key: value") to the file
- * descriptor fd. Returns 0 or a negative code. */
+ * descriptor fd. Returns 0 or a negative code (-EIO if a write fails).
+ * Thread-safe. */
 UPAGER_API int upager_stats_print(upager_t *p, int fd);
 
-/* Explains an error code returned by any upager function. Never NULL. */
+/* Explains an error code returned by any upager function. Never NULL.
+ * Thread-safe: the strings are constant. */
 UPAGER_API const char *upager_strerror(int err);
 
 /* The detailed message of the last failing call on this thread ("" if
- * none). Valid until the next upager call on the same thread. */
+ * none). Valid until the next upager call on the same thread. Each thread
+ * has its own. */
 UPAGER_API const char *upager_last_error(void);
 
 /* Parses a size such as "4096", "64K", "512M", "2G" (binary units).
- * Returns 0 and sets *out, or -EINVAL. */
+ * Returns 0 and sets *out, or -EINVAL. Thread-safe (no state). */
 UPAGER_API int upager_parse_size(const char *s, uint64_t *out);
 
 /*
@@ -287,6 +352,7 @@ UPAGER_API int upager_parse_size(const char *s, uint64_t *out);
  * (DONTNEED on a snapshot's view, which never changes), or the error of a
  * read (WILLNEED; the page is then lost, as on a fault). On a region with
  * snapshots, DONTNEED first gives them their copy of each page.
+ * Thread-safe.
  */
 #define UPAGER_ADVICE_NORMAL 0
 #define UPAGER_ADVICE_SEQUENTIAL 1
@@ -313,10 +379,12 @@ UPAGER_API int upager_advise(upager_t *p, void *addr, size_t len, int advice);
  *
  * Returns 0, -EBUSY if a trace is being recorded, -EINVAL, or the -errno of
  * creating the file (with a message in upager_last_error()).
+ * Thread-safe: one trace at a time per pager.
  */
 UPAGER_API int upager_trace_start(upager_t *p, const char *path, unsigned dense_interval_us);
 /* Stops recording and closes the file. Returns 0, -ENOENT if no trace is
- * being recorded, or the first write error (references were dropped). */
+ * being recorded, or the first write error (references were dropped).
+ * Thread-safe; waits for the faults that are recording. */
 UPAGER_API int upager_trace_stop(upager_t *p);
 
 /* ---- snapshots and clones (copy-on-write) ----
@@ -347,6 +415,11 @@ UPAGER_API int upager_trace_stop(upager_t *p);
  * Errors: UPAGER_ENOREGION (not a region's base), UPAGER_ESNAPSHOT
  * (upager_snapshot or upager_unmap given a snapshot's view), UPAGER_EORIGIN
  * (restore of a snapshot whose region was unmapped), -EINVAL, -ENOMEM.
+ *
+ * Threads: snapshot, clone, restore and free run one at a time per pager
+ * and wait for the faults in flight; map and read may run on several
+ * threads at once. A snapshot handle must not be used after, or during,
+ * its upager_snapshot_free().
  */
 typedef struct upager_snapshot upager_snapshot_t;
 UPAGER_API int upager_snapshot(upager_t *p, void *region, upager_snapshot_t **out);
@@ -446,14 +519,14 @@ typedef struct upager_policy_ops {
  * process. ops must stay valid (usually a static const struct). Returns 0,
  * -EEXIST if the name is taken (built-in or registered), -EINVAL if ops is
  * malformed (ABI, size, name, a missing mandatory hook), -ENOSPC when the
- * table of registered policies is full.
+ * table of registered policies is full. Thread-safe.
  */
 UPAGER_API int upager_policy_register(const upager_policy_ops_t *ops);
 
 /*
  * Lists the built-in and registered policies: fills out[0..max-1] and
  * returns how many there are in all (may exceed max; out may be NULL when
- * max is 0).
+ * max is 0). Thread-safe.
  */
 UPAGER_API size_t upager_policy_list(const upager_policy_ops_t **out, size_t max);
 
@@ -478,7 +551,8 @@ typedef struct upager_sim_result {
  * write (writes may be NULL). Returns 0 and fills *out, UPAGER_EPOLICY for
  * an unknown policy or bad parameters, -EINVAL for frames == 0, -ENOMEM,
  * or -EPROTO when the policy broke the contract (named no victim with a
- * full cache, or a frame that holds no page).
+ * full cache, or a frame that holds no page). Thread-safe: each run has
+ * its own state (the policy's hooks run on the calling thread).
  */
 UPAGER_API int upager_sim_run(const char *spec, uint32_t frames, const uint64_t *keys,
 			      const uint8_t *writes, size_t n, upager_sim_result_t *out);
