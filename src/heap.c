@@ -119,8 +119,13 @@ static void *host_main(void *arg)
 	struct upager_heap *h = s->h;
 	sigset_t all;
 
-	/* Signals sent to the process are for the program's threads. */
+	/* Signals sent to the process are for the program's threads; the
+	 * fault signals stay open (fast mode resolves a fault in the
+	 * faulting thread's SIGBUS or SIGSEGV handler, and this thread
+	 * touches the arena when it destroys its heap). */
 	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	mi_heap_t *mh = mi_heap_new_in_arena(h->arena);
 
@@ -331,25 +336,12 @@ static inline void note_segment(struct upager_heap *h, struct shard *s, void *pt
 
 enum alloc_kind { ALLOC_PLAIN, ALLOC_ZERO, ALLOC_ALIGNED };
 
-static void *alloc(struct upager_heap *h, size_t size, size_t align, enum alloc_kind kind)
+/* One allocation attempt in shard s, with s's lock held. */
+static inline void *shard_alloc(struct upager_heap *h, struct shard *s, size_t size, size_t asked,
+				size_t align, enum alloc_kind kind)
 {
-	struct shard *s;
-	size_t asked = size;
 	void *ptr;
 
-	if (!h) {
-		errno = EINVAL;
-		return NULL;
-	}
-	/* Every block 16-byte aligned: mimalloc's size classes up to 128
-	 * bytes include multiples of 8 only, so round those up. */
-	if (size > h->len) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	size = size ? (size + MIN_ALIGN - 1) & ~(size_t)(MIN_ALIGN - 1) : MIN_ALIGN;
-	s = my_shard(h);
-	pthread_mutex_lock(&s->lock);
 	switch (kind) {
 	case ALLOC_ZERO:
 		ptr = mi_heap_zalloc(s->mh, size);
@@ -367,12 +359,62 @@ static void *alloc(struct upager_heap *h, size_t size, size_t align, enum alloc_
 		s->live_bytes += mi_usable_size(ptr);
 		s->live_blocks++;
 		s->mallocs++;
-	} else {
-		s->failed++;
 	}
-	pthread_mutex_unlock(&s->lock);
-	if (!ptr)
+	return ptr;
+}
+
+/*
+ * The arena is shared by the shards, but a shard keeps the segments it
+ * took (empty pages are retired lazily), so one shard can run dry while
+ * another holds free space. Before saying ENOMEM, every shard, starting
+ * with the caller's, gives its empty pages and segments back
+ * (mi_heap_collect) and is asked for the block.
+ */
+static void *alloc_slow(struct upager_heap *h, struct shard *mine, size_t size, size_t asked,
+			size_t align, enum alloc_kind kind)
+{
+	unsigned first = (unsigned)(mine - h->shards);
+	void *ptr = NULL;
+
+	for (unsigned i = 0; i < h->nshards && !ptr; i++) {
+		struct shard *s = &h->shards[(first + i) % h->nshards];
+		pthread_mutex_lock(&s->lock);
+		mi_heap_collect(s->mh, true);
+		ptr = shard_alloc(h, s, size, asked, align, kind);
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (!ptr) {
+		pthread_mutex_lock(&mine->lock);
+		mine->failed++;
+		pthread_mutex_unlock(&mine->lock);
 		errno = ENOMEM;
+	}
+	return ptr;
+}
+
+static void *alloc(struct upager_heap *h, size_t size, size_t align, enum alloc_kind kind)
+{
+	struct shard *s;
+	size_t asked = size;
+	void *ptr;
+
+	if (!h) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (size > h->len) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* Every block 16-byte aligned: mimalloc's size classes up to 128
+	 * bytes include multiples of 8 only, so round those up. */
+	size = size ? (size + MIN_ALIGN - 1) & ~(size_t)(MIN_ALIGN - 1) : MIN_ALIGN;
+	s = my_shard(h);
+	pthread_mutex_lock(&s->lock);
+	ptr = shard_alloc(h, s, size, asked, align, kind);
+	pthread_mutex_unlock(&s->lock);
+	if (__builtin_expect(ptr == NULL, 0))
+		ptr = alloc_slow(h, s, size, asked, align, kind);
 	return ptr;
 }
 
