@@ -15,7 +15,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#define BUDGET (16u << 20)
+#define BUDGET (8u << 20)
 #define LIVE_TARGET (4 * (size_t)BUDGET)
 #define THREADS 3
 #define SLOTS 4096
@@ -206,7 +206,7 @@ static void body(const struct test_backend *b, void *arg)
 	test_config(&cfg, b);
 	cfg.ram_bytes = BUDGET;
 	CHECK_OK(upager_open(&cfg, &p));
-	CHECK_OK(upager_heap_open(p, 256u << 20, &run.h));
+	CHECK_OK(upager_heap_open(p, 128u << 20, &run.h));
 	for (unsigned t = 0; t < THREADS; t++) {
 		args[t][0] = &run;
 		args[t][1] = (void *)(uintptr_t)(0x9876543210ULL * (t + 1) + 77);
