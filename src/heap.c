@@ -74,6 +74,7 @@
 #define DONTNEED_MIN (256u << 10)
 #define DEFAULT_MAX_BYTES ((uint64_t)64 << 30)
 #define MIN_ALIGN 16
+#define MI_ALIGN_MAX (SEG_SIZE / 2) /* mimalloc 2.0.9 aligns up to this */
 
 struct shard {
 	pthread_mutex_t lock;
@@ -95,6 +96,12 @@ struct upager_heap {
 	struct shard *shards;
 	_Atomic uint8_t *seg_shard; /* per arena segment: the shard that allocated there */
 	_Atomic uint64_t bad_frees;
+	/* Blocks aligned beyond what mimalloc aligns (16 MiB): over-allocated,
+	 * and the aligned pointer remembered with the block it lies in. */
+	pthread_mutex_t big_lock;
+	struct bigalign { uintptr_t aligned; void *raw; } *big;
+	size_t nbig_cap;
+	_Atomic size_t nbig;
 	pthread_mutex_t host_lock;
 	pthread_cond_t host_cond;
 	unsigned hosts_ready;
@@ -161,6 +168,8 @@ static void free_heap(struct upager_heap *h)
 		free(h->shards);
 	}
 	free((void *)h->seg_shard);
+	free(h->big);
+	pthread_mutex_destroy(&h->big_lock);
 	pthread_mutex_destroy(&h->host_lock);
 	pthread_cond_destroy(&h->host_cond);
 	free(h);
@@ -212,6 +221,7 @@ UPAGER_API int upager_heap_open(upager_t *p, uint64_t max_bytes, upager_heap_t *
 	h->len = max_bytes;
 	pthread_mutex_init(&h->host_lock, NULL);
 	pthread_cond_init(&h->host_cond, NULL);
+	pthread_mutex_init(&h->big_lock, NULL);
 	h->nshards = shard_count();
 	h->shards = calloc(h->nshards, sizeof(*h->shards));
 	h->seg_shard = malloc(max_bytes >> SEG_SHIFT);
@@ -434,6 +444,60 @@ UPAGER_API void *upager_calloc(upager_heap_t *h, size_t n, size_t size)
 	return alloc(h, total, 0, ALLOC_ZERO);
 }
 
+/* The block a big-aligned pointer lies in, or NULL. Only pointers
+ * aligned to 32 MiB can be such, and only while some exist. */
+static void *big_raw(struct upager_heap *h, const void *ptr, bool remove)
+{
+	void *raw = NULL;
+
+	if (((uintptr_t)ptr & (SEG_SIZE - 1)) || !atomic_load_explicit(&h->nbig, memory_order_relaxed))
+		return NULL;
+	pthread_mutex_lock(&h->big_lock);
+	size_t n = atomic_load_explicit(&h->nbig, memory_order_relaxed);
+	for (size_t i = 0; i < n; i++) {
+		if (h->big[i].aligned == (uintptr_t)ptr) {
+			raw = h->big[i].raw;
+			if (remove) {
+				h->big[i] = h->big[n - 1];
+				atomic_store_explicit(&h->nbig, n - 1, memory_order_relaxed);
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&h->big_lock);
+	return raw;
+}
+
+static void *big_aligned_alloc(struct upager_heap *h, size_t align, size_t size)
+{
+	if (size > h->len - align) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	void *raw = alloc(h, size + align, 0, ALLOC_PLAIN);
+	if (!raw)
+		return NULL;
+	uintptr_t a = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+	pthread_mutex_lock(&h->big_lock);
+	size_t n = atomic_load_explicit(&h->nbig, memory_order_relaxed);
+	if (n == h->nbig_cap) {
+		size_t cap = h->nbig_cap ? 2 * h->nbig_cap : 8;
+		struct bigalign *b = realloc(h->big, cap * sizeof(*b));
+		if (!b) {
+			pthread_mutex_unlock(&h->big_lock);
+			upager_free(h, raw);
+			errno = ENOMEM;
+			return NULL;
+		}
+		h->big = b;
+		h->nbig_cap = cap;
+	}
+	h->big[n] = (struct bigalign){ a, raw };
+	atomic_store_explicit(&h->nbig, n + 1, memory_order_relaxed);
+	pthread_mutex_unlock(&h->big_lock);
+	return (void *)a;
+}
+
 UPAGER_API void *upager_aligned_alloc(upager_heap_t *h, size_t align, size_t size)
 {
 	if (align == 0 || (align & (align - 1))) {
@@ -446,6 +510,8 @@ UPAGER_API void *upager_aligned_alloc(upager_heap_t *h, size_t align, size_t siz
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (h && align > MI_ALIGN_MAX)
+		return big_aligned_alloc(h, align, size);
 	return alloc(h, size, align, ALLOC_ALIGNED);
 }
 
@@ -457,6 +523,13 @@ UPAGER_API void upager_free(upager_heap_t *h, void *ptr)
 	if (!ptr || !h)
 		return;
 	s = shard_of(h, ptr);
+	if (__builtin_expect(((uintptr_t)ptr & (SEG_SIZE - 1)) == 0, 0)) {
+		void *raw = big_raw(h, ptr, true);
+		if (raw) {
+			ptr = raw;
+			s = shard_of(h, ptr);
+		}
+	}
 	if (__builtin_expect(!s, 0)) {
 		report_bad(h, "upager_free", ptr);
 		return;
@@ -483,7 +556,13 @@ UPAGER_API void upager_free(upager_heap_t *h, void *ptr)
 
 UPAGER_API size_t upager_malloc_usable_size(upager_heap_t *h, const void *ptr)
 {
-	if (!ptr || !h || !shard_of(h, ptr))
+	void *raw;
+
+	if (!ptr || !h)
+		return 0;
+	if ((raw = big_raw(h, ptr, false)))
+		return mi_usable_size(raw) - (size_t)((uintptr_t)ptr - (uintptr_t)raw);
+	if (!shard_of(h, ptr))
 		return 0;
 	return mi_usable_size(ptr);
 }
@@ -501,6 +580,20 @@ UPAGER_API void *upager_realloc(upager_heap_t *h, void *ptr, size_t size)
 		return NULL;
 	}
 	s = shard_of(h, ptr);
+	if (big_raw(h, ptr, false)) {
+		/* A big-aligned block moves to a plain one. */
+		if (size == 0) {
+			upager_free(h, ptr);
+			return NULL;
+		}
+		usable = upager_malloc_usable_size(h, ptr);
+		n = upager_malloc(h, size);
+		if (!n)
+			return NULL;
+		memcpy(n, ptr, size < usable ? size : usable);
+		upager_free(h, ptr);
+		return n;
+	}
 	if (!s) {
 		report_bad(h, "upager_realloc", ptr);
 		errno = EINVAL;

@@ -162,6 +162,28 @@ static void semantics(const struct test_backend *b, void *arg)
 		memset(c, 1, 100 + k);
 		upager_free(h, c);
 	}
+	/* Beyond what mimalloc aligns (16 MiB), in a heap of their own. */
+	CHECK_OK(upager_heap_open(p, 256u << 20, &h2));
+	for (unsigned k = 25; k <= 26; k++) {
+		size_t align = (size_t)1 << k;
+		c = upager_aligned_alloc(h2, align, 5000);
+		if (!c)
+			FAILF("aligned_alloc(%zu) failed: errno %d", align, errno);
+		CHECK_EQ((uintptr_t)c % align, 0);
+		CHECK(upager_heap_owns(h2, c));
+		CHECK_CMP(upager_malloc_usable_size(h2, c), >=, 5000);
+		memset(c, 7, 5000);
+		if (k == 26) {
+			c = upager_realloc(h2, c, 9000);
+			CHECK(c);
+			CHECK_EQ(c[4999], 7);
+		}
+		upager_free(h2, c);
+	}
+	CHECK_OK(upager_heap_stats(h2, &st));
+	CHECK_EQ(st.blocks_live, 0);
+	CHECK_EQ(st.bad_frees, 0);
+	CHECK_OK(upager_heap_close(h2));
 	errno = 0;
 	CHECK(upager_aligned_alloc(h, 48, 10) == NULL);
 	CHECK_EQ(errno, EINVAL);
