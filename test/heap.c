@@ -119,6 +119,8 @@ static void drop_block(struct run *run, struct block *b, const char *when)
 	b->p = NULL;
 }
 
+static void check_mapping(const void *ptr);
+
 static void *worker(void *arg)
 {
 	struct run *run = ((void **)arg)[0];
@@ -182,11 +184,38 @@ static void *worker(void *arg)
 		if (!slots[i].p)
 			continue;
 		check(run, slots[i].p, slots[i].size, slots[i].seed, "end");
+		if (i % 16 == 0)
+			check_mapping(slots[i].p);
 		if (i % 2)
 			drop_block(run, &slots[i], "end");
 	}
 	free(slots);
 	return NULL;
+}
+
+/*
+ * mimalloc must never have decommitted or reset arena memory: its
+ * decommit maps anonymous PROT_NONE memory over the range, which would
+ * silently replace the region. Every live block must still be inside the
+ * region's memfd mapping.
+ */
+static void check_mapping(const void *ptr)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	bool found = false;
+
+	CHECK(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx", &lo, &hi) != 2 || (uintptr_t)ptr < lo || (uintptr_t)ptr >= hi)
+			continue;
+		found = true;
+		if (!strstr(line, "upager-region"))
+			FAILF("block %p is no longer in the region's mapping: %s", ptr, line);
+	}
+	fclose(f);
+	CHECK(found);
 }
 
 static void body(const struct test_backend *b, void *arg)
@@ -218,6 +247,8 @@ static void body(const struct test_backend *b, void *arg)
 	for (unsigned i = 0; i < run.xcount; i++) {
 		struct block *x = &run.xq[(run.xhead + i) % XQ];
 		check(&run, x->p, x->size, x->seed, "ring at end");
+		check_mapping(x->p);
+		check_mapping(x->p + x->size - 1);
 	}
 	CHECK_OK(upager_heap_stats(run.h, &hs));
 	CHECK_OK(upager_stats(p, &st));
