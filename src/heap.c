@@ -51,9 +51,11 @@
  *     dropped with upager_advise(DONTNEED) before mimalloc gets it back, so
  *     dead data is not written to swap.
  *
- * mimalloc keeps at most 64 arenas per process and cannot forget one:
- * every upager_heap_open() uses one for good, so a process can open about
- * 60 heaps in its lifetime (-ENOSPC after that).
+ * mimalloc keeps at most 64 arenas per process and cannot forget one. A
+ * closed heap's arena, empty, is kept for a new heap whose region lands at
+ * the same address with the same size (usual when heaps of one size are
+ * opened and closed in turn); otherwise each upager_heap_open() registers
+ * a new arena, and after 64 of them it fails with -ENOSPC.
  */
 #include "internal.h"
 
@@ -109,6 +111,47 @@ struct upager_heap {
 };
 
 static pthread_once_t options_once = PTHREAD_ONCE_INIT;
+
+/*
+ * Arenas of closed heaps. mimalloc cannot forget an arena, but an empty
+ * one can serve a new heap whose region lands at the same address with the
+ * same size, which is common: the kernel tends to put a mapping in the
+ * hole the last one of that size left. That stretches the 64-arena limit
+ * for programs that open and close heaps in a loop.
+ */
+#define MAX_RETIRED 64
+static pthread_mutex_t retired_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct retired {
+	uintptr_t start;
+	uint64_t len;
+	mi_arena_id_t id;
+} retired[MAX_RETIRED];
+static unsigned nretired;
+
+static bool take_retired(uintptr_t start, uint64_t len, mi_arena_id_t *id)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&retired_lock);
+	for (unsigned i = 0; i < nretired; i++) {
+		if (retired[i].start == start && retired[i].len == len) {
+			*id = retired[i].id;
+			retired[i] = retired[--nretired];
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&retired_lock);
+	return found;
+}
+
+static void put_retired(uintptr_t start, uint64_t len, mi_arena_id_t id)
+{
+	pthread_mutex_lock(&retired_lock);
+	if (nretired < MAX_RETIRED)
+		retired[nretired++] = (struct retired){ start, len, id };
+	pthread_mutex_unlock(&retired_lock);
+}
 static _Atomic unsigned thread_seq;
 static __thread unsigned my_seq; /* 0: not numbered yet */
 
@@ -242,10 +285,11 @@ UPAGER_API int upager_heap_open(upager_t *p, uint64_t max_bytes, upager_heap_t *
 	if (err)
 		goto out_free;
 	h->base = ((uintptr_t)h->region + SEG_SIZE - 1) & ~(uintptr_t)(SEG_SIZE - 1);
-	if (!mi_manage_os_memory_ex((void *)h->base, max_bytes, true /* committed */,
+	if (!take_retired(h->base, max_bytes, &h->arena) &&
+	    !mi_manage_os_memory_ex((void *)h->base, max_bytes, true /* committed */,
 				    false /* large */, true /* zero */, -1, true /* exclusive */,
 				    &h->arena)) {
-		err = upager__fail(-ENOSPC, "mimalloc refused the heap's arena (it keeps at most 64 per process)");
+		err = upager__fail(-ENOSPC, "mimalloc refused the heap's arena (it keeps at most 64 per process, and cannot forget those of closed heaps)");
 		goto out_unmap;
 	}
 
@@ -276,6 +320,8 @@ UPAGER_API int upager_heap_open(upager_t *p, uint64_t max_bytes, upager_heap_t *
 out_stop:
 	stop_hosts(h);
 	/* The arena stays registered (mimalloc cannot forget it) but empty. */
+	mi_collect(true);
+	put_retired(h->base, h->len, h->arena);
 out_unmap:
 	upager_unmap(p, h->region);
 out_free:
@@ -723,6 +769,7 @@ UPAGER_API int upager_heap_close(upager_heap_t *h)
 	/* Freed segments may sit in mimalloc's global segment cache: send
 	 * them back to their arenas before their memory goes away. */
 	mi_collect(true);
+	put_retired(h->base, h->len, h->arena);
 	err = upager_unmap(h->p, h->region);
 	free_heap(h);
 	return err;

@@ -299,8 +299,36 @@ static void semantics(const struct test_backend *b, void *arg)
 	CHECK_OK(upager_close(p));
 }
 
+/* mimalloc keeps at most 64 arenas, but a closed heap's arena serves a
+ * new heap of the same size at the same address: opening and closing a
+ * heap in a loop must not run out. */
+static void reopen_loop(void)
+{
+	upager_config_t cfg;
+	upager_t *p;
+	upager_heap_t *h;
+
+	upager_config_init(&cfg);
+	cfg.ram_bytes = 4u << 20;
+	CHECK_OK(upager_open(&cfg, &p));
+	for (unsigned i = 0; i < 100; i++) {
+		int err = upager_heap_open(p, 64u << 20, &h);
+		if (err)
+			FAILF("heap open number %u: %s (%s)", i, upager_strerror(err), upager_last_error());
+		unsigned char *c = upager_calloc(h, 1, 5000);
+		CHECK(c);
+		for (unsigned k = 0; k < 5000; k++)
+			CHECK_EQ(c[k], 0);
+		memset(c, 9, 5000);
+		CHECK_OK(upager_heap_close(h));
+	}
+	CHECK_OK(upager_close(p));
+	printf("  100 heaps opened and closed in a loop\n");
+}
+
 int main(void)
 {
 	check_glibc_malloc();
+	reopen_loop();
 	return for_each_backend(semantics, NULL);
 }
