@@ -218,15 +218,23 @@ static void free_heap(struct upager_heap *h)
 	free(h);
 }
 
-static unsigned shard_count(void)
+/*
+ * Two shards per CPU, at most MAX_SHARDS; but each shard holds whole
+ * 32 MiB segments, so a small heap gets fewer: one per 128 MiB of address
+ * space (a 64 MiB heap has one shard and all its space in it).
+ */
+static unsigned shard_count(uint64_t len)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	uint64_t by_space = len / (4 * SEG_SIZE);
 
 	if (n < 1)
 		n = 1;
 	n *= 2;
-	if (n < 2)
-		n = 2;
+	if ((uint64_t)n > by_space)
+		n = (long)by_space;
+	if (n < 1)
+		n = 1;
 	return n > MAX_SHARDS ? MAX_SHARDS : (unsigned)n;
 }
 
@@ -265,7 +273,7 @@ UPAGER_API int upager_heap_open(upager_t *p, uint64_t max_bytes, upager_heap_t *
 	pthread_mutex_init(&h->host_lock, NULL);
 	pthread_cond_init(&h->host_cond, NULL);
 	pthread_mutex_init(&h->big_lock, NULL);
-	h->nshards = shard_count();
+	h->nshards = shard_count(max_bytes);
 	h->shards = calloc(h->nshards, sizeof(*h->shards));
 	h->seg_shard = malloc(max_bytes >> SEG_SHIFT);
 	if (!h->shards || !h->seg_shard) {
