@@ -7,7 +7,8 @@
  * still fail (when it passes, the bug is gone and the prefix should go).
  * Subdirectories are not replayed: flaky/ holds reproducers of known bugs
  * that fail only some of the time (see its README).
- * UPAGER_FUZZ_LOG=1 prints every operation.
+ * UPAGER_FUZZ_LOG=1 prints every operation; UPAGER_FUZZ_AVOID=1 steps
+ * around the known bugs as the fuzzer does.
  */
 #include "testutil.h"
 
@@ -83,6 +84,8 @@ int main(int argc, char **argv)
 	size_t n = 0;
 	unsigned passed = 0, xfailed = 0, skipped = 0, bad = 0;
 
+	const char *avoid = getenv("UPAGER_FUZZ_AVOID");
+	fuzz_interp_avoid_known_bugs = avoid && *avoid && *avoid != '0';
 	if (argc > 1) {
 		names = argv + 1;
 		n = (size_t)argc - 1;
