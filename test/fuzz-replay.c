@@ -7,8 +7,9 @@
  * still fail (when it passes, the bug is gone and the prefix should go).
  * Subdirectories are not replayed: flaky/ holds reproducers of known bugs
  * that fail only some of the time (see its README).
- * UPAGER_FUZZ_LOG=1 prints every operation; UPAGER_FUZZ_AVOID=1 steps
- * around the known bugs as the fuzzer does.
+ * The other files run as the fuzzer ran them, stepping around the known
+ * bugs (fuzz_interp_avoid_known_bugs); UPAGER_FUZZ_AVOID=0 or 1 decides
+ * that for every file instead. UPAGER_FUZZ_LOG=1 prints every operation.
  */
 #include "testutil.h"
 
@@ -85,7 +86,6 @@ int main(int argc, char **argv)
 	unsigned passed = 0, xfailed = 0, skipped = 0, bad = 0;
 
 	const char *avoid = getenv("UPAGER_FUZZ_AVOID");
-	fuzz_interp_avoid_known_bugs = avoid && *avoid && *avoid != '0';
 	if (argc > 1) {
 		names = argv + 1;
 		n = (size_t)argc - 1;
@@ -115,6 +115,7 @@ int main(int argc, char **argv)
 		const char *base = strrchr(names[i], '/') ? strrchr(names[i], '/') + 1 : names[i];
 		bool xfail = !strncmp(base, "xfail-", 6);
 		snprintf(path, sizeof(path), "%s%s%s", dir, dir[0] ? "/" : "", names[i]);
+		fuzz_interp_avoid_known_bugs = avoid && *avoid ? *avoid != '0' : !xfail;
 		int r = replay(path);
 		if (r == TEST_SKIP) {
 			printf("SKIP  %s: no pager could be opened\n", base);
