@@ -137,6 +137,11 @@ int main(int argc, char **argv)
 	}
 	printf("%u passed, %u expected failures, %u skipped, %u failed\n", passed, xfailed, skipped,
 	       bad);
+	if (argc <= 1) {
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+	}
 	if (bad)
 		return 1;
 	return passed + xfailed ? 0 : TEST_SKIP;
