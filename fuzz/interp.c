@@ -271,11 +271,12 @@ static int compare(struct state *st, const struct target *t, size_t off, const u
 	size_t bad = 0;
 	for (size_t j = i; j < len; j++)
 		bad += got[j] != want[j];
-	return mismatch(st,
-			"%s %s [%zu, +%zu): byte %zu (page %zu, offset %zu in it) is %#x, the model has %#x;"
-			" %zu bytes differ",
-			how, t->name, off, len, off + i, (off + i) / PS, (off + i) % PS, got[i], want[i],
-			bad);
+	return mismatch(
+		st,
+		"%s %s [%zu, +%zu): byte %zu (page %zu, offset %zu in it) is %#x, the model has %#x;"
+		" %zu bytes differ",
+		how, t->name, off, len, off + i, (off + i) / PS, (off + i) % PS, got[i], want[i],
+		bad);
 }
 
 /* Every page of t that may be read, against the model. */
@@ -301,7 +302,8 @@ static int check_stats(struct state *st)
 		return mismatch(st, "pinned_pages is %llu, the model has %u pinned pages",
 				(unsigned long long)s.pinned_pages, model_pinned(st));
 	if (s.regions != count_objs(st))
-		return mismatch(st, "the regions gauge is %llu, the model has %u regions and clones",
+		return mismatch(st,
+				"the regions gauge is %llu, the model has %u regions and clones",
 				(unsigned long long)s.regions, count_objs(st));
 	if (s.snapshots < count_snaps(st))
 		return mismatch(st, "the snapshots gauge is %llu, the program holds %u",
@@ -376,7 +378,8 @@ static int op_unmap(struct state *st)
 
 	if (how % 4 == 1 && count_snaps(st)) {
 		target_snap(&t, nth_snap(st, how >> 2));
-		return expect(st, "upager_unmap(view)", upager_unmap(st->p, t.base), UPAGER_ESNAPSHOT);
+		return expect(st, "upager_unmap(view)", upager_unmap(st->p, t.base),
+			      UPAGER_ESNAPSHOT);
 	}
 	struct obj *o = nth_obj(st, how >> 2);
 	if (!o)
@@ -520,7 +523,8 @@ static int op_protect(struct state *st)
 			      UPAGER_ESNAPSHOT);
 	if (how / 3 % 8 == 7) /* now and then an unaligned length */
 		return expect(st, "upager_protect(unaligned)",
-			      upager_protect(st->p, t.base + first * PS, n * PS - 1, prot), -EINVAL);
+			      upager_protect(st->p, t.base + first * PS, n * PS - 1, prot),
+			      -EINVAL);
 	if (expect(st, "upager_protect", upager_protect(st->p, t.base + first * PS, n * PS, prot),
 		   0))
 		return 1;
@@ -705,12 +709,23 @@ static const struct {
 	const char *name;
 	int (*fn)(struct state *st);
 } ops[] = {
-	{ "map", op_map },         { "unmap", op_unmap },       { "store", op_store },
-	{ "load", op_load },       { "touch", op_touch },       { "pin", op_pin },
-	{ "unpin", op_unpin },     { "protect", op_protect },   { "advise", op_advise },
-	{ "snapshot", op_snapshot }, { "restore", op_restore }, { "clone", op_clone },
-	{ "snap_free", op_snap_free }, { "snap_read", op_snap_read }, { "check", op_check },
-	{ "store", op_store },     { "load", op_load },
+	{ "map", op_map },
+	{ "unmap", op_unmap },
+	{ "store", op_store },
+	{ "load", op_load },
+	{ "touch", op_touch },
+	{ "pin", op_pin },
+	{ "unpin", op_unpin },
+	{ "protect", op_protect },
+	{ "advise", op_advise },
+	{ "snapshot", op_snapshot },
+	{ "restore", op_restore },
+	{ "clone", op_clone },
+	{ "snap_free", op_snap_free },
+	{ "snap_read", op_snap_read },
+	{ "check", op_check },
+	{ "store", op_store },
+	{ "load", op_load },
 };
 #define NOPS (sizeof(ops) / sizeof(ops[0]))
 
@@ -747,7 +762,8 @@ static int finish(struct state *st)
 		for (unsigned i = 0; snaps && i < MAX_SNAP; i++) {
 			if (!st->snap[i].live)
 				continue;
-			if (expect(st, "upager_snapshot_free", upager_snapshot_free(st->snap[i].s), 0))
+			if (expect(st, "upager_snapshot_free", upager_snapshot_free(st->snap[i].s),
+				   0))
 				return 1;
 			drop_snap(&st->snap[i]);
 		}
@@ -762,13 +778,13 @@ static int finish(struct state *st)
 	if (expect(st, "upager_stats", upager_stats(st->p, &s), 0))
 		return 1;
 	if (s.regions || s.snapshots || s.resident_pages || s.swap_slots_used || s.pinned_pages)
-		return mismatch(st,
-				"all freed, yet regions %llu snapshots %llu resident %llu swap slots %llu"
-				" pinned %llu",
-				(unsigned long long)s.regions, (unsigned long long)s.snapshots,
-				(unsigned long long)s.resident_pages,
-				(unsigned long long)s.swap_slots_used,
-				(unsigned long long)s.pinned_pages);
+		return mismatch(
+			st,
+			"all freed, yet regions %llu snapshots %llu resident %llu swap slots %llu"
+			" pinned %llu",
+			(unsigned long long)s.regions, (unsigned long long)s.snapshots,
+			(unsigned long long)s.resident_pages, (unsigned long long)s.swap_slots_used,
+			(unsigned long long)s.pinned_pages);
 	if (s.io_errors)
 		return mismatch(st, "%llu I/O errors", (unsigned long long)s.io_errors);
 	return 0;
@@ -776,7 +792,7 @@ static int finish(struct state *st)
 
 /* Append only: saved inputs name the policy by its index here. */
 static const char *const policies[16] = {
-	"clock", "fifo", "lru", "lfu", "2q", "arc", "car", "s3fifo",
+	"clock", "fifo",     "lru",    "lfu",   "2q",  "arc", "car",   "s3fifo",
 	"sieve", "clockpro", "random", "clock", "lru", "arc", "sieve", "clock",
 };
 

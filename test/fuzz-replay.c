@@ -127,10 +127,12 @@ int main(int argc, char **argv)
 			printf("xfail %s (a known bug, still there)\n", base);
 			xfailed++;
 		} else if (xfail) {
-			printf("XPASS %s: the bug it reproduces is gone; drop the xfail- prefix\n", base);
+			printf("XPASS %s: the bug it reproduces is gone; drop the xfail- prefix\n",
+			       base);
 			bad++;
 		} else {
-			printf("FAIL  %s (rerun: UPAGER_FUZZ_LOG=1 test/fuzz-replay %s)\n", base, path);
+			printf("FAIL  %s (rerun: UPAGER_FUZZ_LOG=1 test/fuzz-replay %s)\n", base,
+			       path);
 			bad++;
 		}
 		fflush(stdout);
