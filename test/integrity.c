@@ -106,7 +106,7 @@ static void one_run(struct run *run)
 
 	pthread_barrier_init(&run->done_writing, NULL, run->threads);
 	for (unsigned t = 0; t < run->threads; t++) {
-		w[t] = (struct worker){ run, t, 0x1234567ULL * (t + 1) + run->page_size };
+		w[t] = (struct worker){ run, t, tu_rng(0x1234567ULL * (t + 1) + run->page_size) };
 		CHECK_EQ(pthread_create(&tids[t], NULL, worker_main, &w[t]), 0);
 	}
 	for (unsigned t = 0; t < run->threads; t++)

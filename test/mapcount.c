@@ -70,7 +70,7 @@ int main(void)
 	size_t npages = 2 * (cfg.ram_bytes / PS);
 	size_t touches = (size_t)limit * 9 / 10;
 	CHECK_OK(upager_map(p, npages * PS, 0, (void **)&a));
-	uint64_t s = 42;
+	uint64_t s = tu_rng(42);
 	long worst = 0;
 	uint32_t *order = malloc(touches * sizeof(*order));
 	for (size_t i = 0; i < touches; i++) {

@@ -306,7 +306,7 @@ static void contract(const char *name)
 	struct policy *pol;
 	bool used[N] = { false };
 	unsigned nused = 0;
-	uint64_t seed = 0x5eed ^ (uint64_t)strlen(name), next_key = 1;
+	uint64_t seed = tu_rng(0x5eed ^ (uint64_t)strlen(name)), next_key = 1;
 
 	CHECK_OK(policy_create(name, N, count_age, NULL, &pol));
 	const struct policy_ops *o = pol->ops;

@@ -24,7 +24,7 @@ static void run(const char *policy)
 	upager_stats_t st;
 	unsigned char *region, *shadow, buf[2 * PAGE];
 	size_t len = 4 * FRAMES * PAGE;
-	uint64_t s = 0x1234 + strlen(policy);
+	uint64_t s = tu_rng(0x1234 + strlen(policy));
 
 	upager_config_init(&cfg);
 	cfg.ram_bytes = FRAMES * PAGE;

@@ -20,7 +20,7 @@ static pthread_barrier_t start;
 
 static void *reader(void *arg)
 {
-	uint64_t s = (uintptr_t)arg + 1;
+	uint64_t s = tu_rng((uintptr_t)arg);
 
 	pthread_barrier_wait(&start);
 	for (int round = 0; round < ROUNDS; round++) {

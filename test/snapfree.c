@@ -298,7 +298,7 @@ static void readers_during_frees(upager_t *p, struct obj *o, uint64_t *s)
 {
 	struct obj *r = &o[0], *snap = &o[1], *cs = &o[2], *s2 = &o[3], *cr = &o[4];
 	atomic_bool stop = false;
-	struct reader rd[2] = { { snap, 0x1111, &stop, 0 }, { cs, 0x2222, &stop, 0 } };
+	struct reader rd[2] = { { snap, tu_rng(0x1111), &stop, 0 }, { cs, tu_rng(0x2222), &stop, 0 } };
 	pthread_t tid[2];
 
 	new_region(p, r, "region", s);
@@ -377,7 +377,7 @@ static void run(upager_t *p, struct obj *o, bool every_order, uint64_t *seed)
 static void body(const struct test_backend *b, void *arg)
 {
 	struct obj o[CHAIN];
-	uint64_t seed = 0xf4eeULL;
+	uint64_t seed = tu_rng(0xf4ee);
 	upager_t *p;
 
 	current = b;

@@ -262,7 +262,7 @@ static void bad_arguments(upager_t *p, unsigned char *r, upager_snapshot_t *s)
 /* Snapshots, restore, clones and their combinations, single-threaded. */
 static void cow_scenario(void)
 {
-	uint64_t seed = 0x5eed0001u;
+	uint64_t seed = tu_rng(0x5eed0001u);
 	upager_t *p = open_pager(FRAMES);
 	unsigned char *r, *c1, *c2, *c3, *c4, *c5;
 	upager_snapshot_t *s1, *s2, *s3, *s4;
@@ -487,7 +487,7 @@ static void cow_scenario(void)
  */
 static void advice_scenario(void)
 {
-	uint64_t seed = 0x5eed0003u;
+	uint64_t seed = tu_rng(0x5eed0003u);
 	upager_t *p = open_pager(FRAMES);
 	unsigned char *r, *c, *v;
 	upager_snapshot_t *s;
@@ -712,7 +712,7 @@ static void race_scenario(void)
 {
 	upager_t *p = open_pager(FRAMES);
 	unsigned char *r;
-	uint64_t seed = 0x5eed0002u;
+	uint64_t seed = tu_rng(0x5eed0002u);
 	atomic_bool stop = false;
 	struct writer w[2];
 	pthread_t tid[2];
@@ -733,7 +733,7 @@ static void race_scenario(void)
 	for (unsigned t = 0; t < 2; t++) {
 		w[t].region = r;
 		w[t].id = t;
-		w[t].seed = 0x9e3779b97f4a7c15ULL * (t + 1);
+		w[t].seed = tu_rng(0x9e3779b97f4a7c15ULL * (t + 1));
 		w[t].log = malloc(RACE_CAP * sizeof(struct store));
 		CHECK(w[t].log);
 		atomic_init(&w[t].done, 0);

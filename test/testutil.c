@@ -3,10 +3,14 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const struct test_backend all_backends[] = {
@@ -160,4 +164,64 @@ uint64_t proc_status_kb(const char *field)
 	}
 	fclose(f);
 	return kb;
+}
+
+/* ---- seeds ---- */
+
+static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
+static uint64_t run_seed;
+static atomic_bool seed_drawn;
+
+static void seed_init(void)
+{
+	const char *env = getenv("UPAGER_TEST_SEED");
+	char *end;
+
+	if (env && *env) {
+		errno = 0;
+		run_seed = strtoull(env, &end, 0);
+		if (errno || *end) {
+			fprintf(stderr, "UPAGER_TEST_SEED=%s: not a number\n", env);
+			exit(1);
+		}
+	} else if (getrandom(&run_seed, sizeof(run_seed), 0) != sizeof(run_seed)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		run_seed = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	}
+	printf("seed: UPAGER_TEST_SEED=%llu%s\n", (unsigned long long)run_seed,
+	       env && *env ? " (from the environment)" : "");
+	fflush(stdout);
+	atomic_store(&seed_drawn, true);
+}
+
+uint64_t tu_seed(void)
+{
+	pthread_once(&seed_once, seed_init);
+	return run_seed;
+}
+
+uint64_t tu_rng(uint64_t stream)
+{
+	/* splitmix64's finaliser: nearby seeds and streams give unrelated states. */
+	uint64_t z = tu_seed() + 0x9e3779b97f4a7c15ULL * (stream + 1);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return z ? z : 1; /* xorshift stays at 0 forever */
+}
+
+void tu_rerun_hint(void)
+{
+	const char *name = program_invocation_short_name;
+
+	/* libtool runs an uninstalled program as .libs/lt-<name>. */
+	if (!strncmp(name, "lt-", 3))
+		name += 3;
+	if (atomic_load(&seed_drawn))
+		fprintf(stderr, "rerun: UPAGER_TEST_SEED=%llu make check TESTS=test/%s\n",
+			(unsigned long long)run_seed, name);
+	else
+		fprintf(stderr, "rerun: make check TESTS=test/%s\n", name);
 }

@@ -22,11 +22,32 @@
 
 #define TEST_SKIP 77
 
+/*
+ * The seed of this run's random choices: UPAGER_TEST_SEED when set
+ * (decimal, or hex with 0x), else a fresh one from getrandom(2) (the
+ * clock if that fails). The first call prints it, so that any run can be
+ * repeated; after that a failure prints the command that reruns the test
+ * with the same seed. Thread-safe.
+ */
+uint64_t tu_seed(void);
+
+/*
+ * A nonzero state for rng_next(), one per stream of random choices in a
+ * test: the run's seed mixed with a constant that names the stream (two
+ * streams with different constants are unrelated).
+ */
+uint64_t tu_rng(uint64_t stream);
+
+/* Prints "rerun: [UPAGER_TEST_SEED=n] make check TESTS=test/<name>" to
+ * stderr; the failure macros call it before exiting. */
+void tu_rerun_hint(void);
+
 #define FAILF(...)                                                     \
 	do {                                                           \
 		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);   \
 		fprintf(stderr, __VA_ARGS__);                          \
 		fprintf(stderr, "\n");                                 \
+		tu_rerun_hint();                                       \
 		exit(1);                                               \
 	} while (0)
 

@@ -177,7 +177,7 @@ static void test_roundtrip(void)
 	static unsigned flags[N], rf[N + 1];
 	char path[256];
 	struct trace_writer *w;
-	uint64_t s = 42, rec, drop;
+	uint64_t s = tu_rng(42), rec, drop;
 
 	snprintf(path, sizeof(path), "%s/rt.upt", dir);
 	CHECK_OK(trace_writer_open(path, 12, &w));
