@@ -35,6 +35,14 @@ UPAGER_API const char *upager_last_error(void)
 	return last_error;
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+UPAGER_API const char *upager_version(void)
+{
+	return STR(UPAGER_VERSION_MAJOR) "." STR(UPAGER_VERSION_MINOR) "." STR(UPAGER_VERSION_PATCH);
+}
+
 UPAGER_API const char *upager_strerror(int err)
 {
 	switch (err) {

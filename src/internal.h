@@ -30,6 +30,19 @@
 
 #include "upager.h"
 
+/* The public structs as version 2 laid them out (upager 0.1.0, the first
+ * published layout): what the plain symbols upager_config_init() and
+ * upager_stats() fill for programs built before their sized variants.
+ * Fields are only ever added at the end, so these never change. */
+#define UPAGER__ROUND8(n) (((n) + 7) & ~(size_t)7)
+#define UPAGER__CONFIG_V2_SIZE UPAGER__ROUND8(offsetof(upager_config_t, env_error) + 120)
+#define UPAGER__STATS_V2_SIZE UPAGER__ROUND8(offsetof(upager_stats_t, backend_why) + 400)
+/* Below this a caller's struct does not even hold size and version. */
+#define UPAGER__STRUCT_MIN_SIZE 8
+
+/* The defaults and the UPAGER_* environment into a whole config (config.c). */
+void upager__config_defaults(upager_config_t *cfg);
+
 #define UPAGER_MIN_FRAMES 16
 #define UPAGER_MIN_PAGE_SIZE 4096UL
 #define UPAGER_MAX_PAGE_SIZE (2UL << 20)

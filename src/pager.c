@@ -1047,20 +1047,29 @@ static unsigned ncpus(void)
 UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 {
 	struct upager *p;
-	upager_config_t defaults;
+	upager_config_t full;
 	int err = 0;
 
 	upager__clear_error();
 	if (!out)
 		return -EINVAL;
-	if (!cfg) {
-		upager_config_init(&defaults);
-		cfg = &defaults;
+	/* The fields the caller's struct has, over the defaults for those it
+	 * is too old to have: what upager_config_init() would have given. */
+	upager__config_defaults(&full);
+	if (cfg) {
+		if (cfg->size < UPAGER__STRUCT_MIN_SIZE)
+			return upager__fail(-EINVAL,
+					    "upager_open: cfg->size is %u; fill the configuration with upager_config_init()",
+					    (unsigned)cfg->size);
+		memcpy(&full, cfg, cfg->size < sizeof(full) ? cfg->size : sizeof(full));
+		full.size = sizeof(full);
+		full.version = UPAGER_CONFIG_VERSION;
 	}
+	cfg = &full;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	memcpy(&p->cfg, cfg, cfg->size && cfg->size < sizeof(p->cfg) ? cfg->size : sizeof(p->cfg));
+	p->cfg = full;
 	p->swap.fd = -1;
 	pthread_mutex_init(&p->policy_lock, NULL);
 	pthread_mutex_init(&p->regions_lock, NULL);
@@ -1215,16 +1224,15 @@ UPAGER_API int upager_close(upager_t *p)
 
 #define LOAD(field) atomic_load_explicit(&p->stats.field, memory_order_relaxed)
 
-UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
+/* All of the statistics, into a whole struct of ours. */
+static void stats_fill(upager_t *p, upager_stats_t *out)
 {
 	struct region *r;
 	uint64_t pt_bytes = 0;
 
-	if (!p || !out)
-		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	out->size = sizeof(*out);
-	out->version = 2;
+	out->version = UPAGER_STATS_VERSION;
 	out->faults_zero = LOAD(faults_zero);
 	out->faults_minor = LOAD(faults_minor);
 	out->faults_major = LOAD(faults_major);
@@ -1271,7 +1279,29 @@ UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
 	snprintf(out->policy, sizeof(out->policy), "%s", p->policy->ops->name);
 	snprintf(out->backend_why, sizeof(out->backend_why), "%s", p->backend_why);
 	out->syscalls_transparent = p->transparent;
+}
+
+UPAGER_API int upager_stats_sized(upager_t *p, upager_stats_t *out, size_t size)
+{
+	upager_stats_t full;
+
+	if (!p || !out || size < UPAGER__STRUCT_MIN_SIZE)
+		return -EINVAL;
+	/* The caller's struct may be older and smaller than ours. */
+	stats_fill(p, &full);
+	if (size > sizeof(full))
+		size = sizeof(full);
+	full.size = (uint32_t)size;
+	memcpy(out, &full, size);
 	return 0;
+}
+
+/* The symbol that programs built before upager_stats_sized() call:
+ * their struct is at least version 2's. */
+#undef upager_stats
+UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
+{
+	return upager_stats_sized(p, out, UPAGER__STATS_V2_SIZE);
 }
 
 UPAGER_API int upager_stats_print(upager_t *p, int fd)
@@ -1280,7 +1310,7 @@ UPAGER_API int upager_stats_print(upager_t *p, int fd)
 	char buf[4096];
 	int n = 0, err;
 
-	err = upager_stats(p, &s);
+	err = upager_stats_sized(p, &s, sizeof(s));
 	if (err)
 		return err;
 #define OUT(...) n += snprintf(buf + n, sizeof(buf) - (size_t)n, __VA_ARGS__)
