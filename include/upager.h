@@ -56,7 +56,7 @@ extern "C" {
  * layout of version 2 (the first published one) and never more.
  */
 #define UPAGER_CONFIG_VERSION 2
-#define UPAGER_STATS_VERSION 2
+#define UPAGER_STATS_VERSION 3 /* 3: punch_failures */
 
 /* Library error codes, below the errno range. */
 #define UPAGER_EPAGESIZE (-10001) /* page size not a power of two in [4 KiB, 2 MiB] */
@@ -205,6 +205,10 @@ typedef struct upager_stats {
 	char mode[16];    /* "transparent" or "fast": the mode in effect */
 	char policy[32];
 	char backend_why[400]; /* why this backend: see upager_backend() */
+	/* Version 3. */
+	uint64_t punch_failures; /* pages whose memory fallocate() could not
+				  * free; a fallback may have, else the page
+				  * kept its frame */
 } upager_stats_t;
 
 /*

@@ -49,7 +49,9 @@
 #define MAX_BATCH 1024
 #define AGE_QUEUE 256
 
-enum fate { FATE_WRITE, FATE_CLEAN, FATE_ZERO, FATE_FAILED };
+/* FATE_UNPUNCHED: written (or needing no write) but its memory could not
+ * be freed, so it keeps its frame. */
+enum fate { FATE_WRITE, FATE_CLEAN, FATE_ZERO, FATE_FAILED, FATE_UNPUNCHED };
 
 struct victim {
 	struct region *r;
@@ -167,7 +169,7 @@ static void drain_age_queue(struct upager *p, struct age_queue *q)
 	uint64_t t0 = upager__now_ns(), done = 0;
 	struct aged *first = NULL;
 
-	qsort(q->items, q->n, sizeof(q->items[0]), aged_by_page);
+	upager__sort(q->items, q->n, sizeof(q->items[0]), aged_by_page);
 	if (p->backend->unmap_zaps) {
 		done = zap_aged(p, q);
 		q->n = 0;
@@ -268,9 +270,18 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 			/* A broken policy: report it once, evict nothing. */
 			if (!p->policy_broken) {
 				p->policy_broken = true;
-				fprintf(stderr,
-					"upager: policy %s named frame %lld as its victim; there are %u frames\n",
-					pol->ops->name, (long long)f, p->nframes);
+				/* On the fault path, maybe in a signal handler:
+				 * no stdio. */
+				char buf[200];
+				struct asbuf b = { buf, 0, sizeof(buf) };
+				as_puts(&b, "upager: policy ");
+				as_puts(&b, pol->ops->name);
+				as_puts(&b, " named frame ");
+				as_dec(&b, (uint64_t)f);
+				as_puts(&b, " as its victim; there are ");
+				as_dec(&b, p->nframes);
+				as_puts(&b, " frames\n");
+				upager__as_write(buf);
 			}
 			break;
 		}
@@ -357,10 +368,11 @@ static void punch_runs(struct upager *p, struct victim *v, unsigned n)
 		while (j < n && v[j].fate != FATE_FAILED && v[j].r == v[i].r &&
 		       v[j].pg == v[j - 1].pg + 1)
 			j++;
-		off_t off = (off_t)(v[i].pg << p->page_shift);
-		off_t len = (off_t)((uint64_t)(j - i) << p->page_shift);
-		fallocate(v[i].r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
-		p->backend->evicted(v[i].r, v[i].pg, j - i);
+		if (upager__punch(v[i].r, v[i].pg, j - i) == 0)
+			p->backend->evicted(v[i].r, v[i].pg, j - i);
+		else
+			for (unsigned k = i; k < j; k++)
+				v[k].fate = FATE_UNPUNCHED;
 		i = j;
 	}
 }
@@ -398,7 +410,7 @@ int upager__reclaim(struct upager *p, unsigned want)
 		io_ring_put(&p->io, ring);
 		return -EAGAIN;
 	}
-	qsort(v, n, sizeof(v[0]), by_page);
+	upager__sort(v, n, sizeof(v[0]), by_page);
 
 	/* 1 and 2: stop writes, then decide each victim's fate. Where an
 	 * unmap is a zap, the mapped victims leave the view in one call (one
@@ -489,7 +501,15 @@ int upager__reclaim(struct upager *p, unsigned want)
 	for (unsigned i = 0; i < n; i++) {
 		struct victim *x = &v[i];
 
-		if (x->fate == FATE_FAILED) {
+		if (x->fate == FATE_UNPUNCHED && x->slot) {
+			/* Its write went out: the slot is the clean copy of
+			 * what the frame still holds (writes were stopped). */
+			x->e->slot = x->slot;
+			pte_update(x->e, PTE_DIRTY, 0);
+			STAT_INC(p, writebacks);
+			STAT_ADD(p, bytes_written, p->page_size);
+		}
+		if (x->fate == FATE_FAILED || x->fate == FATE_UNPUNCHED) {
 			keep_resident(p, x);
 			upager__pte_unlock(x->e);
 			upager__region_put(x->r);

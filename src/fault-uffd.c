@@ -182,7 +182,9 @@ static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 	struct region *r = upager__region_find(addr);
 	int err = 0;
 
-	if (!r || !((struct uffd *)r->p->backend_data)->fast || r->p->backend != &upager__fault_uffd) {
+	/* The backend first: a sigsegv pager's backend_data is another
+	 * struct, and a SIGBUS on its region is not ours to serve. */
+	if (!r || r->p->backend != &upager__fault_uffd || !U(r)->fast) {
 		if (r)
 			upager__region_put(r);
 		upager__signal_pass_on(sig, si, uc);

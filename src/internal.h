@@ -325,6 +325,7 @@ struct stats {
 	_Atomic uint64_t bytes_read, bytes_written, io_submits, io_errors;
 	_Atomic uint64_t direct_reclaims, samples, sample_faults, sample_ns;
 	_Atomic uint64_t readahead_pages, faultaround_pages, pages_copied, pages_shared;
+	_Atomic uint64_t punch_failures;
 	_Atomic uint64_t latency_hist[UPAGER_LATENCY_BUCKETS];
 };
 
@@ -413,8 +414,17 @@ struct upager {
 	int self_pidfd_open; /* closed at close */
 	pid_t self_pid;
 
+	/* Test hook, like io.fault_inject: the next punch_fail punches
+	 * fail with -EIO, the fallocate() alone (PUNCH_FAIL_FALLOCATE) or
+	 * its madvise(MADV_REMOVE) fallback too (| PUNCH_FAIL_REMOVE). */
+	_Atomic int punch_fail;
+	_Atomic unsigned punch_fail_how;
+
 	struct stats stats;
 };
+
+#define PUNCH_FAIL_FALLOCATE 1u
+#define PUNCH_FAIL_REMOVE 2u
 
 static inline void pager_mapped_add(struct upager *p, int64_t n)
 {
@@ -528,8 +538,10 @@ void upager__window_release(struct region *r, struct window *w, unsigned from);
 /* The window's pages were installed and mapped: record, insert, unlock. */
 void upager__window_commit(struct region *r, struct window *w, bool writable);
 /* The window could not be installed: remove what reached the memfd or
- * the view, give the pages back. */
-void upager__window_discard(struct region *r, struct window *w);
+ * the view, give the pages back. If the memory cannot be freed, the
+ * pages stay resident (unmapped) with src's contents (the window's
+ * pages in a row; NULL: zeros). */
+void upager__window_discard(struct region *r, struct window *w, const char *src);
 /* A fault on pg brought n more pages: where a sequential run goes on. */
 void upager__window_done(struct region *r, uint64_t pg, unsigned n);
 /* Reads the locked, swapped page pg (and a window of up to `window`
@@ -604,6 +616,13 @@ void upager__region_teardown(struct region *r);
 /* Empties the locked page e (page pg of r): frees its frame and swap
  * copy; it reads as zero. -EBUSY if it is pinned. */
 int upager__page_discard(struct region *r, uint64_t pg, struct upte *e);
+/* Frees the memfd pages behind pages pg..pg+n-1 of r (their frames'
+ * memory) and so takes them from every view: fallocate(PUNCH_HOLE),
+ * retried on EINTR, else madvise(MADV_REMOVE) on the pager view. Every
+ * page whose fallocate() failed counts in punch_failures. Returns 0, or
+ * -errno when the memory is still allocated: the caller must then keep
+ * the pages in their frames (the budget must not count them free). */
+int upager__punch(struct region *r, uint64_t pg, uint64_t n);
 /* Puts the locked, empty page e in frame, resident and dirty but not
  * mapped (its contents are already in the memfd), and tells the policy. */
 void upager__page_install_unmapped(struct region *r, uint64_t pg, struct upte *e, uint32_t frame,
@@ -656,6 +675,11 @@ struct asbuf {
 void as_puts(struct asbuf *b, const char *s);
 void as_hex(struct asbuf *b, uint64_t v);
 void as_dec(struct asbuf *b, uint64_t v);
+/* Writes s to stderr with write(2) alone. */
+void upager__as_write(const char *s);
+/* Sorts n elements of size bytes in place, as qsort() does but without
+ * allocating: safe on the fault path. Not stable. */
+void upager__sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
 
 /* ---- time ---- */
 uint64_t upager__now_ns(void);

@@ -295,12 +295,15 @@ int upager__page_discard(struct region *r, uint64_t pg, struct upte *e)
 	if (pte_state(f) == PTE_RESIDENT) {
 		if (atomic_load(&p->frames.frames[e->frame].pins))
 			return -EBUSY;
-		if ((f & PTE_MAPPED) && !p->backend->punch_unmaps &&
-		    (ret = p->backend->unmap(r, pg, 1)) < 0)
+		if ((f & PTE_MAPPED) && !p->backend->punch_unmaps) {
+			if ((ret = p->backend->unmap(r, pg, 1)) < 0)
+				return ret;
+			pte_clear_mapped(p, e);
+		}
+		/* A page whose memory stays keeps its frame and contents. */
+		if ((ret = upager__punch(r, pg, 1)) < 0)
 			return ret;
 		policy_remove(p, e->frame, POLICY_FREED);
-		fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)(pg << p->page_shift), (off_t)p->page_size);
 		p->backend->evicted(r, pg, 1);
 		frames_free(&p->frames, e->frame);
 	}
@@ -309,6 +312,39 @@ int upager__page_discard(struct region *r, uint64_t pg, struct upte *e)
 	/* A page lost to an I/O error is whole again: zero, like new. */
 	pte_update(e, PTE_STATE_MASK | PTE_DIRTY | PTE_SAMPLED, PTE_NONE);
 	return 0;
+}
+
+int upager__punch(struct region *r, uint64_t pg, uint64_t n)
+{
+	struct upager *p = r->p;
+	off_t off = (off_t)(pg << p->page_shift), len = (off_t)(n << p->page_shift);
+	unsigned inject = 0;
+	int err;
+
+	for (int left = atomic_load_explicit(&p->punch_fail, memory_order_relaxed); left > 0;)
+		if (atomic_compare_exchange_weak(&p->punch_fail, &left, left - 1)) {
+			inject = atomic_load(&p->punch_fail_how);
+			break;
+		}
+	for (int tries = 0;; tries++) {
+		if (inject & PUNCH_FAIL_FALLOCATE)
+			err = -EIO;
+		else if (fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0)
+			return 0;
+		else
+			err = -errno;
+		if (err != -EINTR || tries >= 3)
+			break;
+	}
+	STAT_ADD(p, punch_failures, n);
+	/* The same hole by another way in (shmem: madvise_remove ->
+	 * vfs_fallocate), which also frees what the first call may have
+	 * done part of. */
+	if (inject & PUNCH_FAIL_REMOVE)
+		return err;
+	if (madvise(region_pview(r, pg), (size_t)len, MADV_REMOVE) == 0)
+		return 0;
+	return err;
 }
 
 int upager__zap(struct upager *p, struct iovec *iov, unsigned n)
@@ -388,7 +424,7 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 		if (w && w->n && ret < 0) {
 			/* As in upager__read_in(): the faulting page alone. */
 			STAT_ADD(p, faultaround_pages, -(uint64_t)w->n);
-			upager__window_discard(r, w);
+			upager__window_discard(r, w, NULL);
 			ret = be->install(r, pg, 1, NULL, write);
 		}
 		if (w) {
@@ -1254,6 +1290,7 @@ static void stats_fill(upager_t *p, upager_stats_t *out)
 	out->faultaround_pages = LOAD(faultaround_pages);
 	out->pages_copied = LOAD(pages_copied);
 	out->pages_shared = LOAD(pages_shared);
+	out->punch_failures = LOAD(punch_failures);
 	upager__trace_counts(p, &out->trace_records, &out->trace_dropped);
 	out->pinned_pages = atomic_load(&p->pinned);
 	for (int i = 0; i < UPAGER_LATENCY_BUCKETS; i++)
@@ -1347,6 +1384,8 @@ UPAGER_API int upager_stats_print(upager_t *p, int fd)
 	if (s.trace_records || s.trace_dropped)
 		OUT("  trace:              %llu references recorded, %llu dropped\n",
 		    (unsigned long long)s.trace_records, (unsigned long long)s.trace_dropped);
+	if (s.punch_failures)
+		OUT("  punch failures:     %llu pages\n", (unsigned long long)s.punch_failures);
 	OUT("  metadata:           %.1f MiB\n", s.metadata_bytes / 1048576.0);
 	OUT("  fault latency (us): ");
 	static const char *const labels[] = { "<1", "1-4", "4-16", "16-64", "64-256", "256-1k",
