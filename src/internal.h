@@ -95,6 +95,8 @@ static inline uint32_t pte_state(uint32_t f)
 	return f & PTE_STATE_MASK;
 }
 
+/* The page lock (pagetable.c): a bit in the entry's flags, slept on with
+ * a futex. */
 void upager__pte_lock(struct upte *e);
 bool upager__pte_trylock(struct upte *e);
 void upager__pte_unlock(struct upte *e);

@@ -36,7 +36,6 @@
 #include <errno.h>
 #include <sched.h>
 #include <fcntl.h>
-#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,63 +43,6 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
-
-/* ---- page locks: a bit in the entry's flags, waited on with a futex ---- */
-
-static long futex(_Atomic uint32_t *addr, int op, uint32_t val)
-{
-	return syscall(SYS_futex, (uint32_t *)addr, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
-}
-
-bool upager__pte_trylock(struct upte *e)
-{
-	uint32_t f = atomic_load_explicit(&e->flags, memory_order_relaxed);
-
-	while (!(f & PTE_LOCKED))
-		if (atomic_compare_exchange_weak_explicit(&e->flags, &f, f | PTE_LOCKED,
-							  memory_order_acquire,
-							  memory_order_relaxed))
-			return true;
-	return false;
-}
-
-void upager__pte_lock(struct upte *e)
-{
-	uint32_t f;
-	int spins = 0;
-
-	for (;;) {
-		f = atomic_load_explicit(&e->flags, memory_order_relaxed);
-		if (!(f & PTE_LOCKED)) {
-			/* A thread that has slept keeps WAITERS set: others may
-			 * still be asleep behind it. */
-			uint32_t want = f | PTE_LOCKED | (spins > 100 ? PTE_WAITERS : 0);
-			if (atomic_compare_exchange_weak_explicit(&e->flags, &f, want,
-								  memory_order_acquire,
-								  memory_order_relaxed))
-				return;
-			continue;
-		}
-		if (++spins < 100) {
-			__builtin_ia32_pause();
-			continue;
-		}
-		if (!(f & PTE_WAITERS) &&
-		    !atomic_compare_exchange_weak_explicit(&e->flags, &f, f | PTE_WAITERS,
-							   memory_order_relaxed,
-							   memory_order_relaxed))
-			continue;
-		futex(&e->flags, FUTEX_WAIT, f | PTE_WAITERS);
-	}
-}
-
-void upager__pte_unlock(struct upte *e)
-{
-	uint32_t old = atomic_fetch_and_explicit(&e->flags, ~(PTE_LOCKED | PTE_WAITERS),
-						 memory_order_release);
-	if (old & PTE_WAITERS)
-		futex(&e->flags, FUTEX_WAKE, INT32_MAX);
-}
 
 /* ---- policy calls, under the policy lock ---- */
 
