@@ -138,8 +138,8 @@ static int aged_by_page(const void *x, const void *y)
  * neighbours as one range; drops the queue's region references. */
 static uint64_t zap_aged(struct upager *p, struct age_queue *q)
 {
-	unsigned nl = 0, ni = 0;
-	struct aged *last = NULL;
+	struct zap_list z = { .iov = q->iov };
+	unsigned nl = 0;
 
 	for (unsigned i = 0; i < q->n; i++) {
 		struct aged *a = &q->items[i];
@@ -147,13 +147,9 @@ static uint64_t zap_aged(struct upager *p, struct age_queue *q)
 		if (!claim_aged(p, a))
 			continue;
 		q->locked[nl++] = a->e;
-		if (last && a->r == last->r && a->pg == last->pg + 1)
-			q->iov[ni - 1].iov_len += p->page_size;
-		else
-			q->iov[ni++] = (struct iovec){ region_page_addr(a->r, a->pg), p->page_size };
-		last = a;
+		upager__zap_add(p, &z, a->r, a->pg, 1, false);
 	}
-	uint64_t done = upager__sample_done(p, q->locked, nl, upager__zap(p, q->iov, ni) == 0);
+	uint64_t done = upager__sample_done(p, q->locked, nl, upager__zap_list(p, &z) == 0);
 	for (unsigned i = 0; i < q->n; i++)
 		upager__region_put(q->items[i].r);
 	return done;
@@ -334,23 +330,12 @@ static bool zap_takes(struct victim *x, bool pager_view)
 static void zap_victims(struct upager *p, struct victim *v, unsigned n, struct iovec *iov,
 			bool pager_view)
 {
-	unsigned k = 0;
+	struct zap_list z = { .iov = iov };
 
-	for (unsigned i = 0; i < n;) {
-		if (!zap_takes(&v[i], pager_view)) {
-			i++;
-			continue;
-		}
-		unsigned j = i + 1;
-		while (j < n && v[j].r == v[i].r && v[j].pg == v[j - 1].pg + 1 &&
-		       zap_takes(&v[j], pager_view))
-			j++;
-		char *base = pager_view ? region_pview(v[i].r, v[i].pg)
-					: region_page_addr(v[i].r, v[i].pg);
-		iov[k++] = (struct iovec){ base, (size_t)(j - i) << p->page_shift };
-		i = j;
-	}
-	if (!k || upager__zap(p, iov, k) < 0 || pager_view)
+	for (unsigned i = 0; i < n; i++)
+		if (zap_takes(&v[i], pager_view))
+			upager__zap_add(p, &z, v[i].r, v[i].pg, 1, pager_view);
+	if (!z.n || upager__zap_list(p, &z) < 0 || pager_view)
 		return;
 	for (unsigned i = 0; i < n; i++)
 		pte_clear_mapped(p, v[i].e);

@@ -655,6 +655,8 @@ void upager__cow_close(struct upager *p);
 struct region *upager__cow_region_leaving(struct region *r);
 void upager__cow_teardown(struct region *doomed);
 
+/* ---- zapping ranges of the views (fault.c) ---- */
+
 /* Drops the page-table entries of n address ranges of this process (the
  * views' mappings keep their memfd pages): in one process_madvise() call
  * where the kernel allows it, so one TLB shootdown serves them all,
@@ -662,6 +664,22 @@ void upager__cow_teardown(struct region *doomed);
  * Returns 0 or -errno. */
 struct iovec;
 int upager__zap(struct upager *p, struct iovec *iov, unsigned n);
+
+/* The ranges of one upager__zap() call, gathered page run by page run:
+ * a run that starts where the last one ended (same region and view)
+ * extends its range. The caller gives iov room for one range per run. */
+struct zap_list {
+	struct iovec *iov;
+	unsigned n;
+	struct region *r;  /* the last run's region, view and end */
+	uint64_t next_pg;
+	bool pager_view;
+};
+/* Adds pages pg..pg+n-1 of r's application view (or pager view). */
+void upager__zap_add(struct upager *p, struct zap_list *z, struct region *r, uint64_t pg,
+		     uint64_t n, bool pager_view);
+/* Zaps the list's ranges and empties it: 0 or -errno (0 if empty). */
+int upager__zap_list(struct upager *p, struct zap_list *z);
 
 /* ---- errors and messages (error.c) ---- */
 

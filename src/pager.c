@@ -289,45 +289,6 @@ int upager__punch(struct region *r, uint64_t pg, uint64_t n)
 	return err;
 }
 
-int upager__zap(struct upager *p, struct iovec *iov, unsigned n)
-{
-	unsigned done = 0;
-
-	/* A forked child has other page tables than the pidfd names. */
-	while (done < n && getpid() == p->self_pid) {
-		int fd = atomic_load_explicit(&p->self_pidfd, memory_order_relaxed);
-		if (fd < 0)
-			break;
-		unsigned k = n - done < 1024 ? n - done : 1024; /* the kernel's UIO_MAXIOV */
-		ssize_t got = syscall(SYS_process_madvise, fd, iov + done, (size_t)k, MADV_DONTNEED,
-				      0u);
-		if (got < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			if (errno == EINVAL || errno == ENOSYS || errno == EPERM) {
-				/* Before Linux 6.13 only some advice went
-				 * through process_madvise(); the descriptor
-				 * stays open until close, another thread may
-				 * be using it. */
-				atomic_store_explicit(&p->self_pidfd, -1, memory_order_relaxed);
-				break;
-			}
-			return -errno;
-		}
-		/* It may stop early: go on after what it did. */
-		while (done < n && (size_t)got >= iov[done].iov_len)
-			got -= (ssize_t)iov[done++].iov_len;
-		if (got > 0) {
-			iov[done].iov_base = (char *)iov[done].iov_base + got;
-			iov[done].iov_len -= (size_t)got;
-		}
-	}
-	for (; done < n; done++)
-		if (madvise(iov[done].iov_base, iov[done].iov_len, MADV_DONTNEED) < 0)
-			return -errno;
-	return 0;
-}
-
 /* The page is not in a frame: zero-fill it or read it back from swap,
  * with a window of the pages after it if the faults run sequentially
  * (prefetch.c). */

@@ -72,15 +72,15 @@ uint64_t upager__sample_run(struct upager *p, struct region *r, uint64_t first, 
 static uint64_t batch_flush(struct upager *p, struct run *run)
 {
 	struct iovec iov[BATCH_RUNS];
+	struct zap_list z = { .iov = iov };
 	unsigned total = run->total;
 	int ret;
 
 	if (!total)
 		return 0;
 	for (unsigned i = 0; i < run->nruns; i++)
-		iov[i] = (struct iovec){ region_page_addr(run->r, run->run_first[i]),
-					 (size_t)run->run_n[i] << p->page_shift };
-	ret = upager__zap(p, iov, run->nruns);
+		upager__zap_add(p, &z, run->r, run->run_first[i], run->run_n[i], false);
+	ret = upager__zap_list(p, &z);
 	run->nruns = run->total = 0;
 	return upager__sample_done(p, run->e, total, ret == 0);
 }
