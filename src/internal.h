@@ -433,6 +433,15 @@ static inline void pager_mapped_add(struct upager *p, int64_t n)
 	atomic_fetch_add_explicit(&p->mapped, n, memory_order_relaxed);
 }
 
+/* The locked page no longer needs its swap copy (it is being written). */
+static inline void pte_drop_swap_copy(struct upager *p, struct upte *e)
+{
+	if (e->slot) {
+		swap_put(&p->swap, e->slot - 1);
+		e->slot = 0;
+	}
+}
+
 static inline void *region_page_addr(struct region *r, uint64_t pg)
 {
 	return (void *)(r->base + (pg << r->p->page_shift));
@@ -505,6 +514,11 @@ void upager__age_frame(void *pager, uint32_t frame);
 unsigned upager__shed_mappings(struct upager *p, unsigned n);
 
 /* ---- the fault path's helpers (pager.c) ---- */
+
+/* The policy's hooks, each under the policy lock (the page's lock held). */
+void upager__policy_insert(struct upager *p, uint32_t frame, uint64_t key, bool write);
+void upager__policy_reference(struct upager *p, uint32_t frame, bool write);
+void upager__policy_remove(struct upager *p, uint32_t frame, upager_policy_reason_t why);
 
 /* A free frame, evicting if none is free; or a negative code. */
 int64_t upager__get_frame(struct upager *p);
