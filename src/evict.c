@@ -27,10 +27,9 @@
  * whenever free frames drop below a low watermark, until they are above
  * the high one, so that a fault rarely has to evict for itself.
  *
- * Aging: when a policy consumes a referenced bit it calls env->age(); the
- * frames are queued during victim selection and unmapped after the policy
- * lock is dropped, so their next access is a minor fault that reports a
- * reference.
+ * Aging: when a policy consumes a referenced bit during victim selection
+ * it calls env->age(); the frames wait in an age queue (sample.c) until
+ * the policy lock is dropped.
  */
 #include "internal.h"
 #include "fault.h"
@@ -47,7 +46,6 @@
 #include <time.h>
 
 #define MAX_BATCH 1024
-#define AGE_QUEUE 256
 
 /* FATE_UNPUNCHED: written (or needing no write) but its memory could not
  * be freed, so it keeps its frame. */
@@ -61,140 +59,6 @@ struct victim {
 	enum fate fate;
 	uint64_t slot; /* slot + 1 for FATE_WRITE */
 };
-
-struct aged {
-	struct region *r;
-	struct upte *e;
-	uint64_t pg;
-	uint32_t frame;
-};
-
-/* The queue of the reclaim that holds the policy lock (NULL outside). */
-struct age_queue {
-	struct aged items[AGE_QUEUE];
-	unsigned n;
-	/* drain_age_queue()'s batch, here rather than on a fault's stack */
-	struct iovec iov[AGE_QUEUE];
-	struct upte *locked[AGE_QUEUE];
-};
-
-static __thread struct age_queue *current_age_queue;
-
-/* Locks the aged page if it still holds the frame and may be unmapped. */
-static bool claim_aged(struct upager *p, struct aged *a)
-{
-	struct upte *e = a->e;
-
-	if (!upager__pte_trylock(e))
-		return false; /* busy: being faulted on, so referenced anyway */
-	uint32_t f = pte_flags(e);
-	if (pte_state(f) == PTE_RESIDENT && e->frame == a->frame && (f & PTE_MAPPED) &&
-	    !a->r->dying &&
-	    !atomic_load_explicit(&p->frames.frames[a->frame].pins, memory_order_relaxed))
-		return true;
-	upager__pte_unlock(e);
-	return false;
-}
-
-static void drain_age_queue(struct upager *p, struct age_queue *q);
-
-void upager__age_frame(void *pager, uint32_t frame)
-{
-	struct upager *p = pager;
-	struct frame *fr = &p->frames.frames[frame];
-	struct age_queue *q = current_age_queue;
-
-	/* Under the policy lock a frame the policy tracks belongs to a live
-	 * region: unmap releases frames through the policy first. */
-	if (!fr->region)
-		return;
-	/* A full queue is unmapped now, in one call, rather than this page
-	 * alone: a hand's first sweep may age the whole pool. */
-	if (q && q->n == AGE_QUEUE)
-		drain_age_queue(p, q);
-	if (q) {
-		atomic_fetch_add_explicit(&fr->region->refs, 1, memory_order_acquire);
-		q->items[q->n++] = (struct aged){ fr->region, fr->pte, fr->pg, frame };
-		return;
-	}
-	/* Outside a reclaim: now, alone. */
-	struct aged a = { fr->region, fr->pte, fr->pg, frame };
-	uint64_t t0 = upager__now_ns();
-	if (claim_aged(p, &a))
-		STAT_ADD(p, samples, upager__sample_run(p, a.r, a.pg, 1, &a.e));
-	STAT_ADD(p, sample_ns, upager__now_ns() - t0);
-}
-
-static int aged_by_page(const void *x, const void *y)
-{
-	const struct aged *a = x, *b = y;
-
-	if (a->r != b->r)
-		return a->r->id < b->r->id ? -1 : 1;
-	return a->pg < b->pg ? -1 : a->pg > b->pg;
-}
-
-/* Unmaps the queued (sorted) pages in one upager__zap() call, runs of
- * neighbours as one range; drops the queue's region references. */
-static uint64_t zap_aged(struct upager *p, struct age_queue *q)
-{
-	struct zap_list z = { .iov = q->iov };
-	unsigned nl = 0;
-
-	for (unsigned i = 0; i < q->n; i++) {
-		struct aged *a = &q->items[i];
-
-		if (!claim_aged(p, a))
-			continue;
-		q->locked[nl++] = a->e;
-		upager__zap_add(p, &z, a->r, a->pg, 1, false);
-	}
-	uint64_t done = upager__sample_done(p, q->locked, nl, upager__zap_list(p, &z) == 0);
-	for (unsigned i = 0; i < q->n; i++)
-		upager__region_put(q->items[i].r);
-	return done;
-}
-
-/* Unmaps the queued pages in page order, neighbours in one call: one TLB
- * shootdown per run instead of one per page (one per queue where the
- * backend's unmap is a zap). */
-static void drain_age_queue(struct upager *p, struct age_queue *q)
-{
-	struct upte *run[64];
-	unsigned n = 0;
-	uint64_t t0 = upager__now_ns(), done = 0;
-	struct aged *first = NULL;
-
-	upager__sort(q->items, q->n, sizeof(q->items[0]), aged_by_page);
-	if (p->backend->unmap_zaps) {
-		done = zap_aged(p, q);
-		q->n = 0;
-		STAT_ADD(p, samples, done);
-		STAT_ADD(p, sample_ns, upager__now_ns() - t0);
-		return;
-	}
-	for (unsigned i = 0; i < q->n; i++) {
-		struct aged *a = &q->items[i];
-
-		if (n && (a->r != first->r || a->pg != first->pg + n || n == 64)) {
-			done += upager__sample_run(p, first->r, first->pg, n, run);
-			n = 0;
-		}
-		if (!claim_aged(p, a))
-			continue;
-		if (!n)
-			first = a;
-		run[n++] = a->e;
-	}
-	if (n)
-		done += upager__sample_run(p, first->r, first->pg, n, run);
-	/* Only now: the regions must live until their pages are done. */
-	for (unsigned i = 0; i < q->n; i++)
-		upager__region_put(q->items[i].r);
-	q->n = 0;
-	STAT_ADD(p, samples, done);
-	STAT_ADD(p, sample_ns, upager__now_ns() - t0);
-}
 
 unsigned upager__shed_mappings(struct upager *p, unsigned n)
 {
@@ -257,7 +121,7 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 	unsigned n = 0, busy = 0;
 
 	pthread_mutex_lock(&p->policy_lock);
-	current_age_queue = q;
+	upager__age_queue_open(q);
 	while (n < want && busy < want + 64) {
 		int64_t f = pol->ops->victim(pol->state);
 		if (f < 0)
@@ -302,7 +166,7 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 		atomic_fetch_add_explicit(&fr->region->refs, 1, memory_order_acquire);
 		v[n++] = (struct victim){ fr->region, e, fr->pg, (uint32_t)f, FATE_WRITE, 0 };
 	}
-	current_age_queue = NULL;
+	upager__age_queue_close();
 	pthread_mutex_unlock(&p->policy_lock);
 	return n;
 }
@@ -390,7 +254,7 @@ int upager__reclaim(struct upager *p, unsigned want)
 		want = MAX_BATCH;
 	sc->q.n = 0;
 	n = choose_victims(p, v, want, &sc->q);
-	drain_age_queue(p, &sc->q);
+	upager__age_queue_drain(p, &sc->q);
 	if (n == 0) {
 		io_ring_put(&p->io, ring);
 		return -EAGAIN;

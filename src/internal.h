@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "upager.h"
 
@@ -503,10 +504,6 @@ size_t upager__reclaim_scratch_bytes(void);
 int upager__evictor_start(struct upager *p);
 void upager__evictor_stop(struct upager *p);
 void upager__evictor_kick(struct upager *p);
-/* Unmaps a page from the application view so that its next access is a
- * minor fault that reports a reference. Called by policies through their
- * environment, under the policy lock. */
-void upager__age_frame(void *pager, uint32_t frame);
 
 /* Unmaps up to n mapped, unpinned pages from their application views
  * (they stay resident and come back with a minor fault): how a backend
@@ -569,6 +566,37 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 size_t upager__prefetch_scratch_bytes(void);
 
 /* ---- sampling and recording (sample.c) ---- */
+
+/* Unmaps a page from the application view so that its next access is a
+ * minor fault that reports a reference. Called by policies through their
+ * environment, under the policy lock: inside a reclaim the frame waits in
+ * the reclaim's age queue, outside one it is unmapped at once. */
+void upager__age_frame(void *pager, uint32_t frame);
+
+#define AGE_QUEUE 256
+struct aged {
+	struct region *r;
+	struct upte *e;
+	uint64_t pg;
+	uint32_t frame;
+};
+
+/* A reclaim's queue of aged frames (in its ring's scratch). */
+struct age_queue {
+	struct aged items[AGE_QUEUE];
+	unsigned n;
+	/* upager__age_queue_drain()'s batch, here rather than on a fault's stack */
+	struct iovec iov[AGE_QUEUE];
+	struct upte *locked[AGE_QUEUE];
+};
+
+/* Frames aged on this thread go to q until upager__age_queue_close()
+ * (the reclaimer, under the policy lock). */
+void upager__age_queue_open(struct age_queue *q);
+void upager__age_queue_close(void);
+/* Unmaps the queued frames' pages (policy lock not held), neighbours in
+ * one call, and empties the queue. */
+void upager__age_queue_drain(struct upager *p, struct age_queue *q);
 
 /* Unmaps up to budget resident, mapped pages for sampling, walking the
  * regions' pages from where the last call stopped; returns how many.
