@@ -241,29 +241,15 @@ size_t upager__reclaim_scratch_bytes(void)
 	return sizeof(struct reclaim_scratch);
 }
 
-int upager__reclaim(struct upager *p, unsigned want)
+/* Steps 1 and 2: stops writes to the (sorted) victims, then decides each
+ * one's fate. Where an unmap is a zap, the mapped victims leave the view
+ * in one call (one TLB shootdown) instead of one write-protection each.
+ * Returns how many need a write. */
+static unsigned stop_writes(struct upager *p, struct reclaim_scratch *sc, unsigned n)
 {
-	struct io_ring *ring = io_ring_get(&p->io);
-	struct reclaim_scratch *sc = io_ring_scratch(ring);
 	struct victim *v = sc->v;
-	struct io_req *reqs = sc->reqs;
-	unsigned n, nwrite = 0, freed = 0;
-	int err = 0;
+	unsigned nwrite = 0;
 
-	if (want > MAX_BATCH)
-		want = MAX_BATCH;
-	sc->q.n = 0;
-	n = choose_victims(p, v, want, &sc->q);
-	upager__age_queue_drain(p, &sc->q);
-	if (n == 0) {
-		io_ring_put(&p->io, ring);
-		return -EAGAIN;
-	}
-	upager__sort(v, n, sizeof(v[0]), by_page);
-
-	/* 1 and 2: stop writes, then decide each victim's fate. Where an
-	 * unmap is a zap, the mapped victims leave the view in one call (one
-	 * TLB shootdown) instead of one write-protection each. */
 	if (p->backend->unmap_zaps)
 		zap_victims(p, v, n, sc->iov, false);
 	for (unsigned i = 0; i < n; i++) {
@@ -294,103 +280,151 @@ int upager__reclaim(struct upager *p, unsigned want)
 			nwrite++;
 		}
 	}
+	return nwrite;
+}
 
-	/* 3: slots and writes, in page order. */
-	if (nwrite) {
-		uint64_t *slots = sc->slots;
-		int got = swap_alloc(&p->swap, nwrite, slots);
-		unsigned k = 0, r = 0;
+/* Step 3: slots for the nwrite victims to write, in page order, and the
+ * writes in one submission. A victim without a slot, or whose write
+ * failed, is FATE_FAILED (its slot retired). Returns 0 or the last
+ * error. */
+static int write_victims(struct upager *p, struct io_ring *ring, struct reclaim_scratch *sc,
+			 unsigned n, unsigned nwrite)
+{
+	struct victim *v = sc->v;
+	struct io_req *reqs = sc->reqs;
+	uint64_t *slots = sc->slots;
+	int got = swap_alloc(&p->swap, nwrite, slots);
+	unsigned k = 0, r = 0;
+	int err = 0;
 
-		if (got < 0)
-			got = 0;
-		for (unsigned i = 0; i < n; i++) {
-			if (v[i].fate != FATE_WRITE)
-				continue;
-			if (k >= (unsigned)got) {
-				v[i].fate = FATE_FAILED;
-				err = UPAGER_ESWAPFULL;
-				continue;
-			}
-			v[i].slot = slots[k++] + 1;
-			reqs[r++] = (struct io_req){
-				.op = IO_WRITE,
-				.buf = region_pview(v[i].r, v[i].pg),
-				.len = p->page_size,
-				.off = (v[i].slot - 1) * p->page_size,
-			};
+	if (got < 0)
+		got = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (v[i].fate != FATE_WRITE)
+			continue;
+		if (k >= (unsigned)got) {
+			v[i].fate = FATE_FAILED;
+			err = UPAGER_ESWAPFULL;
+			continue;
 		}
-		if (r) {
-			int enters = io_ring_run(&p->io, ring, p->swap.fd, reqs, r);
-			if (enters > 0)
-				STAT_ADD(p, io_submits, (uint64_t)enters);
-			k = 0;
-			for (unsigned i = 0; i < n; i++) {
-				if (v[i].fate != FATE_WRITE)
-					continue;
-				int res = enters < 0 ? enters : reqs[k].res;
-				k++;
-				if (res == (int)p->page_size)
-					continue;
-				/* The slot is suspect: retire it. The page
-				 * keeps its frame and its dirty contents. */
-				swap_mark_bad(&p->swap, v[i].slot - 1);
-				v[i].slot = 0;
-				v[i].fate = FATE_FAILED;
-				err = res < 0 ? res : -EIO;
-				STAT_INC(p, io_errors);
-			}
-		}
+		v[i].slot = slots[k++] + 1;
+		reqs[r++] = (struct io_req){
+			.op = IO_WRITE,
+			.buf = region_pview(v[i].r, v[i].pg),
+			.len = p->page_size,
+			.off = (v[i].slot - 1) * p->page_size,
+		};
 	}
+	if (!r)
+		return err;
+	int enters = io_ring_run(&p->io, ring, p->swap.fd, reqs, r);
+	if (enters > 0)
+		STAT_ADD(p, io_submits, (uint64_t)enters);
+	k = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (v[i].fate != FATE_WRITE)
+			continue;
+		int res = enters < 0 ? enters : reqs[k].res;
+		k++;
+		if (res == (int)p->page_size)
+			continue;
+		/* The slot is suspect: retire it. The page keeps its frame
+		 * and its dirty contents. */
+		swap_mark_bad(&p->swap, v[i].slot - 1);
+		v[i].slot = 0;
+		v[i].fate = FATE_FAILED;
+		err = res < 0 ? res : -EIO;
+		STAT_INC(p, io_errors);
+	}
+	return err;
+}
 
-	/* 4: free what left. The pager view maps the pages it wrote out:
-	 * gone in one call, the punches have nothing left to shoot down. */
+/* A victim that stays: back to the policy, unlocked, its region let go. */
+static void victim_stays(struct upager *p, struct victim *x)
+{
+	if (x->fate == FATE_UNPUNCHED && x->slot) {
+		/* Its write went out: the slot is the clean copy of what the
+		 * frame still holds (writes were stopped). */
+		x->e->slot = x->slot;
+		pte_update(x->e, PTE_DIRTY, 0);
+		STAT_INC(p, writebacks);
+		STAT_ADD(p, bytes_written, p->page_size);
+	}
+	keep_resident(p, x);
+	upager__pte_unlock(x->e);
+	upager__region_put(x->r);
+}
+
+/* A victim that left: its entry becomes SWAPPED or NONE, its frame free. */
+static void victim_leaves(struct upager *p, struct victim *x)
+{
+	uint32_t state = PTE_SWAPPED;
+
+	switch (x->fate) {
+	case FATE_WRITE:
+		x->e->slot = x->slot;
+		STAT_INC(p, writebacks);
+		STAT_ADD(p, bytes_written, p->page_size);
+		break;
+	case FATE_CLEAN:
+		STAT_INC(p, clean_drops);
+		break;
+	default:
+		pte_drop_swap_copy(p, x->e);
+		state = PTE_NONE;
+		STAT_INC(p, zero_drops);
+		break;
+	}
+	pte_clear_mapped(p, x->e); /* the punch took it from the view */
+	pte_update(x->e, PTE_STATE_MASK | PTE_DIRTY, state);
+	frames_free(&p->frames, x->frame);
+	upager__pte_unlock(x->e);
+	upager__region_put(x->r);
+	STAT_INC(p, evictions);
+}
+
+/* Step 4: frees what left. The pager view maps the pages written out:
+ * gone in one call, the punches have nothing left to shoot down. A
+ * victim whose punch failed keeps its frame. Returns how many left. */
+static unsigned free_victims(struct upager *p, struct reclaim_scratch *sc, unsigned n)
+{
+	struct victim *v = sc->v;
+	unsigned freed = 0;
+
 	if (p->backend->unmap_zaps)
 		zap_victims(p, v, n, sc->iov, true);
 	punch_runs(p, v, n);
 	for (unsigned i = 0; i < n; i++) {
-		struct victim *x = &v[i];
-
-		if (x->fate == FATE_UNPUNCHED && x->slot) {
-			/* Its write went out: the slot is the clean copy of
-			 * what the frame still holds (writes were stopped). */
-			x->e->slot = x->slot;
-			pte_update(x->e, PTE_DIRTY, 0);
-			STAT_INC(p, writebacks);
-			STAT_ADD(p, bytes_written, p->page_size);
+		if (v[i].fate == FATE_FAILED || v[i].fate == FATE_UNPUNCHED) {
+			victim_stays(p, &v[i]);
+		} else {
+			victim_leaves(p, &v[i]);
+			freed++;
 		}
-		if (x->fate == FATE_FAILED || x->fate == FATE_UNPUNCHED) {
-			keep_resident(p, x);
-			upager__pte_unlock(x->e);
-			upager__region_put(x->r);
-			continue;
-		}
-		uint32_t state = PTE_SWAPPED;
-		switch (x->fate) {
-		case FATE_WRITE:
-			x->e->slot = x->slot;
-			STAT_INC(p, writebacks);
-			STAT_ADD(p, bytes_written, p->page_size);
-			break;
-		case FATE_CLEAN:
-			STAT_INC(p, clean_drops);
-			break;
-		default:
-			if (x->e->slot) {
-				swap_put(&p->swap, x->e->slot - 1);
-				x->e->slot = 0;
-			}
-			state = PTE_NONE;
-			STAT_INC(p, zero_drops);
-			break;
-		}
-		pte_clear_mapped(p, x->e); /* the punch took it from the view */
-		pte_update(x->e, PTE_STATE_MASK | PTE_DIRTY, state);
-		frames_free(&p->frames, x->frame);
-		upager__pte_unlock(x->e);
-		upager__region_put(x->r);
-		STAT_INC(p, evictions);
-		freed++;
 	}
+	return freed;
+}
+
+int upager__reclaim(struct upager *p, unsigned want)
+{
+	struct io_ring *ring = io_ring_get(&p->io);
+	struct reclaim_scratch *sc = io_ring_scratch(ring);
+	unsigned n, nwrite, freed;
+	int err = 0;
+
+	if (want > MAX_BATCH)
+		want = MAX_BATCH;
+	n = choose_victims(p, sc->v, want, &sc->q);
+	upager__age_queue_drain(p, &sc->q);
+	if (n == 0) {
+		io_ring_put(&p->io, ring);
+		return -EAGAIN;
+	}
+	upager__sort(sc->v, n, sizeof(sc->v[0]), by_page);
+	nwrite = stop_writes(p, sc, n);                         /* 1, 2 */
+	if (nwrite)
+		err = write_victims(p, ring, sc, n, nwrite);    /* 3 */
+	freed = free_victims(p, sc, n);                         /* 4 */
 	io_ring_put(&p->io, ring);
 	if (freed)
 		atomic_fetch_add_explicit(&p->evicted_unsampled, freed, memory_order_relaxed);
