@@ -423,6 +423,8 @@ struct upager {
 	_Atomic int punch_fail;
 	_Atomic unsigned punch_fail_how;
 
+	_Atomic uint64_t debug_faults; /* debug.c: when to walk everything */
+
 	struct stats stats;
 };
 
@@ -742,6 +744,31 @@ void upager__as_write(const char *s);
 /* Sorts n elements of size bytes in place, as qsort() does but without
  * allocating: safe on the fault path. Not stable. */
 void upager__sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
+
+/* ---- invariant checks (debug.c, configure --enable-debug) ---- */
+
+#ifdef UPAGER_DEBUG
+/* The rules of the locked entry e (page pg of r); aborts on a violation. */
+void upager__debug_check_pte(struct region *r, uint64_t pg, struct upte *e);
+/* After a fault, no lock held: every so many faults, walks the frame pool
+ * and the regions' page tables. */
+void upager__debug_after_fault(struct upager *p);
+/* At close, with no fault running: the same walk, strictly. */
+void upager__debug_at_close(struct upager *p);
+#else
+static inline void upager__debug_check_pte(struct region *r, uint64_t pg, struct upte *e)
+{
+	(void)r, (void)pg, (void)e;
+}
+static inline void upager__debug_after_fault(struct upager *p)
+{
+	(void)p;
+}
+static inline void upager__debug_at_close(struct upager *p)
+{
+	(void)p;
+}
+#endif
 
 /* ---- time ---- */
 uint64_t upager__now_ns(void);

@@ -94,35 +94,6 @@ int64_t upager__get_frame(struct upager *p)
 	}
 }
 
-#ifdef UPAGER_DEBUG
-static void check_pte(struct upager *p, struct upte *e)
-{
-	uint32_t f = pte_flags(e);
-	uint32_t st = pte_state(f);
-	bool ok = true;
-
-	if (st == PTE_RESIDENT)
-		ok = e->frame < p->nframes && p->frames.frames[e->frame].pte == e;
-	if ((f & PTE_MAPPED) && st != PTE_RESIDENT)
-		ok = false;
-	if ((f & PTE_WRITABLE) && (!(f & PTE_MAPPED) || !(f & PTE_DIRTY)))
-		ok = false;
-	if ((f & PTE_DIRTY) && (st != PTE_RESIDENT || e->slot))
-		ok = false;
-	if (st == PTE_SWAPPED && !e->slot)
-		ok = false;
-	if (!ok) {
-		fprintf(stderr, "upager: invariant broken: pte %p flags %#x frame %u slot %llu\n",
-			(void *)e, f, e->frame, (unsigned long long)e->slot);
-		abort();
-	}
-}
-#else
-static inline void check_pte(struct upager *p, struct upte *e)
-{
-}
-#endif
-
 /* How a fault stands with copy-on-write. */
 #define COW_SHARED 1u /* a snapshot shares the page: keep it write-protected */
 #define COW_PUSHED 2u /* this write gave the snapshot its own copy: a COW fault */
@@ -362,10 +333,11 @@ again:
 		break;
 	}
 out:
-	check_pte(p, e);
+	upager__debug_check_pte(r, pg, e);
 	upager__pte_unlock(e);
 	pthread_rwlock_unlock(&p->cow_lock);
 	upager__record_latency(p, upager__now_ns() - t0);
+	upager__debug_after_fault(p);
 	if (ret < 0) {
 		*err = ret;
 		return FAULT_SIGBUS;
@@ -582,6 +554,7 @@ UPAGER_API int upager_close(upager_t *p)
 		upager_stats_print(p, STDERR_FILENO);
 	upager__evictor_stop(p);
 	upager__trace_close(p);
+	upager__debug_at_close(p);
 	pthread_mutex_lock(&p->regions_lock);
 	while ((r = p->regions)) {
 		p->regions = r->next;
