@@ -10,7 +10,8 @@
  * product, memalign rounds an alignment that is not a power of two up to
  * one, aligned_alloc is memalign (the power-of-two check came in 2.38),
  * posix_memalign returns EINVAL for an alignment that is not a power of
- * two multiple of sizeof(void *), pvalloc(0) is one page.
+ * two multiple of sizeof(void *), pvalloc rounds up to whole pages
+ * (pvalloc(0) is memalign(page, 0), as in glibc).
  *
  * Three kinds of block, told apart by address at free, realloc and
  * malloc_usable_size time:
@@ -348,5 +349,5 @@ SHIM_API void *pvalloc(size_t n)
 		return NULL;
 	}
 	r &= ~(pg - 1);
-	return memalign(pg, r ? r : pg);
+	return memalign(pg, r);
 }
