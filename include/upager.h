@@ -483,6 +483,87 @@ typedef struct upager_sim_result {
 UPAGER_API int upager_sim_run(const char *spec, uint32_t frames, const uint64_t *keys,
 			      const uint8_t *writes, size_t n, upager_sim_result_t *out);
 
+/* ---- the out-of-core heap ----
+ *
+ * malloc-style calls whose blocks live in a region of the pager, so a
+ * program can build a hash table, a tree or a graph many times larger
+ * than the RAM budget and walk it with plain pointers. The allocator is
+ * mimalloc, given the region as its arena (see README, "Heap").
+ *
+ * upager_heap_open() reserves max_bytes of address space in a region of p
+ * (0: the pager's swap capacity plus its RAM budget, at most 64 GiB;
+ * rounded up to 32 MiB). Only what is written costs frames or swap.
+ * Returns 0 and sets *out, -EINVAL, -ENOMEM, -ENOSPC (mimalloc keeps at
+ * most 64 arenas per process, and each open uses one for good), or the
+ * error of upager_map(). Close every heap before its pager.
+ *
+ * upager_heap_close() frees every block and unmaps the region. No other
+ * thread may use the heap while it runs. Returns 0 or a negative code.
+ *
+ * The allocation calls follow C and glibc, and like them set errno:
+ * malloc(0) returns a unique pointer; free(NULL) does nothing;
+ * realloc(NULL, n) is malloc(n); realloc(p, 0) frees p and returns NULL;
+ * a failed realloc leaves the block as it was; calloc checks n * size for
+ * overflow; every block is aligned to at least 16 bytes; aligned_alloc
+ * takes any power of two (beyond the page size too; EINVAL otherwise).
+ * Failure returns NULL with errno ENOMEM. Any thread may allocate, and any
+ * thread may free a block another thread allocated.
+ *
+ * upager_free() and upager_realloc() of a pointer the heap cannot own
+ * (outside its address range, not 16-byte aligned, or in a part of the
+ * range the heap never allocated from) do nothing else than report it:
+ * a line on stderr, the pager's error callback (err -EINVAL, fault_addr
+ * the pointer), upager_last_error(), and the bad_frees counter. A pointer
+ * inside a live part of the range that is not a live block (a double
+ * free, an interior pointer) is not detected: that is undefined, as with
+ * malloc.
+ *
+ * In fast mode a system call that writes into a heap block needs
+ * upager_touch() or upager_pin() first, as for any region memory.
+ */
+typedef struct upager_heap upager_heap_t;
+UPAGER_API int upager_heap_open(upager_t *p, uint64_t max_bytes, upager_heap_t **out);
+UPAGER_API int upager_heap_close(upager_heap_t *h);
+UPAGER_API void *upager_malloc(upager_heap_t *h, size_t size);
+UPAGER_API void *upager_calloc(upager_heap_t *h, size_t n, size_t size);
+UPAGER_API void *upager_realloc(upager_heap_t *h, void *ptr, size_t size);
+UPAGER_API void *upager_aligned_alloc(upager_heap_t *h, size_t align, size_t size);
+UPAGER_API void upager_free(upager_heap_t *h, void *ptr);
+/* The usable size of a block (at least what was asked), 0 for NULL or a
+ * pointer the heap does not own. */
+UPAGER_API size_t upager_malloc_usable_size(upager_heap_t *h, const void *ptr);
+/* Is ptr inside the heap's address range? Cheap (two compares); true for
+ * any address in the range, a block's interior or freed memory too. */
+UPAGER_API bool upager_heap_owns(upager_heap_t *h, const void *ptr);
+
+#define UPAGER_HEAP_STATS_VERSION 1
+
+/* Heap statistics. Set size to sizeof(upager_heap_stats_t) before the
+ * call; the library fills at most that many bytes and sets size to what
+ * it filled. */
+typedef struct upager_heap_stats {
+	uint32_t size;
+	uint32_t version;
+	uint64_t max_bytes;       /* the heap's address space */
+	uint64_t bytes_requested; /* sum of the sizes asked for, every call so far */
+	uint64_t bytes_live;      /* gauge: usable bytes of the live blocks */
+	uint64_t blocks_live;     /* gauge: live blocks */
+	uint64_t bytes_held;      /* gauge: bytes of the pages the allocator has
+				   * carved into blocks (live or free) */
+	uint64_t bytes_reserved;  /* gauge: bytes of those pages' address space */
+	uint64_t address_space_used; /* gauge: from the heap's start to the end
+				      * of its highest page in use */
+	uint64_t mallocs;   /* blocks handed out (malloc, calloc, realloc, aligned_alloc) */
+	uint64_t frees;     /* blocks given back */
+	uint64_t failed;    /* allocations that returned NULL (heap full) */
+	uint64_t bad_frees; /* free or realloc of a pointer the heap does not own */
+	uint32_t shards;    /* allocator instances (mutex + mimalloc heap each) */
+	uint32_t reserved0;
+} upager_heap_stats_t;
+/* Fills *out (see above). Returns 0 or -EINVAL. UPAGER_STATS=1 prints
+ * these at upager_heap_close(). */
+UPAGER_API int upager_heap_stats(upager_heap_t *h, upager_heap_stats_t *out);
+
 #ifdef __cplusplus
 }
 #endif
