@@ -274,13 +274,22 @@ SHIM_API void *realloc(void *p, size_t n)
 	if (arena_owns(p))
 		return big_realloc(p, n);
 	if (heap_owns(p)) {
+		bool to_big = n >= shim_big_min && paged();
 		size_t u;
+		void *q;
 
 		shim_enter();
 		u = heap_usable(p);
-		shim_leave();
-		if (n <= u && n >= u / 2)
+		if (n <= u && n >= u / 2) {
+			shim_leave();
 			return p;
+		}
+		if (!to_big) {
+			q = heap_realloc(p, n);
+			shim_leave();
+			return q;
+		}
+		shim_leave();
 		return move(p, u, n);
 	}
 	/* A glibc block: stays in glibc until the pager is up. */

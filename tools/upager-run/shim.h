@@ -98,6 +98,7 @@ void arena_range(void **base, size_t *len);
 int heap_open(upager_t *p);
 bool heap_owns(const void *addr);
 void *heap_alloc(size_t n, size_t align);
+void *heap_realloc(void *ptr, size_t n);
 void heap_free(void *ptr);
 size_t heap_usable(const void *ptr);
 void heap_print_stats(int fd);
