@@ -451,6 +451,7 @@ static void open_all(void)
 	st.size = sizeof(st);
 	upager_stats(shim_pager, &st);
 	shim_wrap_syscalls = !st.syscalls_transparent;
+	sys_init(cfg.ram_bytes);
 	shim_mmap_min = env_size("UPAGER_RUN_MMAP_MIN", shim_mmap_min);
 	shim_big_min = env_size("UPAGER_RUN_BIG_MIN", shim_big_min);
 	if (shim_mmap_min < (size_t)st.page_size)

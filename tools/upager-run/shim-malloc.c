@@ -137,8 +137,15 @@ static void *alloc(size_t n, size_t align)
 	return p;
 }
 
+/* Where the system calls are wrapped, glibc's own buffers (stdio, DIR
+ * streams) stay glibc's: glibc fills them with its internal system calls,
+ * which cannot be wrapped (shim-sys.c). */
+#define FROM_LIBC() (shim_wrap_syscalls && shim_called_from_libc(__builtin_return_address(0)))
+
 SHIM_API void *malloc(size_t n)
 {
+	if (FROM_LIBC())
+		return __libc_malloc(n);
 	return alloc(n, MIN_ALIGN);
 }
 
@@ -183,7 +190,7 @@ SHIM_API void *calloc(size_t n, size_t m)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (!paged())
+	if (!paged() || FROM_LIBC())
 		return __libc_calloc(n, m);
 	p = alloc(total, MIN_ALIGN);
 	/* Arena extents are fresh or were dropped to zero when freed. */

@@ -104,8 +104,11 @@ size_t heap_usable(const void *ptr);
 void heap_print_stats(int fd);
 
 /* ---- system call wrappers (shim-sys.c) ---- */
-int shim_pin(const void *addr, size_t len, int write);
-void shim_unpin(const void *addr, size_t len);
+/* After the pager is open: the piece size, and libc's code range. */
+void sys_init(size_t budget);
+/* Is ret (a return address) inside libc.so's code? Only known when the
+ * system calls are wrapped. */
+bool shim_called_from_libc(const void *ret);
 
 /* ---- fork ---- */
 void fork_init(void);
