@@ -87,6 +87,7 @@ prog runner-malloc
 prog runner-mmap
 prog runner-threads
 prog runner-threads exit-from-thread
+prog runner-fork
 
 # Blocks from before the pager was up: a constructor that runs before
 # the shim's (a preload listed after it is initialised first).

@@ -81,3 +81,13 @@ void heap_print_stats(int fd)
 	if (write(fd, buf, (size_t)n) < 0)
 		return;
 }
+
+size_t heap_used_span(void)
+{
+	upager_heap_stats_t st;
+
+	st.size = sizeof(st);
+	if (!heap || upager_heap_stats(heap, &st) < 0)
+		return 0;
+	return (size_t)st.address_space_used;
+}

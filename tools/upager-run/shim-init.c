@@ -319,7 +319,7 @@ static void print_once(void)
 {
 	int zero = 0;
 
-	if (print_stats && atomic_compare_exchange_strong(&printed, &zero, 1))
+	if (print_stats && !shim_in_child && atomic_compare_exchange_strong(&printed, &zero, 1))
 		print_all();
 }
 

@@ -126,12 +126,14 @@ static void *alloc(size_t n, size_t align)
 		p = align <= MIN_ALIGN ? __libc_malloc(n) : __libc_memalign(align, n);
 		return p;
 	}
+	fork_gate_enter();
 	shim_enter();
 	if (n >= shim_big_min)
 		p = big_alloc(n, align);
 	else
 		p = heap_alloc(n, align);
 	shim_leave();
+	fork_gate_leave();
 	if (!p)
 		errno = ENOMEM;
 	return p;
@@ -157,13 +159,19 @@ void shim_free(void *p)
 		return;
 	saved = errno; /* free never changes errno (POSIX 2024, glibc 2.33) */
 	if (arena_owns(p)) {
+		fork_child_copy(p);
+		fork_gate_enter();
 		shim_enter();
 		big_free(p);
 		shim_leave();
+		fork_gate_leave();
 	} else if (heap_owns(p)) {
+		fork_child_copy(p);
+		fork_gate_enter();
 		shim_enter();
 		heap_free(p);
 		shim_leave();
+		fork_gate_leave();
 	} else {
 		__libc_free(p);
 	}
@@ -205,6 +213,8 @@ SHIM_API size_t malloc_usable_size(void *p)
 
 	if (!p)
 		return 0;
+	if (arena_owns(p) || heap_owns(p))
+		fork_child_copy(p);
 	if (arena_owns(p))
 		return big_usable(p);
 	if (heap_owns(p)) {
@@ -270,39 +280,52 @@ static void *big_realloc(void *p, size_t n)
 	return move(p, usable, n);
 }
 
+static void *paged_realloc(void *p, size_t n);
+
 SHIM_API void *realloc(void *p, size_t n)
 {
+	void *q;
+
 	if (!p)
 		return alloc(n, MIN_ALIGN);
 	if (n == 0) {
 		shim_free(p);
 		return NULL;
 	}
-	if (arena_owns(p))
-		return big_realloc(p, n);
-	if (heap_owns(p)) {
-		bool to_big = n >= shim_big_min && paged();
-		size_t u;
-		void *q;
-
-		shim_enter();
-		u = heap_usable(p);
-		if (n <= u && n >= u / 2) {
-			shim_leave();
-			return p;
-		}
-		if (!to_big) {
-			q = heap_realloc(p, n);
-			shim_leave();
-			return q;
-		}
-		shim_leave();
-		return move(p, u, n);
+	if (arena_owns(p) || heap_owns(p)) {
+		fork_child_copy(p);
+		fork_gate_enter();
+		q = paged_realloc(p, n);
+		fork_gate_leave();
+		return q;
 	}
 	/* A glibc block: stays in glibc until the pager is up. */
 	if (!paged())
 		return __libc_realloc(p, n);
 	return move(p, shim_libc_usable(p), n);
+}
+
+static void *paged_realloc(void *p, size_t n)
+{
+	bool to_big = n >= shim_big_min && paged();
+	size_t u;
+	void *q;
+
+	if (arena_owns(p))
+		return big_realloc(p, n);
+	shim_enter();
+	u = heap_usable(p);
+	if (n <= u && n >= u / 2) {
+		shim_leave();
+		return p;
+	}
+	if (!to_big) {
+		q = heap_realloc(p, n);
+		shim_leave();
+		return q;
+	}
+	shim_leave();
+	return move(p, u, n);
 }
 
 SHIM_API void *reallocarray(void *p, size_t n, size_t m)

@@ -47,9 +47,11 @@ SHIM_API void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t o
 	if (wanted(addr, len, prot, flags, fd)) {
 		void *p;
 
+		fork_gate_enter();
 		shim_enter();
 		p = arena_alloc(len);
 		shim_leave();
+		fork_gate_leave();
 		if (p) {
 			atomic_fetch_add_explicit(&shim_mmaps, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&shim_mmap_bytes, len, memory_order_relaxed);
@@ -73,13 +75,17 @@ SHIM_API int munmap(void *addr, size_t len)
 			errno = EINVAL;
 			return -1;
 		}
+		fork_gate_enter();
 		shim_enter();
 		arena_free(addr, len);
 		shim_leave();
+		fork_gate_leave();
 		return 0;
 	}
 	return (int)syscall(SYS_munmap, addr, len);
 }
+
+static void *arena_mremap(void *old, size_t oldlen, size_t newlen, int flags);
 
 SHIM_API void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
 {
@@ -97,6 +103,17 @@ SHIM_API void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
 		errno = EINVAL;
 		return MAP_FAILED;
 	}
+	fork_child_copy(old);
+	fork_gate_enter();
+	q = arena_mremap(old, oldlen, newlen, flags);
+	fork_gate_leave();
+	return q;
+}
+
+static void *arena_mremap(void *old, size_t oldlen, size_t newlen, int flags)
+{
+	void *q;
+
 	shim_enter();
 	if (newlen <= oldlen) {
 		size_t pg = arena_page();
@@ -133,7 +150,7 @@ SHIM_API int madvise(void *addr, size_t len, int advice)
 {
 	int err = 0;
 
-	if (!arena_owns(addr))
+	if (!arena_owns(addr) || shim_in_child)
 		return (int)syscall(SYS_madvise, addr, len, advice);
 	shim_enter();
 	switch (advice) {
@@ -167,7 +184,7 @@ SHIM_API int mprotect(void *addr, size_t len, int prot)
 {
 	int err, uprot;
 
-	if (!arena_owns(addr))
+	if (!arena_owns(addr) || shim_in_child)
 		return (int)syscall(SYS_mprotect, addr, len, prot);
 	if (prot & ~(PROT_READ | PROT_WRITE)) {
 		/* No executable paged memory. */

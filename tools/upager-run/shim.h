@@ -110,7 +110,19 @@ void sys_init(size_t budget);
  * system calls are wrapped. */
 bool shim_called_from_libc(const void *ret);
 
-/* ---- fork ---- */
+size_t heap_used_span(void);
+
+/* ---- fork (shim-fork.c) ---- */
 void fork_init(void);
+/* 1 in a child forked without exec: its paged memory is an ordinary
+ * copy, the pager is the parent's and must not be called. */
+extern int shim_in_child;
+/* Around every call that uses the heap or the arena: fork() waits for the
+ * calls in flight and holds new ones while it snapshots. */
+void fork_gate_enter(void);
+void fork_gate_leave(void);
+/* In a forked child: fetch the copy of the paged memory before p (a
+ * paged address) is used. */
+void fork_child_copy(const void *p);
 
 #endif
