@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -424,3 +425,31 @@ OPEN_LIKE(open, (const char *path, int flags, ...), (path, flags, mode))
 OPEN_LIKE(open64, (const char *path, int flags, ...), (path, flags, mode))
 OPEN_LIKE(openat, (int dfd, const char *path, int flags, ...), (dfd, path, flags, mode))
 OPEN_LIKE(openat64, (int dfd, const char *path, int flags, ...), (dfd, path, flags, mode))
+
+/* An alternate signal stack in paged memory must stay mapped: the kernel
+ * writes the signal frame there, and a fault while it does kills the
+ * process. It stays pinned until it is replaced or disabled. */
+SHIM_API int sigaltstack(const stack_t *ss, stack_t *old)
+{
+	stack_t prev;
+	int r, pinned = 0;
+
+	REAL(sigaltstack, 0);
+	if (!shim_wrap_syscalls)
+		return real_sigaltstack(ss, old);
+	if (real_sigaltstack(NULL, &prev) < 0)
+		prev.ss_flags = SS_DISABLE;
+	if (ss && !(ss->ss_flags & SS_DISABLE) && is_paged(ss->ss_sp) && ss->ss_size) {
+		shim_enter();
+		pinned = upager_pin(shim_pager, ss->ss_sp, ss->ss_size, 1) == 0;
+		shim_leave();
+	}
+	r = real_sigaltstack(ss, old);
+	shim_enter();
+	if (r < 0 && pinned)
+		upager_unpin(shim_pager, ss->ss_sp, ss->ss_size);
+	else if (r == 0 && ss && !(prev.ss_flags & SS_DISABLE) && is_paged(prev.ss_sp))
+		upager_unpin(shim_pager, prev.ss_sp, prev.ss_size);
+	shim_leave();
+	return r;
+}
