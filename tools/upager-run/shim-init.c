@@ -24,6 +24,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -46,6 +47,9 @@ size_t shim_big_min = 1u << 20;
 _Atomic uint64_t shim_mmaps, shim_mmap_bytes, shim_big_allocs, shim_forks;
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+/* stderr as it was at start: programs close theirs at exit (gnulib's
+ * close_stdout closes stderr too) before our destructor prints. */
+static int stats_fd = 2;
 static int init_done;
 static int print_stats;
 
@@ -290,11 +294,11 @@ static void print_all(void)
 			     "upager-run: pid %d, backend %s, mode %s, system calls %s\n",
 			     (int)getpid(), st.backend, st.mode,
 			     shim_wrap_syscalls ? "wrapped" : "transparent");
-		if (write(2, buf, (size_t)n) < 0)
+		if (write(stats_fd, buf, (size_t)n) < 0)
 			goto out;
 	}
-	upager_stats_print(shim_pager, 2);
-	heap_print_stats(2);
+	upager_stats_print(shim_pager, stats_fd);
+	heap_print_stats(stats_fd);
 	{
 		uint64_t used = 0, span = 0;
 
@@ -306,7 +310,7 @@ static void print_all(void)
 			     (unsigned long long)shim_mmaps, (unsigned long long)shim_mmap_bytes,
 			     (unsigned long long)shim_big_allocs, (unsigned long long)used,
 			     (unsigned long long)span, (unsigned long long)shim_forks);
-		if (write(2, buf, (size_t)n) < 0)
+		if (write(stats_fd, buf, (size_t)n) < 0)
 			goto out;
 	}
 out:
@@ -472,8 +476,13 @@ static void open_all(void)
 	v = getenv("UPAGER_RUN_CHILDREN");
 	if (v && !strcmp(v, "0"))
 		drop_from_ld_preload();
-	if (print_stats)
+	if (print_stats) {
+		int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+
+		if (fd >= 0)
+			stats_fd = fd;
 		install_term_handlers();
+	}
 	atomic_store(&shim_ready, 1);
 }
 
