@@ -67,6 +67,11 @@ int main(void)
 		for (size_t j = 2 * pg; j < (4u << 20); j += pg)
 			CHECK_EQ(big[j], 7);
 	}
+	ss.ss_flags = SS_DISABLE;
+	CHECK_EQ(sigaltstack(&ss, NULL), 0);
+	free(ss.ss_sp);
+	munmap(big, 4 << 20);
+	munmap(guard, pg);
 	printf("own SIGSEGV handler: %d faults caught\n", faults);
 	return 0;
 }
