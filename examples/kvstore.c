@@ -177,7 +177,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	nbuckets = nkeys / 2 + 1;
+	nbuckets = nkeys * 2 + 1; /* short chains: each link may be a fault */
 	/* The bucket array lives in the heap too. */
 	table = heap ? upager_calloc(heap, nbuckets, sizeof(*table)) : calloc(nbuckets, sizeof(*table));
 	if (!table)

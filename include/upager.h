@@ -494,8 +494,9 @@ UPAGER_API int upager_sim_run(const char *spec, uint32_t frames, const uint64_t 
  * (0: the pager's swap capacity plus its RAM budget, at most 64 GiB;
  * rounded up to 32 MiB). Only what is written costs frames or swap.
  * Returns 0 and sets *out, -EINVAL, -ENOMEM, -ENOSPC (mimalloc keeps at
- * most 64 arenas per process, and each open uses one for good), or the
- * error of upager_map(). Close every heap before its pager.
+ * most 64 arenas per process; a closed heap's is reused only by a heap of
+ * the same size whose region lands at the same address), or the error of
+ * upager_map(). Close every heap before its pager.
  *
  * upager_heap_close() frees every block and unmaps the region. No other
  * thread may use the heap while it runs. Returns 0 or a negative code.

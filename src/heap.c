@@ -51,9 +51,11 @@
  *     dropped with upager_advise(DONTNEED) before mimalloc gets it back, so
  *     dead data is not written to swap.
  *
- * mimalloc keeps at most 64 arenas per process and cannot forget one:
- * every upager_heap_open() uses one for good, so a process can open about
- * 60 heaps in its lifetime (-ENOSPC after that).
+ * mimalloc keeps at most 64 arenas per process and cannot forget one. A
+ * closed heap's arena, empty, is kept for a new heap whose region lands at
+ * the same address with the same size (usual when heaps of one size are
+ * opened and closed in turn); otherwise each upager_heap_open() registers
+ * a new arena, and after 64 of them it fails with -ENOSPC.
  */
 #include "internal.h"
 
@@ -74,6 +76,7 @@
 #define DONTNEED_MIN (256u << 10)
 #define DEFAULT_MAX_BYTES ((uint64_t)64 << 30)
 #define MIN_ALIGN 16
+#define MI_ALIGN_MAX (SEG_SIZE / 2) /* mimalloc 2.0.9 aligns up to this */
 
 struct shard {
 	pthread_mutex_t lock;
@@ -95,6 +98,12 @@ struct upager_heap {
 	struct shard *shards;
 	_Atomic uint8_t *seg_shard; /* per arena segment: the shard that allocated there */
 	_Atomic uint64_t bad_frees;
+	/* Blocks aligned beyond what mimalloc aligns (16 MiB): over-allocated,
+	 * and the aligned pointer remembered with the block it lies in. */
+	pthread_mutex_t big_lock;
+	struct bigalign { uintptr_t aligned; void *raw; } *big;
+	size_t nbig_cap;
+	_Atomic size_t nbig;
 	pthread_mutex_t host_lock;
 	pthread_cond_t host_cond;
 	unsigned hosts_ready;
@@ -102,6 +111,47 @@ struct upager_heap {
 };
 
 static pthread_once_t options_once = PTHREAD_ONCE_INIT;
+
+/*
+ * Arenas of closed heaps. mimalloc cannot forget an arena, but an empty
+ * one can serve a new heap whose region lands at the same address with the
+ * same size, which is common: the kernel tends to put a mapping in the
+ * hole the last one of that size left. That stretches the 64-arena limit
+ * for programs that open and close heaps in a loop.
+ */
+#define MAX_RETIRED 64
+static pthread_mutex_t retired_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct retired {
+	uintptr_t start;
+	uint64_t len;
+	mi_arena_id_t id;
+} retired[MAX_RETIRED];
+static unsigned nretired;
+
+static bool take_retired(uintptr_t start, uint64_t len, mi_arena_id_t *id)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&retired_lock);
+	for (unsigned i = 0; i < nretired; i++) {
+		if (retired[i].start == start && retired[i].len == len) {
+			*id = retired[i].id;
+			retired[i] = retired[--nretired];
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&retired_lock);
+	return found;
+}
+
+static void put_retired(uintptr_t start, uint64_t len, mi_arena_id_t id)
+{
+	pthread_mutex_lock(&retired_lock);
+	if (nretired < MAX_RETIRED)
+		retired[nretired++] = (struct retired){ start, len, id };
+	pthread_mutex_unlock(&retired_lock);
+}
 static _Atomic unsigned thread_seq;
 static __thread unsigned my_seq; /* 0: not numbered yet */
 
@@ -161,20 +211,30 @@ static void free_heap(struct upager_heap *h)
 		free(h->shards);
 	}
 	free((void *)h->seg_shard);
+	free(h->big);
+	pthread_mutex_destroy(&h->big_lock);
 	pthread_mutex_destroy(&h->host_lock);
 	pthread_cond_destroy(&h->host_cond);
 	free(h);
 }
 
-static unsigned shard_count(void)
+/*
+ * Two shards per CPU, at most MAX_SHARDS; but each shard holds whole
+ * 32 MiB segments, so a small heap gets fewer: one per 128 MiB of address
+ * space (a 64 MiB heap has one shard and all its space in it).
+ */
+static unsigned shard_count(uint64_t len)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	uint64_t by_space = len / (4 * SEG_SIZE);
 
 	if (n < 1)
 		n = 1;
 	n *= 2;
-	if (n < 2)
-		n = 2;
+	if ((uint64_t)n > by_space)
+		n = (long)by_space;
+	if (n < 1)
+		n = 1;
 	return n > MAX_SHARDS ? MAX_SHARDS : (unsigned)n;
 }
 
@@ -212,7 +272,8 @@ UPAGER_API int upager_heap_open(upager_t *p, uint64_t max_bytes, upager_heap_t *
 	h->len = max_bytes;
 	pthread_mutex_init(&h->host_lock, NULL);
 	pthread_cond_init(&h->host_cond, NULL);
-	h->nshards = shard_count();
+	pthread_mutex_init(&h->big_lock, NULL);
+	h->nshards = shard_count(max_bytes);
 	h->shards = calloc(h->nshards, sizeof(*h->shards));
 	h->seg_shard = malloc(max_bytes >> SEG_SHIFT);
 	if (!h->shards || !h->seg_shard) {
@@ -232,10 +293,11 @@ UPAGER_API int upager_heap_open(upager_t *p, uint64_t max_bytes, upager_heap_t *
 	if (err)
 		goto out_free;
 	h->base = ((uintptr_t)h->region + SEG_SIZE - 1) & ~(uintptr_t)(SEG_SIZE - 1);
-	if (!mi_manage_os_memory_ex((void *)h->base, max_bytes, true /* committed */,
+	if (!take_retired(h->base, max_bytes, &h->arena) &&
+	    !mi_manage_os_memory_ex((void *)h->base, max_bytes, true /* committed */,
 				    false /* large */, true /* zero */, -1, true /* exclusive */,
 				    &h->arena)) {
-		err = upager__fail(-ENOSPC, "mimalloc refused the heap's arena (it keeps at most 64 per process)");
+		err = upager__fail(-ENOSPC, "mimalloc refused the heap's arena (it keeps at most 64 per process, and cannot forget those of closed heaps)");
 		goto out_unmap;
 	}
 
@@ -266,6 +328,8 @@ UPAGER_API int upager_heap_open(upager_t *p, uint64_t max_bytes, upager_heap_t *
 out_stop:
 	stop_hosts(h);
 	/* The arena stays registered (mimalloc cannot forget it) but empty. */
+	mi_collect(true);
+	put_retired(h->base, h->len, h->arena);
 out_unmap:
 	upager_unmap(p, h->region);
 out_free:
@@ -434,6 +498,60 @@ UPAGER_API void *upager_calloc(upager_heap_t *h, size_t n, size_t size)
 	return alloc(h, total, 0, ALLOC_ZERO);
 }
 
+/* The block a big-aligned pointer lies in, or NULL. Only pointers
+ * aligned to 32 MiB can be such, and only while some exist. */
+static void *big_raw(struct upager_heap *h, const void *ptr, bool remove)
+{
+	void *raw = NULL;
+
+	if (((uintptr_t)ptr & (SEG_SIZE - 1)) || !atomic_load_explicit(&h->nbig, memory_order_relaxed))
+		return NULL;
+	pthread_mutex_lock(&h->big_lock);
+	size_t n = atomic_load_explicit(&h->nbig, memory_order_relaxed);
+	for (size_t i = 0; i < n; i++) {
+		if (h->big[i].aligned == (uintptr_t)ptr) {
+			raw = h->big[i].raw;
+			if (remove) {
+				h->big[i] = h->big[n - 1];
+				atomic_store_explicit(&h->nbig, n - 1, memory_order_relaxed);
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&h->big_lock);
+	return raw;
+}
+
+static void *big_aligned_alloc(struct upager_heap *h, size_t align, size_t size)
+{
+	if (size > h->len - align) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	void *raw = alloc(h, size + align, 0, ALLOC_PLAIN);
+	if (!raw)
+		return NULL;
+	uintptr_t a = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+	pthread_mutex_lock(&h->big_lock);
+	size_t n = atomic_load_explicit(&h->nbig, memory_order_relaxed);
+	if (n == h->nbig_cap) {
+		size_t cap = h->nbig_cap ? 2 * h->nbig_cap : 8;
+		struct bigalign *b = realloc(h->big, cap * sizeof(*b));
+		if (!b) {
+			pthread_mutex_unlock(&h->big_lock);
+			upager_free(h, raw);
+			errno = ENOMEM;
+			return NULL;
+		}
+		h->big = b;
+		h->nbig_cap = cap;
+	}
+	h->big[n] = (struct bigalign){ a, raw };
+	atomic_store_explicit(&h->nbig, n + 1, memory_order_relaxed);
+	pthread_mutex_unlock(&h->big_lock);
+	return (void *)a;
+}
+
 UPAGER_API void *upager_aligned_alloc(upager_heap_t *h, size_t align, size_t size)
 {
 	if (align == 0 || (align & (align - 1))) {
@@ -446,6 +564,8 @@ UPAGER_API void *upager_aligned_alloc(upager_heap_t *h, size_t align, size_t siz
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (h && align > MI_ALIGN_MAX)
+		return big_aligned_alloc(h, align, size);
 	return alloc(h, size, align, ALLOC_ALIGNED);
 }
 
@@ -457,6 +577,13 @@ UPAGER_API void upager_free(upager_heap_t *h, void *ptr)
 	if (!ptr || !h)
 		return;
 	s = shard_of(h, ptr);
+	if (__builtin_expect(((uintptr_t)ptr & (SEG_SIZE - 1)) == 0, 0)) {
+		void *raw = big_raw(h, ptr, true);
+		if (raw) {
+			ptr = raw;
+			s = shard_of(h, ptr);
+		}
+	}
 	if (__builtin_expect(!s, 0)) {
 		report_bad(h, "upager_free", ptr);
 		return;
@@ -483,7 +610,13 @@ UPAGER_API void upager_free(upager_heap_t *h, void *ptr)
 
 UPAGER_API size_t upager_malloc_usable_size(upager_heap_t *h, const void *ptr)
 {
-	if (!ptr || !h || !shard_of(h, ptr))
+	void *raw;
+
+	if (!ptr || !h)
+		return 0;
+	if ((raw = big_raw(h, ptr, false)))
+		return mi_usable_size(raw) - (size_t)((uintptr_t)ptr - (uintptr_t)raw);
+	if (!shard_of(h, ptr))
 		return 0;
 	return mi_usable_size(ptr);
 }
@@ -501,6 +634,20 @@ UPAGER_API void *upager_realloc(upager_heap_t *h, void *ptr, size_t size)
 		return NULL;
 	}
 	s = shard_of(h, ptr);
+	if (big_raw(h, ptr, false)) {
+		/* A big-aligned block moves to a plain one. */
+		if (size == 0) {
+			upager_free(h, ptr);
+			return NULL;
+		}
+		usable = upager_malloc_usable_size(h, ptr);
+		n = upager_malloc(h, size);
+		if (!n)
+			return NULL;
+		memcpy(n, ptr, size < usable ? size : usable);
+		upager_free(h, ptr);
+		return n;
+	}
 	if (!s) {
 		report_bad(h, "upager_realloc", ptr);
 		errno = EINVAL;
@@ -630,6 +777,7 @@ UPAGER_API int upager_heap_close(upager_heap_t *h)
 	/* Freed segments may sit in mimalloc's global segment cache: send
 	 * them back to their arenas before their memory goes away. */
 	mi_collect(true);
+	put_retired(h->base, h->len, h->arena);
 	err = upager_unmap(h->p, h->region);
 	free_heap(h);
 	return err;

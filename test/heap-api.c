@@ -162,6 +162,28 @@ static void semantics(const struct test_backend *b, void *arg)
 		memset(c, 1, 100 + k);
 		upager_free(h, c);
 	}
+	/* Beyond what mimalloc aligns (16 MiB), in a heap of their own. */
+	CHECK_OK(upager_heap_open(p, 256u << 20, &h2));
+	for (unsigned k = 25; k <= 26; k++) {
+		size_t align = (size_t)1 << k;
+		c = upager_aligned_alloc(h2, align, 5000);
+		if (!c)
+			FAILF("aligned_alloc(%zu) failed: errno %d", align, errno);
+		CHECK_EQ((uintptr_t)c % align, 0);
+		CHECK(upager_heap_owns(h2, c));
+		CHECK_CMP(upager_malloc_usable_size(h2, c), >=, 5000);
+		memset(c, 7, 5000);
+		if (k == 26) {
+			c = upager_realloc(h2, c, 9000);
+			CHECK(c);
+			CHECK_EQ(c[4999], 7);
+		}
+		upager_free(h2, c);
+	}
+	CHECK_OK(upager_heap_stats(h2, &st));
+	CHECK_EQ(st.blocks_live, 0);
+	CHECK_EQ(st.bad_frees, 0);
+	CHECK_OK(upager_heap_close(h2));
 	errno = 0;
 	CHECK(upager_aligned_alloc(h, 48, 10) == NULL);
 	CHECK_EQ(errno, EINVAL);
@@ -277,8 +299,36 @@ static void semantics(const struct test_backend *b, void *arg)
 	CHECK_OK(upager_close(p));
 }
 
+/* mimalloc keeps at most 64 arenas, but a closed heap's arena serves a
+ * new heap of the same size at the same address: opening and closing a
+ * heap in a loop must not run out. */
+static void reopen_loop(void)
+{
+	upager_config_t cfg;
+	upager_t *p;
+	upager_heap_t *h;
+
+	upager_config_init(&cfg);
+	cfg.ram_bytes = 4u << 20;
+	CHECK_OK(upager_open(&cfg, &p));
+	for (unsigned i = 0; i < 100; i++) {
+		int err = upager_heap_open(p, 64u << 20, &h);
+		if (err)
+			FAILF("heap open number %u: %s (%s)", i, upager_strerror(err), upager_last_error());
+		unsigned char *c = upager_calloc(h, 1, 5000);
+		CHECK(c);
+		for (unsigned k = 0; k < 5000; k++)
+			CHECK_EQ(c[k], 0);
+		memset(c, 9, 5000);
+		CHECK_OK(upager_heap_close(h));
+	}
+	CHECK_OK(upager_close(p));
+	printf("  100 heaps opened and closed in a loop\n");
+}
+
 int main(void)
 {
 	check_glibc_malloc();
+	reopen_loop();
 	return for_each_backend(semantics, NULL);
 }

@@ -15,7 +15,7 @@
 #define UPAGER_FIXED_OVERHEAD_KB (8u << 10)
 /* The heap's own: per shard a host thread's stack and mimalloc's thread
  * data, the segment table, mimalloc's arena record. */
-#define HEAP_OVERHEAD_KB (2u << 10)
+#define HEAP_OVERHEAD_KB (3u << 10)
 #define MAXBLOCKS (1u << 17)
 
 static void body(const struct test_backend *b, void *arg)

@@ -7,7 +7,9 @@
  * realloc, and all of them at the end. Some blocks are handed to another
  * thread, which checks and frees them. Every backend and mode.
  *
- * UPAGER_TEST_LONG=1 (make check-long) runs many more operations.
+ * UPAGER_TEST_LONG=1 (make check-long) runs 2.1 million operations,
+ * millions of blocks, mostly small; UPAGER_TEST_OPS=N sets the number of
+ * operations per thread.
  */
 #include "testutil.h"
 
@@ -15,7 +17,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#define BUDGET (16u << 20)
+#define BUDGET (8u << 20)
 #define LIVE_TARGET (4 * (size_t)BUDGET)
 #define THREADS 3
 #define SLOTS 4096
@@ -79,18 +81,29 @@ static void check(struct run *run, const unsigned char *p, size_t len, uint64_t 
 	run->checked_bytes += len;
 }
 
-/* Mostly small blocks, some medium, a few up to 4 MiB. */
+/* Mostly small blocks, some medium, a few up to 4 MiB. The long run
+ * makes millions of blocks, so it draws far fewer large ones (its I/O
+ * would otherwise be tens of GB). */
+static bool long_run;
+
 static size_t pick_size(uint64_t *s)
 {
 	uint64_t r = rng_next(s);
-	unsigned k = r % 100;
+	unsigned k = r % 1000;
 
-	r >>= 8;
-	if (k < 70)
+	r >>= 10;
+	if (long_run) {
+		if (k < 970)
+			return 16 + r % 1024;
+		if (k < 999)
+			return 1024 + r % (64u << 10);
+		return (64u << 10) + r % (4032u << 10);
+	}
+	if (k < 700)
 		return 16 + r % 1024;
-	if (k < 93)
+	if (k < 930)
 		return 1024 + r % (64u << 10);
-	if (k < 99)
+	if (k < 990)
 		return (64u << 10) + r % (960u << 10);
 	return (1u << 20) + r % (3u << 20);
 }
@@ -119,6 +132,8 @@ static void drop_block(struct run *run, struct block *b, const char *when)
 	b->p = NULL;
 }
 
+static void check_mapping(const void *ptr);
+
 static void *worker(void *arg)
 {
 	struct run *run = ((void **)arg)[0];
@@ -137,11 +152,24 @@ static void *worker(void *arg)
 		}
 		if (what < 3) {
 			/* Realloc: old bytes kept, new ones written. */
-			size_t old = b->size, n = what == 0 ? pick_size(&s) : old + old / 2 + 1;
+			/* Grow by half, or a fresh size (16 B to 4 MiB, and when
+			 * the live set is at its target). */
+			size_t old = b->size, n = old + old / 2 + 1;
+			if (what == 0 || n > (4u << 20) || run->live > LIVE_TARGET)
+				n = pick_size(&s);
 			check(run, b->p, old, b->seed, "before realloc");
 			unsigned char *q = upager_realloc(run->h, b->p, n);
-			if (!q)
-				FAILF("%s: upager_realloc(%zu -> %zu) failed", run->label, old, n);
+			if (!q) {
+				upager_heap_stats_t hs = { .size = sizeof(hs) };
+				upager_heap_stats(run->h, &hs);
+				FAILF("%s: upager_realloc(%zu -> %zu) failed; heap: %llu blocks, %llu live, "
+				      "%llu held, %llu reserved, %llu address space used of %llu",
+				      run->label, old, n, (unsigned long long)hs.blocks_live,
+				      (unsigned long long)hs.bytes_live, (unsigned long long)hs.bytes_held,
+				      (unsigned long long)hs.bytes_reserved,
+				      (unsigned long long)hs.address_space_used,
+				      (unsigned long long)hs.max_bytes);
+			}
 			b->p = q;
 			check(run, q, old < n ? old : n, b->seed, "after realloc");
 			if (n > old)
@@ -182,6 +210,8 @@ static void *worker(void *arg)
 		if (!slots[i].p)
 			continue;
 		check(run, slots[i].p, slots[i].size, slots[i].seed, "end");
+		if (i % 16 == 0)
+			check_mapping(slots[i].p);
 		if (i % 2)
 			drop_block(run, &slots[i], "end");
 	}
@@ -189,9 +219,35 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/*
+ * mimalloc must never have decommitted or reset arena memory: its
+ * decommit maps anonymous PROT_NONE memory over the range, which would
+ * silently replace the region. Every live block must still be inside the
+ * region's memfd mapping.
+ */
+static void check_mapping(const void *ptr)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	bool found = false;
+
+	CHECK(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx", &lo, &hi) != 2 || (uintptr_t)ptr < lo || (uintptr_t)ptr >= hi)
+			continue;
+		found = true;
+		if (!strstr(line, "upager-region"))
+			FAILF("block %p is no longer in the region's mapping: %s", ptr, line);
+	}
+	fclose(f);
+	CHECK(found);
+}
+
 static void body(const struct test_backend *b, void *arg)
 {
-	const char *long_run = getenv("UPAGER_TEST_LONG");
+	const char *long_env = getenv("UPAGER_TEST_LONG");
+	const char *ops_env = getenv("UPAGER_TEST_OPS");
 	upager_config_t cfg;
 	upager_t *p;
 	struct run run = { .label = b->label };
@@ -201,12 +257,15 @@ static void body(const struct test_backend *b, void *arg)
 	upager_heap_stats_t hs = { .size = sizeof(hs) };
 
 	(void)arg;
-	run.ops = long_run && *long_run == '1' ? 400000 : 5000;
+	long_run = long_env && *long_env == '1';
+	run.ops = long_run ? 700000 : 5000;
+	if (ops_env && *ops_env)
+		run.ops = (unsigned)strtoul(ops_env, NULL, 0);
 	pthread_mutex_init(&run.xlock, NULL);
 	test_config(&cfg, b);
 	cfg.ram_bytes = BUDGET;
 	CHECK_OK(upager_open(&cfg, &p));
-	CHECK_OK(upager_heap_open(p, 256u << 20, &run.h));
+	CHECK_OK(upager_heap_open(p, 128u << 20, &run.h));
 	for (unsigned t = 0; t < THREADS; t++) {
 		args[t][0] = &run;
 		args[t][1] = (void *)(uintptr_t)(0x9876543210ULL * (t + 1) + 77);
@@ -218,13 +277,16 @@ static void body(const struct test_backend *b, void *arg)
 	for (unsigned i = 0; i < run.xcount; i++) {
 		struct block *x = &run.xq[(run.xhead + i) % XQ];
 		check(&run, x->p, x->size, x->seed, "ring at end");
+		check_mapping(x->p);
+		check_mapping(x->p + x->size - 1);
 	}
 	CHECK_OK(upager_heap_stats(run.h, &hs));
 	CHECK_OK(upager_stats(p, &st));
-	printf("  %s: %u threads x %u ops, %llu MiB checked, %llu reallocs, %llu cross-thread frees; "
+	printf("  %s: %u threads x %u ops, %llu blocks allocated, %llu MiB checked, %llu reallocs, %llu cross-thread frees; "
 	       "heap: %llu live blocks, %llu MiB live, %llu MiB held, %llu MiB address space; "
 	       "peak live %zu MiB; pager: %llu major faults, %llu writebacks\n",
-	       b->label, THREADS, run.ops, (unsigned long long)(run.checked_bytes >> 20),
+	       b->label, THREADS, run.ops, (unsigned long long)hs.mallocs,
+	       (unsigned long long)(run.checked_bytes >> 20),
 	       (unsigned long long)run.reallocs, (unsigned long long)run.cross_frees,
 	       (unsigned long long)hs.blocks_live, (unsigned long long)(hs.bytes_live >> 20),
 	       (unsigned long long)(hs.bytes_held >> 20),
