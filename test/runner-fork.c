@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+/* fork() under upager-run: a child that changes every page of a heap bigger than the budget sees its own copy, the parent's is unchanged; fork+exec, system(), popen() (test/runner.sh). */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runner-util.h"
+
+#define SMALL 3000 /* bytes per small block */
+
+static size_t nsmall;
+static unsigned char **small;
+static unsigned char *big;
+static size_t big_len;
+static unsigned char *map;
+static size_t map_len;
+
+static void fill_all(unsigned seed)
+{
+	for (size_t i = 0; i < nsmall; i++)
+		for (size_t j = 0; j < SMALL; j += 64)
+			small[i][j] = (unsigned char)(seed + i + j / 64);
+	for (size_t j = 0; j < big_len; j += 512)
+		big[j] = (unsigned char)(seed * 3 + j / 512);
+	for (size_t j = 0; j < map_len; j += 512)
+		map[j] = (unsigned char)(seed * 5 + j / 512);
+}
+
+static int check_all(unsigned seed)
+{
+	for (size_t i = 0; i < nsmall; i++)
+		for (size_t j = 0; j < SMALL; j += 64)
+			if (small[i][j] != (unsigned char)(seed + i + j / 64)) {
+				fprintf(stderr, "small block %zu byte %zu: %u != %u\n", i, j,
+					small[i][j], (unsigned char)(seed + i + j / 64));
+				return 0;
+			}
+	for (size_t j = 0; j < big_len; j += 512)
+		if (big[j] != (unsigned char)(seed * 3 + j / 512)) {
+			fprintf(stderr, "big block byte %zu differs\n", j);
+			return 0;
+		}
+	for (size_t j = 0; j < map_len; j += 512)
+		if (map[j] != (unsigned char)(seed * 5 + j / 512)) {
+			fprintf(stderr, "mapping byte %zu differs\n", j);
+			return 0;
+		}
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	/* Total: argv[1] MiB (default 64: 4x the 16 MiB budget of runner.sh). */
+	size_t total = (size_t)(argc > 1 ? atoi(argv[1]) : 64) << 20;
+	int st;
+
+	nsmall = total / 2 / SMALL;
+	big_len = total / 4;
+	map_len = total / 4;
+	small = malloc(nsmall * sizeof(*small));
+	CHECK(small);
+	for (size_t i = 0; i < nsmall; i++) {
+		small[i] = malloc(SMALL);
+		CHECK(small[i]);
+	}
+	big = malloc(big_len);
+	CHECK(big);
+	map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(map != MAP_FAILED);
+	expect_paged(big, "the big block");
+	fill_all(1);
+
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		/* The child: the parent's data, then its own. */
+		if (!check_all(1))
+			_exit(2);
+		fill_all(2);
+		if (!check_all(2))
+			_exit(3);
+		/* It keeps using the heap: frees, allocates, reallocates. */
+		for (size_t i = 0; i < nsmall; i += 2) {
+			free(small[i]);
+			small[i] = malloc(SMALL);
+			if (!small[i])
+				_exit(4);
+			memset(small[i], 0, SMALL);
+		}
+		big = realloc(big, big_len * 2);
+		if (!big)
+			_exit(5);
+		for (size_t j = 0; j < big_len; j += 512)
+			if (big[j] != (unsigned char)(2 * 3 + j / 512))
+				_exit(6);
+		free(big);
+		munmap(map, map_len);
+		_exit(0);
+	}
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		FAILF("child failed: status %#x", st);
+	/* The parent's copy did not change. */
+	CHECK(check_all(1));
+	fill_all(3);
+	CHECK(check_all(3));
+	printf("fork with a %zu MiB heap: ok\n", total >> 20);
+
+	/* fork + exec, system(), popen(): cheap, and the heap survives. */
+	for (int i = 0; i < 20; i++) {
+		pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			execl("/bin/sh", "sh", "-c", "exit 3", (char *)NULL);
+			_exit(127);
+		}
+		CHECK_EQ(waitpid(pid, &st, 0), pid);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+	}
+	CHECK_EQ(system("exit 4") >> 8, 4);
+	FILE *f = popen("echo from-popen", "r");
+	CHECK(f);
+	char line[64] = "";
+	CHECK(fgets(line, sizeof(line), f) != NULL);
+	CHECK(!strcmp(line, "from-popen\n"));
+	CHECK_EQ(pclose(f), 0);
+	CHECK(check_all(3));
+	printf("fork+exec, system, popen: ok\n");
+	return 0;
+}

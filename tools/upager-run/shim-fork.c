@@ -1,0 +1,435 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fork(): the child gets a private copy of the paged memory as it was at
+ * the fork, made only if the child uses it; fork() followed by exec()
+ * copies nothing.
+ *
+ * Regions are MAP_SHARED memfd mappings marked MADV_DONTFORK, and the
+ * pager's threads do not survive fork(), so the child cannot share the
+ * parent's pager. Instead:
+ *
+ *   parent, in fork():  close the allocation gate (wait for the malloc
+ *                       calls in flight, hold new ones), upager_snapshot()
+ *                       every region (one write-protection pass over the
+ *                       resident pages, nothing copied), fork, open the
+ *                       gate; a server thread waits on a socket shared
+ *                       with the child.
+ *   child:              the regions' address ranges are reserved with
+ *                       PROT_NONE placeholders; new allocations go to
+ *                       glibc (the child has no pager of its own). The
+ *                       first free/realloc of a paged block, or the first
+ *                       access to paged memory (a SIGSEGV on a placeholder,
+ *                       caught by a handler installed with the raw system
+ *                       call ahead of the others), asks the parent for the
+ *                       copy: the placeholders become ordinary anonymous
+ *                       memory and the parent streams the snapshot's
+ *                       non-zero pieces into them (upager_snapshot_read).
+ *   parent:             when the copy is sent, or the child's end of the
+ *                       socket closes (exec: it is close-on-exec; exit),
+ *                       the snapshots are freed.
+ *
+ * Cost: fork+exec, system(), popen() and posix_spawn() (the last three use
+ * clone(CLONE_VFORK) in glibc and never come here) pay the snapshot pass
+ * and its copy-on-write faults in the parent while the child lives until
+ * exec. A child that uses the heap pays a full copy of the used part of
+ * the paged memory through a socket, and holds it in ordinary memory
+ * outside the budget (the kernel's). See the README's "Running programs".
+ */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define MAX_REGIONS 8
+#define PIECE (64u << 10)
+
+struct range {
+	uintptr_t base;
+	size_t len;  /* the region */
+	size_t used; /* the part worth copying */
+	upager_snapshot_t *snap;
+};
+
+static pthread_mutex_t regions_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct range regions[MAX_REGIONS];
+static int nregions;
+
+/* ---- which regions exist: every upager_map() of the shim and the heap ---- */
+
+int __wrap_upager_map(upager_t *p, size_t len, int flags, void **addr);
+int __real_upager_map(upager_t *p, size_t len, int flags, void **addr);
+int __wrap_upager_unmap(upager_t *p, void *addr);
+int __real_upager_unmap(upager_t *p, void *addr);
+int __wrap_upager_advise(upager_t *p, void *addr, size_t len, int advice);
+int __real_upager_advise(upager_t *p, void *addr, size_t len, int advice);
+
+int __wrap_upager_map(upager_t *p, size_t len, int flags, void **addr)
+{
+	int err = __real_upager_map(p, len, flags, addr);
+
+	if (err == 0 && p == shim_pager) {
+		pthread_mutex_lock(&regions_lock);
+		if (nregions < MAX_REGIONS) {
+			regions[nregions].base = (uintptr_t)*addr;
+			regions[nregions].len = len;
+			nregions++;
+		}
+		pthread_mutex_unlock(&regions_lock);
+	}
+	return err;
+}
+
+int __wrap_upager_unmap(upager_t *p, void *addr)
+{
+	pthread_mutex_lock(&regions_lock);
+	for (int i = 0; i < nregions; i++)
+		if (regions[i].base == (uintptr_t)addr)
+			regions[i] = regions[--nregions];
+	pthread_mutex_unlock(&regions_lock);
+	return __real_upager_unmap(p, addr);
+}
+
+/* 1 in a forked child: the pager belongs to the parent. */
+int shim_in_child;
+#define in_child shim_in_child
+
+/* The heap drops freed blocks with upager_advise(DONTNEED); in a child,
+ * whose copy is ordinary memory, the kernel's madvise does that. */
+int __wrap_upager_advise(upager_t *p, void *addr, size_t len, int advice)
+{
+	if (in_child) {
+		if (advice == UPAGER_ADVICE_DONTNEED)
+			syscall(SYS_madvise, addr, len, MADV_DONTNEED);
+		return 0;
+	}
+	return __real_upager_advise(p, addr, len, advice);
+}
+
+/* ---- the allocation gate ---- */
+
+static _Atomic int gate_active, gate_closed;
+/* Only the outermost call on a thread passes the gate (realloc calls
+ * malloc and free). */
+static __thread int gate_depth TLS_IE;
+
+void fork_gate_enter(void)
+{
+	if (gate_depth++)
+		return;
+	for (;;) {
+		atomic_fetch_add(&gate_active, 1);
+		if (!atomic_load(&gate_closed))
+			return;
+		atomic_fetch_sub(&gate_active, 1);
+		while (atomic_load(&gate_closed))
+			sched_yield();
+	}
+}
+
+void fork_gate_leave(void)
+{
+	if (--gate_depth == 0)
+		atomic_fetch_sub(&gate_active, 1);
+}
+
+/* ---- the parent's side ---- */
+
+struct server {
+	int sock;
+	int n;
+	struct range r[MAX_REGIONS];
+};
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+	const char *c = buf;
+
+	while (n) {
+		ssize_t w = syscall(SYS_write, fd, c, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *buf, size_t n)
+{
+	char *c = buf;
+
+	while (n) {
+		ssize_t r = syscall(SYS_read, fd, c, n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		c += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static bool all_zero(const char *b, size_t n)
+{
+	const uint64_t *w = (const uint64_t *)b;
+
+	for (size_t i = 0; i < n / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+struct piece_hdr {
+	uint64_t addr;
+	uint64_t len; /* 0: end */
+};
+
+static void *serve(void *arg)
+{
+	struct server *sv = arg;
+	char *buf = __libc_malloc(PIECE);
+	char req;
+
+	shim_inside = 1;
+	if (buf && read_all(sv->sock, &req, 1) == 0 && req == 'C') {
+		for (int i = 0; i < sv->n; i++) {
+			for (size_t off = 0; off < sv->r[i].used; off += PIECE) {
+				size_t n = sv->r[i].used - off < PIECE ? sv->r[i].used - off : PIECE;
+				struct piece_hdr h = { sv->r[i].base + off, n };
+
+				if (upager_snapshot_read(sv->r[i].snap, off, buf, n) < 0)
+					goto out;
+				if (all_zero(buf, n))
+					continue;
+				if (write_all(sv->sock, &h, sizeof(h)) < 0 ||
+				    write_all(sv->sock, buf, n) < 0)
+					goto out;
+			}
+		}
+		struct piece_hdr end = { 0, 0 };
+		write_all(sv->sock, &end, sizeof(end));
+	}
+out:
+	for (int i = 0; i < sv->n; i++)
+		upager_snapshot_free(sv->r[i].snap);
+	close(sv->sock);
+	__libc_free(buf);
+	__libc_free(sv);
+	return NULL;
+}
+
+/* ---- the child's side ---- */
+
+static int child_sock = -1;
+static int child_n;
+static struct range child_r[MAX_REGIONS];
+static _Atomic int copy_state; /* 0 none pending, 1 pending, 2 copying */
+static struct sigaction old_segv;
+
+static bool in_ranges(uintptr_t a)
+{
+	for (int i = 0; i < child_n; i++)
+		if (a - child_r[i].base < child_r[i].len)
+			return true;
+	return false;
+}
+
+/* Fetches the copy from the parent; async-signal-safe (raw system
+ * calls), so it can run from the SIGSEGV handler. */
+static void child_copy(void)
+{
+	int expect = 1;
+	struct piece_hdr h;
+	char req = 'C';
+
+	if (!atomic_compare_exchange_strong(&copy_state, &expect, 2)) {
+		while (atomic_load(&copy_state) == 2)
+			sched_yield();
+		return;
+	}
+	for (int i = 0; i < child_n; i++)
+		syscall(SYS_mprotect, child_r[i].base, child_r[i].len, PROT_READ | PROT_WRITE);
+	if (write_all(child_sock, &req, 1) < 0)
+		goto fail;
+	for (;;) {
+		if (read_all(child_sock, &h, sizeof(h)) < 0)
+			goto fail;
+		if (h.len == 0)
+			break;
+		if (!in_ranges(h.addr) || read_all(child_sock, (void *)h.addr, h.len) < 0)
+			goto fail;
+	}
+	close(child_sock);
+	child_sock = -1;
+	atomic_store(&copy_state, 0);
+	return;
+fail:
+	shim_msg("fork: the child's copy of the paged memory could not be fetched");
+	_exit(127);
+}
+
+void fork_child_copy(const void *p)
+{
+	if (in_child && atomic_load(&copy_state) && in_ranges((uintptr_t)p))
+		child_copy();
+}
+
+static void raw_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
+{
+	/* The kernel's, not the library's interposed sigaction(). */
+	extern int __sigaction(int, const struct sigaction *, struct sigaction *);
+	__sigaction(sig, sa, old);
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	if (atomic_load(&copy_state) && in_ranges((uintptr_t)si->si_addr)) {
+		child_copy();
+		return; /* the access is retried on the copy */
+	}
+	if (old_segv.sa_flags & SA_SIGINFO) {
+		old_segv.sa_sigaction(sig, si, uc);
+	} else if (old_segv.sa_handler == SIG_DFL || old_segv.sa_handler == SIG_IGN) {
+		struct sigaction dfl;
+
+		/* Retried with the default action: the process dies of it. */
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		raw_sigaction(sig, &dfl, NULL);
+	} else {
+		old_segv.sa_handler(sig);
+	}
+}
+
+static void child_setup(int sock, struct range *r, int n)
+{
+	struct sigaction sa;
+
+	in_child = 1;
+	atomic_store(&shim_ready, 0); /* new blocks from glibc, mmaps from the kernel */
+	shim_wrap_syscalls = 0;
+	child_sock = sock;
+	child_n = n;
+	memcpy(child_r, r, sizeof(*r) * (size_t)n);
+	for (int i = 0; i < n; i++)
+		syscall(SYS_mmap, r[i].base, r[i].len, PROT_NONE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	atomic_store(&copy_state, 1);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_segv;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	raw_sigaction(SIGSEGV, &sa, &old_segv);
+}
+
+/* ---- fork ---- */
+
+/* The part of a region worth copying: the arena up to its top, the heap
+ * up to the end of its highest page in use (plus its alignment slack). */
+static size_t used_bytes(uintptr_t base, size_t len)
+{
+	void *ab;
+	size_t alen, used;
+	uint64_t u = 0, span = 0;
+
+	arena_range(&ab, &alen);
+	if ((uintptr_t)ab == base) {
+		arena_stats(&u, &span);
+		used = (size_t)span;
+	} else {
+		used = heap_used_span() + (64u << 20);
+	}
+	return used < len ? used : len;
+}
+
+void fork_init(void)
+{
+}
+
+SHIM_API pid_t fork(void)
+{
+	static pid_t (*real_fork)(void);
+	struct range r[MAX_REGIONS];
+	struct server *sv = NULL;
+	int n = 0, sv_pair[2] = { -1, -1 };
+	pid_t pid;
+
+	if (!real_fork) {
+		shim_enter();
+		real_fork = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
+		shim_leave();
+	}
+	if (in_child || !shim_pager || !atomic_load(&shim_ready))
+		return real_fork();
+
+	atomic_fetch_add(&shim_forks, 1);
+	atomic_store(&gate_closed, 1);
+	while (atomic_load(&gate_active) > 0)
+		sched_yield();
+
+	shim_enter();
+	pthread_mutex_lock(&regions_lock);
+	for (int i = 0; i < nregions; i++) {
+		r[n] = regions[i];
+		r[n].used = used_bytes(r[n].base, r[n].len);
+		if (upager_snapshot(shim_pager, (void *)r[n].base, &r[n].snap) == 0)
+			n++;
+	}
+	pthread_mutex_unlock(&regions_lock);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_pair) < 0)
+		sv_pair[0] = sv_pair[1] = -1;
+	shim_leave();
+
+	pid = real_fork();
+	if (pid == 0) {
+		close(sv_pair[0]);
+		child_setup(sv_pair[1], r, n);
+		atomic_store(&gate_closed, 0);
+		atomic_store(&gate_active, 0);
+		return 0;
+	}
+	atomic_store(&gate_closed, 0);
+	shim_enter();
+	close(sv_pair[1]);
+	sv = __libc_malloc(sizeof(*sv));
+	if (pid < 0 || !sv || sv_pair[0] < 0) {
+		for (int i = 0; i < n; i++)
+			upager_snapshot_free(r[i].snap);
+		if (sv_pair[0] >= 0)
+			close(sv_pair[0]);
+		__libc_free(sv);
+	} else {
+		pthread_t th;
+		pthread_attr_t a;
+
+		sv->sock = sv_pair[0];
+		sv->n = n;
+		memcpy(sv->r, r, sizeof(*r) * (size_t)n);
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&th, &a, serve, sv) != 0) {
+			for (int i = 0; i < n; i++)
+				upager_snapshot_free(r[i].snap);
+			close(sv_pair[0]);
+			__libc_free(sv);
+		}
+		pthread_attr_destroy(&a);
+	}
+	shim_leave();
+	return pid;
+}

@@ -1,0 +1,508 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The preload shim's start and end: opening the pager from the UPAGER_*
+ * environment in a constructor, statistics when the process ends, and the
+ * allocations of the library itself.
+ *
+ * The library is linked into the shim with --wrap for malloc, free,
+ * calloc, realloc, strdup, qsort, pthread_create and the mmap family
+ * (Makefile.am), so that its own calls land in the __wrap_ functions
+ * below instead of the program's (replaced) malloc and the interposed
+ * mmap: the pager's metadata never lives in paged memory, and its own
+ * mappings are never taken for the program's. Threads the library starts
+ * are marked for life (shim_inside), so whatever they call in libc that
+ * allocates also gets glibc's memory; the fault path is marked while it
+ * runs (--wrap=upager__fault), as the fault handler can run on any thread
+ * in fast mode and on the sigsegv backend.
+ *
+ * The pager is never closed: atexit handlers and destructors that run
+ * after ours may still use the heap, and the kernel takes everything back
+ * when the process is gone. Statistics are printed from a destructor
+ * (exit() from any thread, return from main) and from handlers of the
+ * terminating signals the program left at their default action.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+__thread int shim_inside TLS_IE;
+upager_t *shim_pager;
+_Atomic int shim_ready;
+int shim_wrap_syscalls;
+size_t shim_mmap_min = 256u << 10;
+size_t shim_big_min = 1u << 20;
+_Atomic uint64_t shim_mmaps, shim_mmap_bytes, shim_big_allocs, shim_forks;
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+/* stderr as it was at start: programs close theirs at exit (gnulib's
+ * close_stdout closes stderr too) before our destructor prints. */
+static int stats_fd = 2;
+static int init_done;
+static int print_stats;
+
+void shim_msg(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "upager-run: ");
+	va_start(ap, fmt);
+	n += vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	if (write(2, buf, (size_t)n) < 0)
+		return;
+}
+
+void shim_bad_pointer(const char *what, const void *p)
+{
+	shim_msg("%s(): invalid pointer %p", what, p);
+	abort();
+}
+
+/* glibc's usable size of a block from its own allocator: the chunk's
+ * size field minus its header (two words for an mmapped chunk, whose
+ * IS_MMAPPED bit is 0x2). This is glibc's musable() without memory
+ * tagging, which Debian does not enable. */
+size_t shim_libc_usable(void *p)
+{
+	size_t sz = ((size_t *)p)[-1];
+
+	if (sz & 2)
+		return (sz & ~(size_t)7) - 2 * sizeof(size_t);
+	return (sz & ~(size_t)7) - sizeof(size_t);
+}
+
+/* ---- the library's own allocations and mappings (--wrap) ---- */
+
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+void *__wrap_realloc(void *p, size_t n);
+void __wrap_free(void *p);
+char *__wrap_strdup(const char *s);
+int __wrap_posix_memalign(void **out, size_t align, size_t n);
+void *__wrap_aligned_alloc(size_t align, size_t n);
+
+void *__wrap_malloc(size_t n)
+{
+	return __libc_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t m)
+{
+	return __libc_calloc(n, m);
+}
+void *__wrap_realloc(void *p, size_t n)
+{
+	return __libc_realloc(p, n);
+}
+void __wrap_free(void *p)
+{
+	/* The library frees only what it allocated, but it may be handed
+	 * a block by libc (getline, ...) called on the program's side:
+	 * let the real free sort it out. */
+	if (p && (heap_owns(p) || arena_owns(p)))
+		shim_free(p);
+	else
+		__libc_free(p);
+}
+char *__wrap_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = __libc_malloc(n);
+
+	if (d)
+		memcpy(d, s, n);
+	return d;
+}
+int __wrap_posix_memalign(void **out, size_t align, size_t n)
+{
+	void *p = __libc_memalign(align, n);
+
+	if (!p)
+		return ENOMEM;
+	*out = p;
+	return 0;
+}
+void *__wrap_aligned_alloc(size_t align, size_t n)
+{
+	return __libc_memalign(align, n);
+}
+
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+int __wrap_munmap(void *addr, size_t len);
+int __wrap_madvise(void *addr, size_t len, int advice);
+int __wrap_mprotect(void *addr, size_t len, int prot);
+void *__wrap_mremap(void *old, size_t oldlen, size_t newlen, int flags, ...);
+
+/* The kernel's calls, never the interposed ones. */
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+int __wrap_munmap(void *addr, size_t len)
+{
+	return (int)syscall(SYS_munmap, addr, len);
+}
+int __wrap_madvise(void *addr, size_t len, int advice)
+{
+	return (int)syscall(SYS_madvise, addr, len, advice);
+}
+int __wrap_mprotect(void *addr, size_t len, int prot)
+{
+	return (int)syscall(SYS_mprotect, addr, len, prot);
+}
+void *__wrap_mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
+{
+	va_list ap;
+	void *newaddr = NULL;
+
+	if (flags & MREMAP_FIXED) {
+		va_start(ap, flags);
+		newaddr = va_arg(ap, void *);
+		va_end(ap);
+	}
+	return (void *)syscall(SYS_mremap, old, oldlen, newlen, flags, newaddr);
+}
+
+/* glibc's qsort allocates a temporary array with malloc when it is more
+ * than 1 KiB; the library sorts on the fault path. A heapsort needs no
+ * memory. */
+void __wrap_qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
+
+static void swap_bytes(char *a, char *b, size_t size)
+{
+	while (size--) {
+		char t = *a;
+		*a++ = *b;
+		*b++ = t;
+	}
+}
+
+static void sift(char *base, size_t root, size_t n, size_t size,
+		 int (*cmp)(const void *, const void *))
+{
+	for (;;) {
+		size_t child = 2 * root + 1;
+
+		if (child >= n)
+			return;
+		if (child + 1 < n && cmp(base + child * size, base + (child + 1) * size) < 0)
+			child++;
+		if (cmp(base + root * size, base + child * size) >= 0)
+			return;
+		swap_bytes(base + root * size, base + child * size, size);
+		root = child;
+	}
+}
+
+void __wrap_qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	char *b = base;
+	size_t i;
+
+	if (n < 2)
+		return;
+	for (i = n / 2; i-- > 0;)
+		sift(b, i, n, size, cmp);
+	for (i = n - 1; i > 0; i--) {
+		swap_bytes(b, b + i * size, size);
+		sift(b, 0, i, size, cmp);
+	}
+}
+
+struct tramp {
+	void *(*fn)(void *);
+	void *arg;
+};
+
+static void *thread_tramp(void *a)
+{
+	struct tramp t = *(struct tramp *)a;
+
+	__libc_free(a);
+	shim_inside = 1; /* a pager thread, for life */
+	return t.fn(t.arg);
+}
+
+int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
+			  void *arg);
+int __real_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
+			  void *arg);
+
+int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
+			  void *arg)
+{
+	struct tramp *t = __libc_malloc(sizeof(*t));
+	int err;
+
+	if (!t)
+		return EAGAIN;
+	t->fn = fn;
+	t->arg = arg;
+	err = __real_pthread_create(th, attr, thread_tramp, t);
+	if (err)
+		__libc_free(t);
+	return err;
+}
+
+/* The fault path: whatever it calls allocates from glibc. */
+struct region;
+int __wrap_upager__fault(struct region *r, void *addr, bool write, int *err);
+int __real_upager__fault(struct region *r, void *addr, bool write, int *err);
+
+int __wrap_upager__fault(struct region *r, void *addr, bool write, int *err)
+{
+	int saved = errno, ret;
+
+	shim_inside++;
+	ret = __real_upager__fault(r, addr, write, err);
+	shim_inside--;
+	errno = saved;
+	return ret;
+}
+
+/* ---- statistics ---- */
+
+static void print_all(void)
+{
+	upager_stats_t st;
+	char buf[400];
+	int n;
+
+	if (!shim_pager)
+		return;
+	shim_enter();
+	st.size = sizeof(st);
+	if (upager_stats(shim_pager, &st) == 0) {
+		n = snprintf(buf, sizeof(buf),
+			     "upager-run: pid %d, backend %s, mode %s, system calls %s\n",
+			     (int)getpid(), st.backend, st.mode,
+			     shim_wrap_syscalls ? "wrapped" : "transparent");
+		if (write(stats_fd, buf, (size_t)n) < 0)
+			goto out;
+	}
+	upager_stats_print(shim_pager, stats_fd);
+	heap_print_stats(stats_fd);
+	{
+		uint64_t used = 0, span = 0;
+
+		arena_stats(&used, &span);
+		n = snprintf(buf, sizeof(buf),
+			     "runner_mmaps: %llu\nrunner_mmap_bytes: %llu\n"
+			     "runner_big_allocs: %llu\nrunner_arena_bytes_used: %llu\n"
+			     "runner_arena_bytes_span: %llu\nrunner_forks: %llu\n",
+			     (unsigned long long)shim_mmaps, (unsigned long long)shim_mmap_bytes,
+			     (unsigned long long)shim_big_allocs, (unsigned long long)used,
+			     (unsigned long long)span, (unsigned long long)shim_forks);
+		if (write(stats_fd, buf, (size_t)n) < 0)
+			goto out;
+	}
+out:
+	shim_leave();
+}
+
+static _Atomic int printed;
+
+static void print_once(void)
+{
+	int zero = 0;
+
+	if (print_stats && !shim_in_child && atomic_compare_exchange_strong(&printed, &zero, 1))
+		print_all();
+}
+
+static void __attribute__((destructor)) shim_fini(void)
+{
+	print_once();
+}
+
+static const int term_sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGABRT, SIGUSR1,
+				 SIGUSR2, SIGALRM, SIGPIPE, SIGXCPU, SIGVTALRM };
+
+/* A terminating signal the program does not handle: print, then die of
+ * the same signal. */
+static void on_term(int sig)
+{
+	signal(sig, SIG_DFL);
+	print_once();
+	raise(sig);
+}
+
+static void install_term_handlers(void)
+{
+	size_t k;
+
+	for (k = 0; k < sizeof(term_sigs) / sizeof(term_sigs[0]); k++) {
+		struct sigaction old, sa;
+
+		if (sigaction(term_sigs[k], NULL, &old) < 0 || old.sa_handler != SIG_DFL ||
+		    (old.sa_flags & SA_SIGINFO))
+			continue;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_term;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = SA_RESTART;
+		sigaction(term_sigs[k], &sa, NULL);
+	}
+}
+
+/* ---- start ---- */
+
+static size_t env_size(const char *var, size_t def)
+{
+	const char *v = getenv(var);
+	uint64_t n;
+
+	if (v && upager_parse_size(v, &n) == 0)
+		return (size_t)n;
+	return def;
+}
+
+/* UPAGER_RUN_CHILDREN=0: programs this one execs run without the shim. */
+static void drop_from_ld_preload(void)
+{
+	const char *v = getenv("LD_PRELOAD");
+	char *copy, *out, *tok, *save = NULL;
+	size_t n;
+
+	if (!v)
+		return;
+	n = strlen(v) + 1;
+	copy = __libc_malloc(n);
+	out = __libc_malloc(n);
+	if (!copy || !out)
+		goto done;
+	memcpy(copy, v, n);
+	out[0] = '\0';
+	for (tok = strtok_r(copy, ": ", &save); tok; tok = strtok_r(NULL, ": ", &save)) {
+		if (strstr(tok, "libupager-preload"))
+			continue;
+		if (out[0])
+			strcat(out, ":");
+		strcat(out, tok);
+	}
+	if (out[0])
+		setenv("LD_PRELOAD", out, 1);
+	else
+		unsetenv("LD_PRELOAD");
+done:
+	__libc_free(copy);
+	__libc_free(out);
+}
+
+/* A swap file named by path is the first process's: the programs it
+ * starts (and forked children that keep running) get an unnamed file in
+ * the same directory instead. */
+static const char *swap_for_me(const char *path, char *buf, size_t size)
+{
+	const char *root = getenv("UPAGER_RUN_ROOT");
+	struct stat st;
+	char *slash;
+
+	if (!path || (stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
+		return path;
+	if (root && atoi(root) == (int)getpid())
+		return path;
+	snprintf(buf, size, "%s", path);
+	slash = strrchr(buf, '/');
+	if (!slash)
+		return ".";
+	if (slash == buf)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return buf;
+}
+
+/* Opens the pager, the heap and the arena; with shim_ready set, the
+ * program's allocations go to paged memory. Called once. */
+static void open_all(void)
+{
+	upager_config_t cfg;
+	upager_stats_t st;
+	char swapdir[4096];
+	const char *v;
+	int err;
+
+	upager_config_init(&cfg);
+	print_stats = cfg.print_stats;
+	cfg.print_stats = 0; /* printed here, the pager is never closed */
+	cfg.swap_path = swap_for_me(cfg.swap_path, swapdir, sizeof(swapdir));
+	err = upager_open(&cfg, &shim_pager);
+	if (err < 0) {
+		shim_msg("cannot start the pager (%s%s%s); running without it",
+			 upager_strerror(err), *upager_last_error() ? ": " : "",
+			 upager_last_error());
+		shim_pager = NULL;
+		return;
+	}
+	st.size = sizeof(st);
+	upager_stats(shim_pager, &st);
+	shim_wrap_syscalls = !st.syscalls_transparent;
+	sys_init(cfg.ram_bytes);
+	shim_mmap_min = env_size("UPAGER_RUN_MMAP_MIN", shim_mmap_min);
+	shim_big_min = env_size("UPAGER_RUN_BIG_MIN", shim_big_min);
+	if (shim_mmap_min < (size_t)st.page_size)
+		shim_mmap_min = (size_t)st.page_size;
+	err = arena_open(shim_pager, env_size("UPAGER_RUN_ARENA", (size_t)64 << 30));
+	if (err < 0) {
+		shim_msg("cannot map the arena (%s); running without the pager",
+			 upager_strerror(err));
+		return;
+	}
+	err = heap_open(shim_pager);
+	if (err < 0) {
+		shim_msg("cannot open the heap (%s); running without the pager",
+			 upager_strerror(err));
+		return;
+	}
+	fork_init();
+	v = getenv("UPAGER_RUN_CHILDREN");
+	if (v && !strcmp(v, "0"))
+		drop_from_ld_preload();
+	if (print_stats) {
+		int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+
+		if (fd >= 0)
+			stats_fd = fd;
+		install_term_handlers();
+	}
+	atomic_store(&shim_ready, 1);
+}
+
+void shim_init(void)
+{
+	if (init_done)
+		return;
+	shim_enter();
+	pthread_mutex_lock(&init_lock);
+	if (!init_done) {
+		open_all();
+		init_done = 1;
+	}
+	pthread_mutex_unlock(&init_lock);
+	shim_leave();
+}
+
+/* Early (priority 101), so the program's own constructors already
+ * allocate from the pager. */
+static void __attribute__((constructor(101))) shim_ctor(void)
+{
+	shim_init();
+}

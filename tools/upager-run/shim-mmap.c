@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The mmap family. A private anonymous read-write mapping of at least
+ * shim_mmap_min bytes (256 KiB, UPAGER_RUN_MMAP_MIN), asked for without
+ * an address, is served from the arena: Python's object arenas, a
+ * program's own big buffers, other allocators' chunks. munmap, mremap,
+ * madvise and mprotect on arena addresses are done by the arena and the
+ * pager; everything else goes to the kernel unchanged.
+ *
+ * Stays the kernel's: file mappings, MAP_SHARED memory, mappings with an
+ * address (hint or MAP_FIXED), PROT_NONE reservations and anything
+ * executable, MAP_STACK / MAP_GROWSDOWN / MAP_HUGETLB / MAP_32BIT, and
+ * whatever glibc maps for itself (thread stacks, its own malloc's chunks:
+ * it calls its internal __mmap, which is not interposable).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+static void *kmmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	long r = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+
+	return (void *)r;
+}
+
+static bool wanted(void *addr, size_t len, int prot, int flags, int fd)
+{
+	const int other = MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_STACK | MAP_GROWSDOWN |
+			  MAP_HUGETLB | MAP_32BIT | MAP_SHARED;
+
+	(void)fd;
+	return !addr && len >= shim_mmap_min && prot == (PROT_READ | PROT_WRITE) &&
+	       (flags & MAP_ANONYMOUS) && (flags & MAP_PRIVATE) && !(flags & other) &&
+	       shim_inside == 0 && atomic_load_explicit(&shim_ready, memory_order_acquire);
+}
+
+SHIM_API void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	if (wanted(addr, len, prot, flags, fd)) {
+		void *p;
+
+		fork_gate_enter();
+		shim_enter();
+		p = arena_alloc(len);
+		shim_leave();
+		fork_gate_leave();
+		if (p) {
+			atomic_fetch_add_explicit(&shim_mmaps, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&shim_mmap_bytes, len, memory_order_relaxed);
+			return p;
+		}
+		/* The arena is full: the kernel's memory is better than
+		 * failing. */
+	}
+	return kmmap(addr, len, prot, flags, fd, off);
+}
+
+SHIM_API void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return mmap(addr, len, prot, flags, fd, off);
+}
+
+SHIM_API int munmap(void *addr, size_t len)
+{
+	if (arena_owns(addr)) {
+		if ((uintptr_t)addr & ((size_t)sysconf(_SC_PAGESIZE) - 1) || len == 0) {
+			errno = EINVAL;
+			return -1;
+		}
+		fork_gate_enter();
+		shim_enter();
+		arena_free(addr, len);
+		shim_leave();
+		fork_gate_leave();
+		return 0;
+	}
+	return (int)syscall(SYS_munmap, addr, len);
+}
+
+static void *arena_mremap(void *old, size_t oldlen, size_t newlen, int flags);
+
+SHIM_API void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
+{
+	void *newaddr = NULL, *q;
+	va_list ap;
+
+	if (flags & MREMAP_FIXED) {
+		va_start(ap, flags);
+		newaddr = va_arg(ap, void *);
+		va_end(ap);
+	}
+	if (!arena_owns(old))
+		return (void *)syscall(SYS_mremap, old, oldlen, newlen, flags, newaddr);
+	if ((flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) || newlen == 0 || oldlen == 0) {
+		errno = EINVAL;
+		return MAP_FAILED;
+	}
+	fork_child_copy(old);
+	fork_gate_enter();
+	q = arena_mremap(old, oldlen, newlen, flags);
+	fork_gate_leave();
+	return q;
+}
+
+static void *arena_mremap(void *old, size_t oldlen, size_t newlen, int flags)
+{
+	void *q;
+
+	shim_enter();
+	if (newlen <= oldlen) {
+		size_t pg = arena_page();
+		size_t keep = (newlen + pg - 1) & ~(pg - 1);
+
+		if (keep < oldlen)
+			arena_free((char *)old + keep, oldlen - keep);
+		shim_leave();
+		return old;
+	}
+	if (arena_grow(old, oldlen, newlen)) {
+		shim_leave();
+		return old;
+	}
+	if (!(flags & MREMAP_MAYMOVE)) {
+		shim_leave();
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	q = arena_alloc(newlen);
+	shim_leave();
+	if (!q) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	memcpy(q, old, oldlen);
+	shim_enter();
+	arena_free(old, oldlen);
+	shim_leave();
+	return q;
+}
+
+SHIM_API int madvise(void *addr, size_t len, int advice)
+{
+	int err = 0;
+
+	if (!arena_owns(addr) || shim_in_child)
+		return (int)syscall(SYS_madvise, addr, len, advice);
+	shim_enter();
+	switch (advice) {
+	case MADV_DONTNEED:
+	case MADV_FREE:
+	case MADV_REMOVE:
+		/* Page-aligned part of the range: MADV_DONTNEED needs an
+		 * aligned start, the length is rounded up. */
+		len = (len + arena_page() - 1) & ~(arena_page() - 1);
+		err = upager_advise(shim_pager, addr, len, UPAGER_ADVICE_DONTNEED);
+		if (err == -EBUSY) /* a pinned page keeps its contents */
+			err = 0;
+		break;
+	case MADV_WILLNEED:
+		err = upager_advise(shim_pager, addr, len, UPAGER_ADVICE_WILLNEED);
+		break;
+	default:
+		/* Hints about the kernel's own paging (huge pages, KSM,
+		 * fork behaviour, ...): accepted and ignored. */
+		break;
+	}
+	shim_leave();
+	if (err < 0) {
+		errno = err > -4096 ? -err : EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+SHIM_API int mprotect(void *addr, size_t len, int prot)
+{
+	int err, uprot;
+
+	if (!arena_owns(addr) || shim_in_child)
+		return (int)syscall(SYS_mprotect, addr, len, prot);
+	if (prot & ~(PROT_READ | PROT_WRITE)) {
+		/* No executable paged memory. */
+		errno = EACCES;
+		return -1;
+	}
+	uprot = (prot & PROT_WRITE) ? (UPAGER_PROT_READ | UPAGER_PROT_WRITE)
+				    : (prot & PROT_READ) ? UPAGER_PROT_READ : UPAGER_PROT_NONE;
+	len = (len + arena_page() - 1) & ~(arena_page() - 1);
+	shim_enter();
+	err = upager_protect(shim_pager, addr, len, uprot);
+	shim_leave();
+	if (err < 0) {
+		errno = err > -4096 ? -err : EINVAL;
+		return -1;
+	}
+	return 0;
+}

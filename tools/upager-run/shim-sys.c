@@ -1,0 +1,455 @@
+// SPDX-License-Identifier: MIT
+/*
+ * System calls on paged memory where the kernel cannot resolve a fault on
+ * it: fast mode, the sigsegv backend, and userfaultfd limited to user-mode
+ * faults (unprivileged, vm.unprivileged_userfaultfd=0). There a system
+ * call whose buffer has an evicted or not yet touched page fails with
+ * EFAULT (or stops short). In those modes only (shim_wrap_syscalls):
+ *
+ *  - the libc calls that take user buffers are wrapped: the buffer's
+ *    pages in the heap or the arena are pinned (upager_pin: resident,
+ *    mapped and never evicted) for the duration of the call. A buffer too
+ *    big to pin at once (pins are limited to half the budget) is done in
+ *    pieces: reads return after the first piece (a short read, which
+ *    every caller of read must handle), writes go on piece after piece.
+ *  - memory that glibc allocates for itself (stdio buffers, DIR streams,
+ *    ...) stays glibc's: malloc called from inside libc.so returns glibc
+ *    memory, because glibc fills those buffers with its internal system
+ *    calls, which cannot be wrapped.
+ *
+ * What cannot be covered is listed in the README ("Running programs"):
+ * system calls made with syscall(2) or inline assembly, futexes of
+ * mutexes and condition variables that live in paged memory (glibc
+ * aborts on EFAULT from futex), io_uring and AIO buffers, and the calls
+ * not wrapped here.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+static size_t chunk = 1u << 20; /* largest piece pinned at once */
+static uintptr_t libc_lo, libc_hi;
+
+static int find_libc(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	(void)arg;
+	if (!strstr(info->dlpi_name, "/libc.so"))
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+			libc_lo = info->dlpi_addr + ph->p_vaddr;
+			libc_hi = libc_lo + ph->p_memsz;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+void sys_init(size_t budget)
+{
+	chunk = budget / 8;
+	if (chunk < (64u << 10))
+		chunk = 64u << 10;
+	if (shim_wrap_syscalls)
+		dl_iterate_phdr(find_libc, NULL);
+}
+
+bool shim_called_from_libc(const void *ret)
+{
+	return (uintptr_t)ret - libc_lo < libc_hi - libc_lo;
+}
+
+static inline bool is_paged(const void *p)
+{
+	return p && (heap_owns(p) || arena_owns(p));
+}
+
+/* Up to 8 pinned ranges per call. */
+struct pins {
+	int n;
+	const void *addr[8];
+	size_t len[8];
+};
+
+static void pin(struct pins *ps, const void *addr, size_t len, int write)
+{
+	if (!shim_wrap_syscalls || !len || !is_paged(addr) || ps->n == 8)
+		return;
+	shim_enter();
+	if (upager_pin(shim_pager, (void *)addr, len, write) == 0) {
+		ps->addr[ps->n] = addr;
+		ps->len[ps->n++] = len;
+	}
+	shim_leave();
+}
+
+static void unpin(struct pins *ps)
+{
+	int saved = errno;
+
+	shim_enter();
+	while (ps->n > 0) {
+		ps->n--;
+		upager_unpin(shim_pager, (void *)ps->addr[ps->n], ps->len[ps->n]);
+	}
+	shim_leave();
+	errno = saved;
+}
+
+/* The next definition (libc's), found once. The type argument is for
+ * the reader; the declaration in libc's header gives the real one. */
+#define REAL(name, type)                                                      \
+	static __typeof__(&name) real_##name;                                 \
+	if (!real_##name) {                                                   \
+		shim_enter();                                                 \
+		real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name);                  \
+		shim_leave();                                                 \
+	}
+
+#define PIN_SIMPLE(ret_t, name, params, args, buf, len, write, type)          \
+	SHIM_API ret_t name params                                            \
+	{                                                                     \
+		struct pins ps = { 0 };                                       \
+		ret_t r;                                                      \
+		REAL(name, type);                                             \
+		if (!shim_wrap_syscalls)                                      \
+			return real_##name args;                              \
+		pin(&ps, buf, len, write);                                    \
+		r = real_##name args;                                         \
+		unpin(&ps);                                                   \
+		return r;                                                     \
+	}
+
+/* read-like: a buffer bigger than a piece is read piece by piece while
+ * each piece comes in full from a regular file or a block device (which
+ * would have given it all at once); from anything else (a pipe, a
+ * socket, a terminal) the first piece is all: a short read, which every
+ * reader of those must handle, rather than a read that could block. */
+static bool seekable(int fd)
+{
+	struct stat st;
+
+	return syscall(SYS_fstat, fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+}
+
+#define CALL_READ(b, l) (fd, b, l)
+#define CALL_PREAD(b, l) (fd, b, l, off)
+#define CALL_RECV(b, l) (fd, b, l, flags)
+#define CALL_RECVFROM(b, l) (fd, b, l, flags, sa, sl)
+
+#define PIN_READ(name, params, call, buf, advance, may_loop)                  \
+	SHIM_API ssize_t name params                                          \
+	{                                                                     \
+		struct pins ps = { 0 };                                       \
+		ssize_t r, done = 0;                                          \
+		bool loop;                                                    \
+		REAL(name, 0);                                                \
+		if (!shim_wrap_syscalls || !is_paged(buf))                    \
+			return real_##name call(buf, n);                      \
+		loop = n > chunk && (may_loop) && seekable(fd);               \
+		while (n > 0) {                                               \
+			size_t piece = n > chunk ? chunk : n;                 \
+			pin(&ps, (char *)buf + done, piece, 1);               \
+			r = real_##name call((char *)buf + done, piece);      \
+			unpin(&ps);                                           \
+			if (r < 0)                                            \
+				return done ? done : r;                       \
+			done += r;                                            \
+			n -= (size_t)r;                                       \
+			advance;                                              \
+			if ((size_t)r < piece || !loop)                       \
+				break;                                        \
+		}                                                             \
+		return done;                                                  \
+	}
+
+PIN_READ(read, (int fd, void *buf, size_t n), CALL_READ, buf, (void)0, 1)
+PIN_READ(pread, (int fd, void *buf, size_t n, off_t off), CALL_PREAD, buf, off += r, 1)
+PIN_READ(pread64, (int fd, void *buf, size_t n, off_t off), CALL_PREAD, buf, off += r, 1)
+PIN_READ(recv, (int fd, void *buf, size_t n, int flags), CALL_RECV, buf, (void)0, 0)
+PIN_READ(recvfrom,
+	 (int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *sl),
+	 CALL_RECVFROM, buf, (void)0, 0)
+
+/* write-like: piece after piece while each is written in full. */
+#define PIN_WRITE(name, params, call, buf, advance, type)                     \
+	SHIM_API ssize_t name params                                          \
+	{                                                                     \
+		struct pins ps = { 0 };                                       \
+		ssize_t r, done = 0;                                          \
+		REAL(name, type);                                             \
+		if (!shim_wrap_syscalls || !is_paged(buf))                    \
+			return real_##name call(buf, n);                      \
+		while (n > 0) {                                               \
+			size_t piece = n > chunk ? chunk : n;                 \
+			pin(&ps, (const char *)buf + done, piece, 0);         \
+			r = real_##name call((const char *)buf + done, piece); \
+			unpin(&ps);                                           \
+			if (r < 0)                                            \
+				return done ? done : r;                       \
+			done += r;                                            \
+			n -= (size_t)r;                                       \
+			advance;                                              \
+			if ((size_t)r < piece)                                \
+				break;                                        \
+		}                                                             \
+		return done;                                                  \
+	}
+
+#define CALL_WRITE(b, l) (fd, b, l)
+#define CALL_PWRITE(b, l) (fd, b, l, off)
+#define CALL_SEND(b, l) (fd, b, l, flags)
+#define CALL_SENDTO(b, l) (fd, b, l, flags, sa, sl)
+
+PIN_WRITE(write, (int fd, const void *buf, size_t n), CALL_WRITE, buf, (void)0,
+	  ssize_t (*)(int, const void *, size_t))
+PIN_WRITE(pwrite, (int fd, const void *buf, size_t n, off_t off), CALL_PWRITE, buf, off += r,
+	  ssize_t (*)(int, const void *, size_t, off_t))
+PIN_WRITE(pwrite64, (int fd, const void *buf, size_t n, off_t off), CALL_PWRITE, buf, off += r,
+	  ssize_t (*)(int, const void *, size_t, off_t))
+PIN_WRITE(send, (int fd, const void *buf, size_t n, int flags), CALL_SEND, buf, (void)0,
+	  ssize_t (*)(int, const void *, size_t, int))
+PIN_WRITE(sendto,
+	  (int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa, socklen_t sl),
+	  CALL_SENDTO, buf, (void)0,
+	  ssize_t (*)(int, const void *, size_t, int, const struct sockaddr *, socklen_t))
+
+/* Vectored calls: every piece pinned (up to 7 pieces in paged memory and
+ * the array itself); more than that is rare enough to fall back to
+ * touching. */
+static void pin_iov(struct pins *ps, const struct iovec *iov, int cnt, int write)
+{
+	pin(ps, iov, sizeof(*iov) * (size_t)cnt, 0);
+	for (int i = 0; i < cnt; i++) {
+		if (!is_paged(iov[i].iov_base))
+			continue;
+		if (ps->n < 8 && iov[i].iov_len <= chunk) {
+			pin(ps, iov[i].iov_base, iov[i].iov_len, write);
+		} else {
+			shim_enter();
+			upager_touch(shim_pager, iov[i].iov_base, iov[i].iov_len, write);
+			shim_leave();
+		}
+	}
+}
+
+#define PIN_IOV(name, params, args, iov, cnt, write, type)                    \
+	SHIM_API ssize_t name params                                          \
+	{                                                                     \
+		struct pins ps = { 0 };                                       \
+		ssize_t r;                                                    \
+		REAL(name, type);                                             \
+		if (!shim_wrap_syscalls)                                      \
+			return real_##name args;                              \
+		pin_iov(&ps, iov, cnt, write);                                \
+		r = real_##name args;                                         \
+		unpin(&ps);                                                   \
+		return r;                                                     \
+	}
+
+PIN_IOV(readv, (int fd, const struct iovec *iov, int cnt), (fd, iov, cnt), iov, cnt, 1,
+	ssize_t (*)(int, const struct iovec *, int))
+PIN_IOV(writev, (int fd, const struct iovec *iov, int cnt), (fd, iov, cnt), iov, cnt, 0,
+	ssize_t (*)(int, const struct iovec *, int))
+PIN_IOV(preadv, (int fd, const struct iovec *iov, int cnt, off_t off), (fd, iov, cnt, off),
+	iov, cnt, 1, ssize_t (*)(int, const struct iovec *, int, off_t))
+PIN_IOV(pwritev, (int fd, const struct iovec *iov, int cnt, off_t off), (fd, iov, cnt, off),
+	iov, cnt, 0, ssize_t (*)(int, const struct iovec *, int, off_t))
+
+static void pin_msg(struct pins *ps, const struct msghdr *m, int write)
+{
+	pin(ps, m, sizeof(*m), write);
+	pin(ps, m->msg_name, m->msg_namelen, write);
+	pin(ps, m->msg_control, m->msg_controllen, write);
+	pin_iov(ps, m->msg_iov, (int)m->msg_iovlen, write);
+}
+
+SHIM_API ssize_t recvmsg(int fd, struct msghdr *m, int flags)
+{
+	struct pins ps = { 0 };
+	ssize_t r;
+
+	REAL(recvmsg, ssize_t (*)(int, struct msghdr *, int));
+	if (!shim_wrap_syscalls)
+		return real_recvmsg(fd, m, flags);
+	pin_msg(&ps, m, 1);
+	r = real_recvmsg(fd, m, flags);
+	unpin(&ps);
+	return r;
+}
+
+SHIM_API ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	struct pins ps = { 0 };
+	ssize_t r;
+
+	REAL(sendmsg, ssize_t (*)(int, const struct msghdr *, int));
+	if (!shim_wrap_syscalls)
+		return real_sendmsg(fd, m, flags);
+	pin_msg(&ps, m, 0);
+	r = real_sendmsg(fd, m, flags);
+	unpin(&ps);
+	return r;
+}
+
+/* Calls that fill a small structure or array. */
+PIN_SIMPLE(int, stat, (const char *path, struct stat *st), (path, st), st, sizeof(*st), 1,
+	   int (*)(const char *, struct stat *))
+PIN_SIMPLE(int, lstat, (const char *path, struct stat *st), (path, st), st, sizeof(*st), 1,
+	   int (*)(const char *, struct stat *))
+PIN_SIMPLE(int, fstat, (int fd, struct stat *st), (fd, st), st, sizeof(*st), 1,
+	   int (*)(int, struct stat *))
+PIN_SIMPLE(int, stat64, (const char *path, struct stat64 *st), (path, st), st, sizeof(*st), 1,
+	   int (*)(const char *, struct stat *))
+PIN_SIMPLE(int, lstat64, (const char *path, struct stat64 *st), (path, st), st, sizeof(*st), 1,
+	   int (*)(const char *, struct stat *))
+PIN_SIMPLE(int, fstat64, (int fd, struct stat64 *st), (fd, st), st, sizeof(*st), 1,
+	   int (*)(int, struct stat *))
+PIN_SIMPLE(int, fstatat, (int dfd, const char *path, struct stat *st, int fl),
+	   (dfd, path, st, fl), st, sizeof(*st), 1,
+	   int (*)(int, const char *, struct stat *, int))
+PIN_SIMPLE(int, fstatat64, (int dfd, const char *path, struct stat64 *st, int fl),
+	   (dfd, path, st, fl), st, sizeof(*st), 1,
+	   int (*)(int, const char *, struct stat *, int))
+PIN_SIMPLE(int, statx, (int dfd, const char *path, int fl, unsigned mask, struct statx *st),
+	   (dfd, path, fl, mask, st), st, sizeof(*st), 1,
+	   int (*)(int, const char *, int, unsigned, struct statx *))
+PIN_SIMPLE(ssize_t, getdents64, (int fd, void *buf, size_t n), (fd, buf, n), buf,
+	   n > chunk ? chunk : n, 1, ssize_t (*)(int, void *, size_t))
+PIN_SIMPLE(int, epoll_wait, (int efd, struct epoll_event *ev, int max, int to),
+	   (efd, ev, max, to), ev, sizeof(*ev) * (size_t)(max > 0 ? max : 0), 1,
+	   int (*)(int, struct epoll_event *, int, int))
+PIN_SIMPLE(int, poll, (struct pollfd *fds, nfds_t n, int to), (fds, n, to), fds,
+	   sizeof(*fds) * n, 1, int (*)(struct pollfd *, nfds_t, int))
+PIN_SIMPLE(ssize_t, getrandom, (void *buf, size_t n, unsigned fl), (buf, n, fl), buf,
+	   n > chunk ? chunk : n, 1, ssize_t (*)(void *, size_t, unsigned))
+PIN_SIMPLE(int, pipe, (int fds[2]), (fds), fds, 2 * sizeof(int), 1, int (*)(int *))
+PIN_SIMPLE(int, pipe2, (int fds[2], int fl), (fds, fl), fds, 2 * sizeof(int), 1,
+	   int (*)(int *, int))
+PIN_SIMPLE(int, socketpair, (int d, int t, int p, int fds[2]), (d, t, p, fds), fds,
+	   2 * sizeof(int), 1, int (*)(int, int, int, int *))
+PIN_SIMPLE(ssize_t, readlink, (const char *path, char *buf, size_t n), (path, buf, n), buf, n,
+	   1, ssize_t (*)(const char *, char *, size_t))
+PIN_SIMPLE(char *, getcwd, (char *buf, size_t n), (buf, n), buf, n, 1,
+	   char *(*)(char *, size_t))
+
+/* Paths in paged memory: the kernel reads them. strlen() faults the
+ * string in, the pin keeps it there for the call. */
+static void pin_path(struct pins *ps, const char *path)
+{
+	if (shim_wrap_syscalls && is_paged(path))
+		pin(ps, path, strlen(path) + 1, 0);
+}
+
+#define PIN_PATH(ret_t, name, params, args, path, type)                       \
+	SHIM_API ret_t name params                                            \
+	{                                                                     \
+		struct pins ps = { 0 };                                       \
+		ret_t r;                                                      \
+		REAL(name, type);                                             \
+		if (!shim_wrap_syscalls)                                      \
+			return real_##name args;                              \
+		pin_path(&ps, path);                                          \
+		r = real_##name args;                                         \
+		unpin(&ps);                                                   \
+		return r;                                                     \
+	}
+
+PIN_PATH(int, access, (const char *path, int mode), (path, mode), path,
+	 int (*)(const char *, int))
+PIN_PATH(int, unlink, (const char *path), (path), path, int (*)(const char *))
+PIN_PATH(int, mkdir, (const char *path, mode_t m), (path, m), path,
+	 int (*)(const char *, mode_t))
+PIN_PATH(int, chdir, (const char *path), (path), path, int (*)(const char *))
+PIN_PATH(FILE *, fopen, (const char *path, const char *mode), (path, mode), path,
+	 FILE *(*)(const char *, const char *))
+PIN_PATH(FILE *, fopen64, (const char *path, const char *mode), (path, mode), path,
+	 FILE *(*)(const char *, const char *))
+PIN_PATH(DIR *, opendir, (const char *path), (path), path, DIR *(*)(const char *))
+
+SHIM_API int rename(const char *a, const char *b)
+{
+	struct pins ps = { 0 };
+	int r;
+
+	REAL(rename, int (*)(const char *, const char *));
+	if (!shim_wrap_syscalls)
+		return real_rename(a, b);
+	pin_path(&ps, a);
+	pin_path(&ps, b);
+	r = real_rename(a, b);
+	unpin(&ps);
+	return r;
+}
+
+#define OPEN_LIKE(name, params, args)                                        \
+	SHIM_API int name params                                              \
+	{                                                                     \
+		struct pins ps = { 0 };                                       \
+		mode_t mode = 0;                                              \
+		va_list ap;                                                   \
+		int r;                                                        \
+		REAL(name, int (*)(const char *, int, ...));                                        \
+		va_start(ap, flags);                                          \
+		if (flags & (O_CREAT | O_TMPFILE))                            \
+			mode = va_arg(ap, mode_t);                            \
+		va_end(ap);                                                   \
+		pin_path(&ps, path);                                          \
+		r = real_##name args;                                         \
+		unpin(&ps);                                                   \
+		return r;                                                     \
+	}
+
+OPEN_LIKE(open, (const char *path, int flags, ...), (path, flags, mode))
+OPEN_LIKE(open64, (const char *path, int flags, ...), (path, flags, mode))
+OPEN_LIKE(openat, (int dfd, const char *path, int flags, ...), (dfd, path, flags, mode))
+OPEN_LIKE(openat64, (int dfd, const char *path, int flags, ...), (dfd, path, flags, mode))
+
+/* An alternate signal stack in paged memory must stay mapped: the kernel
+ * writes the signal frame there, and a fault while it does kills the
+ * process. It stays pinned until it is replaced or disabled. */
+SHIM_API int sigaltstack(const stack_t *ss, stack_t *old)
+{
+	stack_t prev;
+	int r, pinned = 0;
+
+	REAL(sigaltstack, 0);
+	if (!shim_wrap_syscalls)
+		return real_sigaltstack(ss, old);
+	if (real_sigaltstack(NULL, &prev) < 0)
+		prev.ss_flags = SS_DISABLE;
+	if (ss && !(ss->ss_flags & SS_DISABLE) && is_paged(ss->ss_sp) && ss->ss_size) {
+		shim_enter();
+		pinned = upager_pin(shim_pager, ss->ss_sp, ss->ss_size, 1) == 0;
+		shim_leave();
+	}
+	r = real_sigaltstack(ss, old);
+	shim_enter();
+	if (r < 0 && pinned)
+		upager_unpin(shim_pager, ss->ss_sp, ss->ss_size);
+	else if (r == 0 && ss && !(prev.ss_flags & SS_DISABLE) && is_paged(prev.ss_sp))
+		upager_unpin(shim_pager, prev.ss_sp, prev.ss_size);
+	shim_leave();
+	return r;
+}
