@@ -57,8 +57,11 @@ int upager__fault_select(struct upager *p)
 					snprintf(p->backend_why, sizeof(p->backend_why),
 						 "asked for by name");
 				else if (reasons[0])
+					/* The reasons may be longer than the field: cut them. */
 					snprintf(p->backend_why, sizeof(p->backend_why),
-						 "auto: %s", reasons);
+						 "auto: %.*s",
+						 (int)(sizeof(p->backend_why) - sizeof("auto: ")),
+						 reasons);
 				else
 					snprintf(p->backend_why, sizeof(p->backend_why),
 						 "auto: first choice, usable here");
