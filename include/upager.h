@@ -88,8 +88,31 @@ extern "C" {
 #define UPAGER_API
 #endif
 
+/* The version of this header; upager_version() gives the library's. */
 #define UPAGER_VERSION_MAJOR 0
 #define UPAGER_VERSION_MINOR 1
+#define UPAGER_VERSION_PATCH 0
+
+/*
+ * Layout versions of the public structs that can grow. A struct only ever
+ * grows at its end; each one carries its size, so that a program built
+ * against an older, smaller copy keeps working with a newer library:
+ *
+ *   upager_config_t  upager_config_init() fills at most the caller's
+ *                    sizeof and stores it in ->size; upager_open() reads
+ *                    only ->size bytes and gives every field beyond them
+ *                    the default upager_config_init() would give it (the
+ *                    built-in default, then the UPAGER_* environment).
+ *   upager_stats_t   upager_stats() fills at most the caller's sizeof and
+ *                    sets ->size to the bytes it filled; fields beyond it
+ *                    were not written.
+ *
+ * Both are macros that pass sizeof(*ptr) to a sized function; a program
+ * built before they existed calls the plain symbol, which fills the
+ * layout of version 2 (the first published one) and never more.
+ */
+#define UPAGER_CONFIG_VERSION 2
+#define UPAGER_STATS_VERSION 3 /* 3: punch_failures */
 
 /* Library error codes, below the errno range. */
 #define UPAGER_EPAGESIZE (-10001) /* page size not a power of two in [4 KiB, 2 MiB] */
@@ -143,8 +166,9 @@ typedef void (*upager_error_fn)(void *arg, const upager_error_info_t *info);
  * are copied by upager_open().
  */
 typedef struct upager_config {
-	uint32_t size;        /* sizeof(upager_config_t), set by upager_config_init() */
-	uint32_t version;     /* layout version, set by upager_config_init() */
+	uint32_t size;        /* bytes of this struct the caller has: set by
+			       * upager_config_init(), read by upager_open() */
+	uint32_t version;     /* UPAGER_CONFIG_VERSION, set by upager_config_init() */
 	size_t ram_bytes;     /* UPAGER_RAM: the RAM budget (resident pages), default 256M */
 	size_t page_size;     /* UPAGER_PAGE_SIZE: power of two, 4K..2M, default 4K */
 	const char *swap_path; /* UPAGER_SWAP: NULL = unnamed file in $TMPDIR;
@@ -188,8 +212,9 @@ typedef struct upager_config {
  * latency_hist[k] counts faults resolved in [2^k, 2^(k+1)) nanoseconds.
  */
 typedef struct upager_stats {
-	uint32_t size;    /* sizeof(upager_stats_t) of the library that filled it */
-	uint32_t version; /* layout version */
+	uint32_t size;    /* bytes upager_stats() filled: the smaller of the
+			   * caller's sizeof and the library's */
+	uint32_t version; /* UPAGER_STATS_VERSION of the library that filled it */
 	uint64_t faults_zero;  /* first touch of a page: zero-filled */
 	uint64_t faults_minor; /* page still in a frame: mapped again (reference) */
 	uint64_t faults_major; /* page read back from swap */
@@ -236,15 +261,29 @@ typedef struct upager_stats {
 	char mode[16];    /* "transparent" or "fast": the mode in effect */
 	char policy[32];
 	char backend_why[400]; /* why this backend: see upager_backend() */
+	/* Version 3. */
+	uint64_t punch_failures; /* pages whose memory fallocate() could not
+				  * free; a fallback may have, else the page
+				  * kept its frame */
 } upager_stats_t;
 
-/* Fills *cfg with defaults, then applies the UPAGER_* environment. */
-UPAGER_API void upager_config_init(upager_config_t *cfg);
+/*
+ * Fills *cfg with defaults, then applies the UPAGER_* environment; writes
+ * no more than size bytes (at least 8: size and version) and sets
+ * cfg->size to what it wrote. Use the macro upager_config_init(cfg),
+ * which passes sizeof(*cfg).
+ */
+UPAGER_API void upager_config_init_sized(upager_config_t *cfg, size_t size);
+UPAGER_API void upager_config_init(upager_config_t *cfg); /* fills version 2's layout */
+#define upager_config_init(cfg) upager_config_init_sized((cfg), sizeof(*(cfg)))
 
 /*
  * Opens a pager: creates the frame pool, the swap file and the fault
- * backend. cfg may be NULL (defaults and environment). Returns 0 and sets
- * *out, or a negative code; upager_last_error() says why.
+ * backend. cfg may be NULL (defaults and environment). Only the first
+ * cfg->size bytes of *cfg are read (-EINVAL if cfg->size is below 8);
+ * the fields after them take the defaults of upager_config_init(),
+ * environment included. Returns 0 and sets *out, or a negative code;
+ * upager_last_error() says why.
  */
 UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out);
 
@@ -315,13 +354,26 @@ UPAGER_API int upager_protect(upager_t *p, void *addr, size_t len, int prot);
  * Both strings live as long as p. Thread-safe; p must not be NULL. */
 UPAGER_API const char *upager_backend(upager_t *p, const char **why);
 
-/* Copies the pager's statistics into *out. Returns 0 or a negative code. */
-UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out);
+/*
+ * Copies the pager's statistics into *out, at most size bytes, and sets
+ * out->size to the bytes filled (the smaller of size and the library's
+ * sizeof(upager_stats_t)). Returns 0, or -EINVAL if p or out is NULL or
+ * size is below 8 (the size and version fields). Use the macro
+ * upager_stats(p, out), which passes sizeof(*out).
+ */
+UPAGER_API int upager_stats_sized(upager_t *p, upager_stats_t *out, size_t size);
+UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out); /* fills version 2's layout */
+#define upager_stats(p, out) upager_stats_sized((p), (out), sizeof(*(out)))
 
 /* Writes the statistics as readable lines ("key: value") to the file
  * descriptor fd. Returns 0 or a negative code (-EIO if a write fails).
  * Thread-safe. */
 UPAGER_API int upager_stats_print(upager_t *p, int fd);
+
+/* The library's version, "MAJOR.MINOR.PATCH": compare it with the
+ * UPAGER_VERSION_* macros of the header a program was built with.
+ * Thread-safe: the string is constant. */
+UPAGER_API const char *upager_version(void);
 
 /* Explains an error code returned by any upager function. Never NULL.
  * Thread-safe: the strings are constant. */
@@ -483,6 +535,8 @@ UPAGER_API int upager_clone(upager_t *p, void *region, void **new_region);
  *     UPAGER_EPOLICY): upager_open() then fails with UPAGER_EPOLICY.
  */
 
+/* The version of upager_policy_ops_t and its contract; register() refuses
+ * any other. */
 #define UPAGER_POLICY_ABI 1
 
 typedef enum upager_policy_reason {

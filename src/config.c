@@ -129,14 +129,15 @@ static void env_double(upager_config_t *cfg, const char *var, double *field)
 	*field = d;
 }
 
-UPAGER_API void upager_config_init(upager_config_t *cfg)
+/* The defaults and the environment, into a whole struct of ours. */
+void upager__config_defaults(upager_config_t *cfg)
 {
 	const char *v;
 	size_t swap_max;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->size = sizeof(*cfg);
-	cfg->version = 2;
+	cfg->version = UPAGER_CONFIG_VERSION;
 	cfg->ram_bytes = 256UL << 20;
 	cfg->page_size = 4096;
 	cfg->backend = "auto";
@@ -176,3 +177,30 @@ UPAGER_API void upager_config_init(upager_config_t *cfg)
 		cfg->trace_path = v;
 	env_uint(cfg, "UPAGER_TRACE_INTERVAL", &cfg->trace_interval_us);
 }
+
+UPAGER_API void upager_config_init_sized(upager_config_t *cfg, size_t size)
+{
+	upager_config_t full;
+
+	/* A caller's struct may be older and smaller than ours: fill it
+	 * from a whole one, no further than it goes. */
+	if (!cfg || size < UPAGER__STRUCT_MIN_SIZE)
+		return;
+	upager__config_defaults(&full);
+	if (size > sizeof(full))
+		size = sizeof(full);
+	full.size = (uint32_t)size;
+	memcpy(cfg, &full, size);
+}
+
+/* The symbol that programs built before upager_config_init_sized() call:
+ * their struct is at least version 2's. */
+#undef upager_config_init
+UPAGER_API void upager_config_init(upager_config_t *cfg)
+{
+	upager_config_init_sized(cfg, UPAGER__CONFIG_V2_SIZE);
+}
+
+_Static_assert(sizeof(upager_config_t) >= UPAGER__CONFIG_V2_SIZE &&
+		       sizeof(upager_stats_t) >= UPAGER__STATS_V2_SIZE,
+	       "the public structs only grow");

@@ -35,6 +35,14 @@ UPAGER_API const char *upager_last_error(void)
 	return last_error;
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+UPAGER_API const char *upager_version(void)
+{
+	return STR(UPAGER_VERSION_MAJOR) "." STR(UPAGER_VERSION_MINOR) "." STR(UPAGER_VERSION_PATCH);
+}
+
 UPAGER_API const char *upager_strerror(int err)
 {
 	switch (err) {
@@ -110,6 +118,59 @@ void as_dec(struct asbuf *b, uint64_t v)
 		v /= 10;
 	} while (v);
 	as_puts(b, tmp + i);
+}
+
+/* Heap sort: qsort() may call malloc (glibc's merge sort does for
+ * arrays over a few KiB), which a fault in a signal handler must not. */
+static void sort_swap(char *a, char *b, size_t size)
+{
+	while (size--) {
+		char t = *a;
+		*a++ = *b;
+		*b++ = t;
+	}
+}
+
+static void sort_sift(char *base, size_t root, size_t n, size_t size,
+		      int (*cmp)(const void *, const void *))
+{
+	for (;;) {
+		size_t child = 2 * root + 1;
+		if (child >= n)
+			return;
+		if (child + 1 < n && cmp(base + child * size, base + (child + 1) * size) < 0)
+			child++;
+		if (cmp(base + root * size, base + child * size) >= 0)
+			return;
+		sort_swap(base + root * size, base + child * size, size);
+		root = child;
+	}
+}
+
+void upager__sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	char *b = base;
+
+	for (size_t i = n / 2; i-- > 0;)
+		sort_sift(b, i, n, size, cmp);
+	for (size_t end = n; end > 1; end--) {
+		sort_swap(b, b + (end - 1) * size, size);
+		sort_sift(b, 0, end - 1, size, cmp);
+	}
+}
+
+void upager__as_write(const char *s)
+{
+	size_t len = 0, off = 0;
+
+	while (s[len])
+		len++;
+	while (off < len) {
+		ssize_t w = write(STDERR_FILENO, s + off, len - off);
+		if (w <= 0)
+			return;
+		off += (size_t)w;
+	}
 }
 
 static const char *fault_cause(int err)

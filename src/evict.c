@@ -27,10 +27,9 @@
  * whenever free frames drop below a low watermark, until they are above
  * the high one, so that a fault rarely has to evict for itself.
  *
- * Aging: when a policy consumes a referenced bit it calls env->age(); the
- * frames are queued during victim selection and unmapped after the policy
- * lock is dropped, so their next access is a minor fault that reports a
- * reference.
+ * Aging: when a policy consumes a referenced bit during victim selection
+ * it calls env->age(); the frames wait in an age queue (sample.c) until
+ * the policy lock is dropped.
  */
 #include "internal.h"
 #include "fault.h"
@@ -47,9 +46,10 @@
 #include <time.h>
 
 #define MAX_BATCH 1024
-#define AGE_QUEUE 256
 
-enum fate { FATE_WRITE, FATE_CLEAN, FATE_ZERO, FATE_FAILED };
+/* FATE_UNPUNCHED: written (or needing no write) but its memory could not
+ * be freed, so it keeps its frame. */
+enum fate { FATE_WRITE, FATE_CLEAN, FATE_ZERO, FATE_FAILED, FATE_UNPUNCHED };
 
 struct victim {
 	struct region *r;
@@ -59,144 +59,6 @@ struct victim {
 	enum fate fate;
 	uint64_t slot; /* slot + 1 for FATE_WRITE */
 };
-
-struct aged {
-	struct region *r;
-	struct upte *e;
-	uint64_t pg;
-	uint32_t frame;
-};
-
-/* The queue of the reclaim that holds the policy lock (NULL outside). */
-struct age_queue {
-	struct aged items[AGE_QUEUE];
-	unsigned n;
-	/* drain_age_queue()'s batch, here rather than on a fault's stack */
-	struct iovec iov[AGE_QUEUE];
-	struct upte *locked[AGE_QUEUE];
-};
-
-static __thread struct age_queue *current_age_queue;
-
-/* Locks the aged page if it still holds the frame and may be unmapped. */
-static bool claim_aged(struct upager *p, struct aged *a)
-{
-	struct upte *e = a->e;
-
-	if (!upager__pte_trylock(e))
-		return false; /* busy: being faulted on, so referenced anyway */
-	uint32_t f = pte_flags(e);
-	if (pte_state(f) == PTE_RESIDENT && e->frame == a->frame && (f & PTE_MAPPED) &&
-	    !a->r->dying &&
-	    !atomic_load_explicit(&p->frames.frames[a->frame].pins, memory_order_relaxed))
-		return true;
-	upager__pte_unlock(e);
-	return false;
-}
-
-static void drain_age_queue(struct upager *p, struct age_queue *q);
-
-void upager__age_frame(void *pager, uint32_t frame)
-{
-	struct upager *p = pager;
-	struct frame *fr = &p->frames.frames[frame];
-	struct age_queue *q = current_age_queue;
-
-	/* Under the policy lock a frame the policy tracks belongs to a live
-	 * region: unmap releases frames through the policy first. */
-	if (!fr->region)
-		return;
-	/* A full queue is unmapped now, in one call, rather than this page
-	 * alone: a hand's first sweep may age the whole pool. */
-	if (q && q->n == AGE_QUEUE)
-		drain_age_queue(p, q);
-	if (q) {
-		atomic_fetch_add_explicit(&fr->region->refs, 1, memory_order_acquire);
-		q->items[q->n++] = (struct aged){ fr->region, fr->pte, fr->pg, frame };
-		return;
-	}
-	/* Outside a reclaim: now, alone. */
-	struct aged a = { fr->region, fr->pte, fr->pg, frame };
-	uint64_t t0 = upager__now_ns();
-	if (claim_aged(p, &a))
-		STAT_ADD(p, samples, upager__sample_run(p, a.r, a.pg, 1, &a.e));
-	STAT_ADD(p, sample_ns, upager__now_ns() - t0);
-}
-
-static int aged_by_page(const void *x, const void *y)
-{
-	const struct aged *a = x, *b = y;
-
-	if (a->r != b->r)
-		return a->r->id < b->r->id ? -1 : 1;
-	return a->pg < b->pg ? -1 : a->pg > b->pg;
-}
-
-/* Unmaps the queued (sorted) pages in one upager__zap() call, runs of
- * neighbours as one range; drops the queue's region references. */
-static uint64_t zap_aged(struct upager *p, struct age_queue *q)
-{
-	unsigned nl = 0, ni = 0;
-	struct aged *last = NULL;
-
-	for (unsigned i = 0; i < q->n; i++) {
-		struct aged *a = &q->items[i];
-
-		if (!claim_aged(p, a))
-			continue;
-		q->locked[nl++] = a->e;
-		if (last && a->r == last->r && a->pg == last->pg + 1)
-			q->iov[ni - 1].iov_len += p->page_size;
-		else
-			q->iov[ni++] = (struct iovec){ region_page_addr(a->r, a->pg), p->page_size };
-		last = a;
-	}
-	uint64_t done = upager__sample_done(p, q->locked, nl, upager__zap(p, q->iov, ni) == 0);
-	for (unsigned i = 0; i < q->n; i++)
-		upager__region_put(q->items[i].r);
-	return done;
-}
-
-/* Unmaps the queued pages in page order, neighbours in one call: one TLB
- * shootdown per run instead of one per page (one per queue where the
- * backend's unmap is a zap). */
-static void drain_age_queue(struct upager *p, struct age_queue *q)
-{
-	struct upte *run[64];
-	unsigned n = 0;
-	uint64_t t0 = upager__now_ns(), done = 0;
-	struct aged *first = NULL;
-
-	qsort(q->items, q->n, sizeof(q->items[0]), aged_by_page);
-	if (p->backend->unmap_zaps) {
-		done = zap_aged(p, q);
-		q->n = 0;
-		STAT_ADD(p, samples, done);
-		STAT_ADD(p, sample_ns, upager__now_ns() - t0);
-		return;
-	}
-	for (unsigned i = 0; i < q->n; i++) {
-		struct aged *a = &q->items[i];
-
-		if (n && (a->r != first->r || a->pg != first->pg + n || n == 64)) {
-			done += upager__sample_run(p, first->r, first->pg, n, run);
-			n = 0;
-		}
-		if (!claim_aged(p, a))
-			continue;
-		if (!n)
-			first = a;
-		run[n++] = a->e;
-	}
-	if (n)
-		done += upager__sample_run(p, first->r, first->pg, n, run);
-	/* Only now: the regions must live until their pages are done. */
-	for (unsigned i = 0; i < q->n; i++)
-		upager__region_put(q->items[i].r);
-	q->n = 0;
-	STAT_ADD(p, samples, done);
-	STAT_ADD(p, sample_ns, upager__now_ns() - t0);
-}
 
 unsigned upager__shed_mappings(struct upager *p, unsigned n)
 {
@@ -259,7 +121,7 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 	unsigned n = 0, busy = 0;
 
 	pthread_mutex_lock(&p->policy_lock);
-	current_age_queue = q;
+	upager__age_queue_open(q);
 	while (n < want && busy < want + 64) {
 		int64_t f = pol->ops->victim(pol->state);
 		if (f < 0)
@@ -268,9 +130,18 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 			/* A broken policy: report it once, evict nothing. */
 			if (!p->policy_broken) {
 				p->policy_broken = true;
-				fprintf(stderr,
-					"upager: policy %s named frame %lld as its victim; there are %u frames\n",
-					pol->ops->name, (long long)f, p->nframes);
+				/* On the fault path, maybe in a signal handler:
+				 * no stdio. */
+				char buf[200];
+				struct asbuf b = { buf, 0, sizeof(buf) };
+				as_puts(&b, "upager: policy ");
+				as_puts(&b, pol->ops->name);
+				as_puts(&b, " named frame ");
+				as_dec(&b, (uint64_t)f);
+				as_puts(&b, " as its victim; there are ");
+				as_dec(&b, p->nframes);
+				as_puts(&b, " frames\n");
+				upager__as_write(buf);
 			}
 			break;
 		}
@@ -295,7 +166,7 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 		atomic_fetch_add_explicit(&fr->region->refs, 1, memory_order_acquire);
 		v[n++] = (struct victim){ fr->region, e, fr->pg, (uint32_t)f, FATE_WRITE, 0 };
 	}
-	current_age_queue = NULL;
+	upager__age_queue_close();
 	pthread_mutex_unlock(&p->policy_lock);
 	return n;
 }
@@ -323,23 +194,12 @@ static bool zap_takes(struct victim *x, bool pager_view)
 static void zap_victims(struct upager *p, struct victim *v, unsigned n, struct iovec *iov,
 			bool pager_view)
 {
-	unsigned k = 0;
+	struct zap_list z = { .iov = iov };
 
-	for (unsigned i = 0; i < n;) {
-		if (!zap_takes(&v[i], pager_view)) {
-			i++;
-			continue;
-		}
-		unsigned j = i + 1;
-		while (j < n && v[j].r == v[i].r && v[j].pg == v[j - 1].pg + 1 &&
-		       zap_takes(&v[j], pager_view))
-			j++;
-		char *base = pager_view ? region_pview(v[i].r, v[i].pg)
-					: region_page_addr(v[i].r, v[i].pg);
-		iov[k++] = (struct iovec){ base, (size_t)(j - i) << p->page_shift };
-		i = j;
-	}
-	if (!k || upager__zap(p, iov, k) < 0 || pager_view)
+	for (unsigned i = 0; i < n; i++)
+		if (zap_takes(&v[i], pager_view))
+			upager__zap_add(p, &z, v[i].r, v[i].pg, 1, pager_view);
+	if (!z.n || upager__zap_list(p, &z) < 0 || pager_view)
 		return;
 	for (unsigned i = 0; i < n; i++)
 		pte_clear_mapped(p, v[i].e);
@@ -357,10 +217,11 @@ static void punch_runs(struct upager *p, struct victim *v, unsigned n)
 		while (j < n && v[j].fate != FATE_FAILED && v[j].r == v[i].r &&
 		       v[j].pg == v[j - 1].pg + 1)
 			j++;
-		off_t off = (off_t)(v[i].pg << p->page_shift);
-		off_t len = (off_t)((uint64_t)(j - i) << p->page_shift);
-		fallocate(v[i].r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
-		p->backend->evicted(v[i].r, v[i].pg, j - i);
+		if (upager__punch(v[i].r, v[i].pg, j - i) == 0)
+			p->backend->evicted(v[i].r, v[i].pg, j - i);
+		else
+			for (unsigned k = i; k < j; k++)
+				v[k].fate = FATE_UNPUNCHED;
 		i = j;
 	}
 }
@@ -380,29 +241,15 @@ size_t upager__reclaim_scratch_bytes(void)
 	return sizeof(struct reclaim_scratch);
 }
 
-int upager__reclaim(struct upager *p, unsigned want)
+/* Steps 1 and 2: stops writes to the (sorted) victims, then decides each
+ * one's fate. Where an unmap is a zap, the mapped victims leave the view
+ * in one call (one TLB shootdown) instead of one write-protection each.
+ * Returns how many need a write. */
+static unsigned stop_writes(struct upager *p, struct reclaim_scratch *sc, unsigned n)
 {
-	struct io_ring *ring = io_ring_get(&p->io);
-	struct reclaim_scratch *sc = io_ring_scratch(ring);
 	struct victim *v = sc->v;
-	struct io_req *reqs = sc->reqs;
-	unsigned n, nwrite = 0, freed = 0;
-	int err = 0;
+	unsigned nwrite = 0;
 
-	if (want > MAX_BATCH)
-		want = MAX_BATCH;
-	sc->q.n = 0;
-	n = choose_victims(p, v, want, &sc->q);
-	drain_age_queue(p, &sc->q);
-	if (n == 0) {
-		io_ring_put(&p->io, ring);
-		return -EAGAIN;
-	}
-	qsort(v, n, sizeof(v[0]), by_page);
-
-	/* 1 and 2: stop writes, then decide each victim's fate. Where an
-	 * unmap is a zap, the mapped victims leave the view in one call (one
-	 * TLB shootdown) instead of one write-protection each. */
 	if (p->backend->unmap_zaps)
 		zap_victims(p, v, n, sc->iov, false);
 	for (unsigned i = 0; i < n; i++) {
@@ -433,95 +280,151 @@ int upager__reclaim(struct upager *p, unsigned want)
 			nwrite++;
 		}
 	}
+	return nwrite;
+}
 
-	/* 3: slots and writes, in page order. */
-	if (nwrite) {
-		uint64_t *slots = sc->slots;
-		int got = swap_alloc(&p->swap, nwrite, slots);
-		unsigned k = 0, r = 0;
+/* Step 3: slots for the nwrite victims to write, in page order, and the
+ * writes in one submission. A victim without a slot, or whose write
+ * failed, is FATE_FAILED (its slot retired). Returns 0 or the last
+ * error. */
+static int write_victims(struct upager *p, struct io_ring *ring, struct reclaim_scratch *sc,
+			 unsigned n, unsigned nwrite)
+{
+	struct victim *v = sc->v;
+	struct io_req *reqs = sc->reqs;
+	uint64_t *slots = sc->slots;
+	int got = swap_alloc(&p->swap, nwrite, slots);
+	unsigned k = 0, r = 0;
+	int err = 0;
 
-		if (got < 0)
-			got = 0;
-		for (unsigned i = 0; i < n; i++) {
-			if (v[i].fate != FATE_WRITE)
-				continue;
-			if (k >= (unsigned)got) {
-				v[i].fate = FATE_FAILED;
-				err = UPAGER_ESWAPFULL;
-				continue;
-			}
-			v[i].slot = slots[k++] + 1;
-			reqs[r++] = (struct io_req){
-				.op = IO_WRITE,
-				.buf = region_pview(v[i].r, v[i].pg),
-				.len = p->page_size,
-				.off = (v[i].slot - 1) * p->page_size,
-			};
+	if (got < 0)
+		got = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (v[i].fate != FATE_WRITE)
+			continue;
+		if (k >= (unsigned)got) {
+			v[i].fate = FATE_FAILED;
+			err = UPAGER_ESWAPFULL;
+			continue;
 		}
-		if (r) {
-			int enters = io_ring_run(&p->io, ring, p->swap.fd, reqs, r);
-			if (enters > 0)
-				STAT_ADD(p, io_submits, (uint64_t)enters);
-			k = 0;
-			for (unsigned i = 0; i < n; i++) {
-				if (v[i].fate != FATE_WRITE)
-					continue;
-				int res = enters < 0 ? enters : reqs[k].res;
-				k++;
-				if (res == (int)p->page_size)
-					continue;
-				/* The slot is suspect: retire it. The page
-				 * keeps its frame and its dirty contents. */
-				swap_mark_bad(&p->swap, v[i].slot - 1);
-				v[i].slot = 0;
-				v[i].fate = FATE_FAILED;
-				err = res < 0 ? res : -EIO;
-				STAT_INC(p, io_errors);
-			}
-		}
+		v[i].slot = slots[k++] + 1;
+		reqs[r++] = (struct io_req){
+			.op = IO_WRITE,
+			.buf = region_pview(v[i].r, v[i].pg),
+			.len = p->page_size,
+			.off = (v[i].slot - 1) * p->page_size,
+		};
 	}
+	if (!r)
+		return err;
+	int enters = io_ring_run(&p->io, ring, p->swap.fd, reqs, r);
+	if (enters > 0)
+		STAT_ADD(p, io_submits, (uint64_t)enters);
+	k = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (v[i].fate != FATE_WRITE)
+			continue;
+		int res = enters < 0 ? enters : reqs[k].res;
+		k++;
+		if (res == (int)p->page_size)
+			continue;
+		/* The slot is suspect: retire it. The page keeps its frame
+		 * and its dirty contents. */
+		swap_mark_bad(&p->swap, v[i].slot - 1);
+		v[i].slot = 0;
+		v[i].fate = FATE_FAILED;
+		err = res < 0 ? res : -EIO;
+		STAT_INC(p, io_errors);
+	}
+	return err;
+}
 
-	/* 4: free what left. The pager view maps the pages it wrote out:
-	 * gone in one call, the punches have nothing left to shoot down. */
+/* A victim that stays: back to the policy, unlocked, its region let go. */
+static void victim_stays(struct upager *p, struct victim *x)
+{
+	if (x->fate == FATE_UNPUNCHED && x->slot) {
+		/* Its write went out: the slot is the clean copy of what the
+		 * frame still holds (writes were stopped). */
+		x->e->slot = x->slot;
+		pte_update(x->e, PTE_DIRTY, 0);
+		STAT_INC(p, writebacks);
+		STAT_ADD(p, bytes_written, p->page_size);
+	}
+	keep_resident(p, x);
+	upager__pte_unlock(x->e);
+	upager__region_put(x->r);
+}
+
+/* A victim that left: its entry becomes SWAPPED or NONE, its frame free. */
+static void victim_leaves(struct upager *p, struct victim *x)
+{
+	uint32_t state = PTE_SWAPPED;
+
+	switch (x->fate) {
+	case FATE_WRITE:
+		x->e->slot = x->slot;
+		STAT_INC(p, writebacks);
+		STAT_ADD(p, bytes_written, p->page_size);
+		break;
+	case FATE_CLEAN:
+		STAT_INC(p, clean_drops);
+		break;
+	default:
+		pte_drop_swap_copy(p, x->e);
+		state = PTE_NONE;
+		STAT_INC(p, zero_drops);
+		break;
+	}
+	pte_clear_mapped(p, x->e); /* the punch took it from the view */
+	pte_update(x->e, PTE_STATE_MASK | PTE_DIRTY, state);
+	frames_free(&p->frames, x->frame);
+	upager__pte_unlock(x->e);
+	upager__region_put(x->r);
+	STAT_INC(p, evictions);
+}
+
+/* Step 4: frees what left. The pager view maps the pages written out:
+ * gone in one call, the punches have nothing left to shoot down. A
+ * victim whose punch failed keeps its frame. Returns how many left. */
+static unsigned free_victims(struct upager *p, struct reclaim_scratch *sc, unsigned n)
+{
+	struct victim *v = sc->v;
+	unsigned freed = 0;
+
 	if (p->backend->unmap_zaps)
 		zap_victims(p, v, n, sc->iov, true);
 	punch_runs(p, v, n);
 	for (unsigned i = 0; i < n; i++) {
-		struct victim *x = &v[i];
-
-		if (x->fate == FATE_FAILED) {
-			keep_resident(p, x);
-			upager__pte_unlock(x->e);
-			upager__region_put(x->r);
-			continue;
+		if (v[i].fate == FATE_FAILED || v[i].fate == FATE_UNPUNCHED) {
+			victim_stays(p, &v[i]);
+		} else {
+			victim_leaves(p, &v[i]);
+			freed++;
 		}
-		uint32_t state = PTE_SWAPPED;
-		switch (x->fate) {
-		case FATE_WRITE:
-			x->e->slot = x->slot;
-			STAT_INC(p, writebacks);
-			STAT_ADD(p, bytes_written, p->page_size);
-			break;
-		case FATE_CLEAN:
-			STAT_INC(p, clean_drops);
-			break;
-		default:
-			if (x->e->slot) {
-				swap_put(&p->swap, x->e->slot - 1);
-				x->e->slot = 0;
-			}
-			state = PTE_NONE;
-			STAT_INC(p, zero_drops);
-			break;
-		}
-		pte_clear_mapped(p, x->e); /* the punch took it from the view */
-		pte_update(x->e, PTE_STATE_MASK | PTE_DIRTY, state);
-		frames_free(&p->frames, x->frame);
-		upager__pte_unlock(x->e);
-		upager__region_put(x->r);
-		STAT_INC(p, evictions);
-		freed++;
 	}
+	return freed;
+}
+
+int upager__reclaim(struct upager *p, unsigned want)
+{
+	struct io_ring *ring = io_ring_get(&p->io);
+	struct reclaim_scratch *sc = io_ring_scratch(ring);
+	unsigned n, nwrite, freed;
+	int err = 0;
+
+	if (want > MAX_BATCH)
+		want = MAX_BATCH;
+	n = choose_victims(p, sc->v, want, &sc->q);
+	upager__age_queue_drain(p, &sc->q);
+	if (n == 0) {
+		io_ring_put(&p->io, ring);
+		return -EAGAIN;
+	}
+	upager__sort(sc->v, n, sizeof(sc->v[0]), by_page);
+	nwrite = stop_writes(p, sc, n);                         /* 1, 2 */
+	if (nwrite)
+		err = write_victims(p, ring, sc, n, nwrite);    /* 3 */
+	freed = free_victims(p, sc, n);                         /* 4 */
 	io_ring_put(&p->io, ring);
 	if (freed)
 		atomic_fetch_add_explicit(&p->evicted_unsampled, freed, memory_order_relaxed);

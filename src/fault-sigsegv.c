@@ -216,23 +216,11 @@ static int area_handler(void *fault_address, void *user_arg)
 	return 1;
 }
 
-static bool fault_is_write(void *ucontext)
-{
-#if defined(__x86_64__)
-	ucontext_t *uc = ucontext;
-	return (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0; /* PF_WRITE */
-#else
-	/* Unknown: a read taken for a write only costs a needless writeback. */
-	(void)ucontext;
-	return true;
-#endif
-}
-
 static void segv_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
 	uintptr_t addr = (uintptr_t)si->si_addr;
-	struct dispatch d = { .write = fault_is_write(uc) };
+	struct dispatch d = { .write = upager__fault_is_write(uc) };
 
 	current_dispatch = &d;
 	pthread_rwlock_rdlock(&areas_lock);

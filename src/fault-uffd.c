@@ -163,18 +163,6 @@ static int uffd_probe(const upager_config_t *cfg, char *why, size_t whylen)
 
 /* ---- fast mode: the faulting thread's SIGBUS handler ---- */
 
-static bool fault_is_write(void *ucontext)
-{
-#if defined(__x86_64__)
-	ucontext_t *uc = ucontext;
-	return (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0; /* PF_WRITE */
-#else
-	/* Unknown: a read taken for a write only costs a needless writeback. */
-	(void)ucontext;
-	return true;
-#endif
-}
-
 static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
@@ -182,14 +170,16 @@ static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 	struct region *r = upager__region_find(addr);
 	int err = 0;
 
-	if (!r || !((struct uffd *)r->p->backend_data)->fast || r->p->backend != &upager__fault_uffd) {
+	/* The backend first: a sigsegv pager's backend_data is another
+	 * struct, and a SIGBUS on its region is not ours to serve. */
+	if (!r || r->p->backend != &upager__fault_uffd || !U(r)->fast) {
 		if (r)
 			upager__region_put(r);
 		upager__signal_pass_on(sig, si, uc);
 		errno = saved_errno;
 		return;
 	}
-	if (upager__fault(r, addr, fault_is_write(uc), &err) == FAULT_SIGBUS) {
+	if (upager__fault(r, addr, upager__fault_is_write(uc), &err) == FAULT_SIGBUS) {
 		upager__report_fault_error(r, addr, err);
 		upager__region_put(r);
 		upager__signal_pass_on(sig, si, uc);

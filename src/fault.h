@@ -74,4 +74,9 @@ extern const struct fault_backend upager__fault_sigsegv;
 /* Picks and initialises the backend named by the configuration. */
 int upager__fault_select(struct upager *p);
 
+/* Was the fault a signal handler got (its third argument) a write? Where
+ * the context does not say, true: a read taken for a write only costs a
+ * needless writeback. */
+bool upager__fault_is_write(void *ucontext);
+
 #endif /* UPAGER_FAULT_H */

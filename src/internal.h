@@ -27,8 +27,22 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "upager.h"
+
+/* The public structs as version 2 laid them out (upager 0.1.0, the first
+ * published layout): what the plain symbols upager_config_init() and
+ * upager_stats() fill for programs built before their sized variants.
+ * Fields are only ever added at the end, so these never change. */
+#define UPAGER__ROUND8(n) (((n) + 7) & ~(size_t)7)
+#define UPAGER__CONFIG_V2_SIZE UPAGER__ROUND8(offsetof(upager_config_t, env_error) + 120)
+#define UPAGER__STATS_V2_SIZE UPAGER__ROUND8(offsetof(upager_stats_t, backend_why) + 400)
+/* Below this a caller's struct does not even hold size and version. */
+#define UPAGER__STRUCT_MIN_SIZE 8
+
+/* The defaults and the UPAGER_* environment into a whole config (config.c). */
+void upager__config_defaults(upager_config_t *cfg);
 
 #define UPAGER_MIN_FRAMES 16
 #define UPAGER_MIN_PAGE_SIZE 4096UL
@@ -82,6 +96,8 @@ static inline uint32_t pte_state(uint32_t f)
 	return f & PTE_STATE_MASK;
 }
 
+/* The page lock (pagetable.c): a bit in the entry's flags, slept on with
+ * a futex. */
 void upager__pte_lock(struct upte *e);
 bool upager__pte_trylock(struct upte *e);
 void upager__pte_unlock(struct upte *e);
@@ -312,6 +328,7 @@ struct stats {
 	_Atomic uint64_t bytes_read, bytes_written, io_submits, io_errors;
 	_Atomic uint64_t direct_reclaims, samples, sample_faults, sample_ns;
 	_Atomic uint64_t readahead_pages, faultaround_pages, pages_copied, pages_shared;
+	_Atomic uint64_t punch_failures;
 	_Atomic uint64_t latency_hist[UPAGER_LATENCY_BUCKETS];
 };
 
@@ -400,12 +417,30 @@ struct upager {
 	int self_pidfd_open; /* closed at close */
 	pid_t self_pid;
 
+	/* Test hook, like io.fault_inject: the next punch_fail punches
+	 * fail with -EIO, the fallocate() alone (PUNCH_FAIL_FALLOCATE) or
+	 * its madvise(MADV_REMOVE) fallback too (| PUNCH_FAIL_REMOVE). */
+	_Atomic int punch_fail;
+	_Atomic unsigned punch_fail_how;
+
 	struct stats stats;
 };
+
+#define PUNCH_FAIL_FALLOCATE 1u
+#define PUNCH_FAIL_REMOVE 2u
 
 static inline void pager_mapped_add(struct upager *p, int64_t n)
 {
 	atomic_fetch_add_explicit(&p->mapped, n, memory_order_relaxed);
+}
+
+/* The locked page no longer needs its swap copy (it is being written). */
+static inline void pte_drop_swap_copy(struct upager *p, struct upte *e)
+{
+	if (e->slot) {
+		swap_put(&p->swap, e->slot - 1);
+		e->slot = 0;
+	}
 }
 
 static inline void *region_page_addr(struct region *r, uint64_t pg)
@@ -469,10 +504,6 @@ size_t upager__reclaim_scratch_bytes(void);
 int upager__evictor_start(struct upager *p);
 void upager__evictor_stop(struct upager *p);
 void upager__evictor_kick(struct upager *p);
-/* Unmaps a page from the application view so that its next access is a
- * minor fault that reports a reference. Called by policies through their
- * environment, under the policy lock. */
-void upager__age_frame(void *pager, uint32_t frame);
 
 /* Unmaps up to n mapped, unpinned pages from their application views
  * (they stay resident and come back with a minor fault): how a backend
@@ -480,6 +511,11 @@ void upager__age_frame(void *pager, uint32_t frame);
 unsigned upager__shed_mappings(struct upager *p, unsigned n);
 
 /* ---- the fault path's helpers (pager.c) ---- */
+
+/* The policy's hooks, each under the policy lock (the page's lock held). */
+void upager__policy_insert(struct upager *p, uint32_t frame, uint64_t key, bool write);
+void upager__policy_reference(struct upager *p, uint32_t frame, bool write);
+void upager__policy_remove(struct upager *p, uint32_t frame, upager_policy_reason_t why);
 
 /* A free frame, evicting if none is free; or a negative code. */
 int64_t upager__get_frame(struct upager *p);
@@ -515,8 +551,10 @@ void upager__window_release(struct region *r, struct window *w, unsigned from);
 /* The window's pages were installed and mapped: record, insert, unlock. */
 void upager__window_commit(struct region *r, struct window *w, bool writable);
 /* The window could not be installed: remove what reached the memfd or
- * the view, give the pages back. */
-void upager__window_discard(struct region *r, struct window *w);
+ * the view, give the pages back. If the memory cannot be freed, the
+ * pages stay resident (unmapped) with src's contents (the window's
+ * pages in a row; NULL: zeros). */
+void upager__window_discard(struct region *r, struct window *w, const char *src);
 /* A fault on pg brought n more pages: where a sequential run goes on. */
 void upager__window_done(struct region *r, uint64_t pg, unsigned n);
 /* Reads the locked, swapped page pg (and a window of up to `window`
@@ -528,6 +566,37 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 size_t upager__prefetch_scratch_bytes(void);
 
 /* ---- sampling and recording (sample.c) ---- */
+
+/* Unmaps a page from the application view so that its next access is a
+ * minor fault that reports a reference. Called by policies through their
+ * environment, under the policy lock: inside a reclaim the frame waits in
+ * the reclaim's age queue, outside one it is unmapped at once. */
+void upager__age_frame(void *pager, uint32_t frame);
+
+#define AGE_QUEUE 256
+struct aged {
+	struct region *r;
+	struct upte *e;
+	uint64_t pg;
+	uint32_t frame;
+};
+
+/* A reclaim's queue of aged frames (in its ring's scratch). */
+struct age_queue {
+	struct aged items[AGE_QUEUE];
+	unsigned n;
+	/* upager__age_queue_drain()'s batch, here rather than on a fault's stack */
+	struct iovec iov[AGE_QUEUE];
+	struct upte *locked[AGE_QUEUE];
+};
+
+/* Frames aged on this thread go to q until upager__age_queue_close()
+ * (the reclaimer, under the policy lock). */
+void upager__age_queue_open(struct age_queue *q);
+void upager__age_queue_close(void);
+/* Unmaps the queued frames' pages (policy lock not held), neighbours in
+ * one call, and empties the queue. */
+void upager__age_queue_drain(struct upager *p, struct age_queue *q);
 
 /* Unmaps up to budget resident, mapped pages for sampling, walking the
  * regions' pages from where the last call stopped; returns how many.
@@ -591,6 +660,13 @@ void upager__region_teardown(struct region *r);
 /* Empties the locked page e (page pg of r): frees its frame and swap
  * copy; it reads as zero. -EBUSY if it is pinned. */
 int upager__page_discard(struct region *r, uint64_t pg, struct upte *e);
+/* Frees the memfd pages behind pages pg..pg+n-1 of r (their frames'
+ * memory) and so takes them from every view: fallocate(PUNCH_HOLE),
+ * retried on EINTR, else madvise(MADV_REMOVE) on the pager view. Every
+ * page whose fallocate() failed counts in punch_failures. Returns 0, or
+ * -errno when the memory is still allocated: the caller must then keep
+ * the pages in their frames (the budget must not count them free). */
+int upager__punch(struct region *r, uint64_t pg, uint64_t n);
 /* Puts the locked, empty page e in frame, resident and dirty but not
  * mapped (its contents are already in the memfd), and tells the policy. */
 void upager__page_install_unmapped(struct region *r, uint64_t pg, struct upte *e, uint32_t frame,
@@ -621,6 +697,8 @@ void upager__cow_close(struct upager *p);
 struct region *upager__cow_region_leaving(struct region *r);
 void upager__cow_teardown(struct region *doomed);
 
+/* ---- zapping ranges of the views (fault.c) ---- */
+
 /* Drops the page-table entries of n address ranges of this process (the
  * views' mappings keep their memfd pages): in one process_madvise() call
  * where the kernel allows it, so one TLB shootdown serves them all,
@@ -628,6 +706,22 @@ void upager__cow_teardown(struct region *doomed);
  * Returns 0 or -errno. */
 struct iovec;
 int upager__zap(struct upager *p, struct iovec *iov, unsigned n);
+
+/* The ranges of one upager__zap() call, gathered page run by page run:
+ * a run that starts where the last one ended (same region and view)
+ * extends its range. The caller gives iov room for one range per run. */
+struct zap_list {
+	struct iovec *iov;
+	unsigned n;
+	struct region *r;  /* the last run's region, view and end */
+	uint64_t next_pg;
+	bool pager_view;
+};
+/* Adds pages pg..pg+n-1 of r's application view (or pager view). */
+void upager__zap_add(struct upager *p, struct zap_list *z, struct region *r, uint64_t pg,
+		     uint64_t n, bool pager_view);
+/* Zaps the list's ranges and empties it: 0 or -errno (0 if empty). */
+int upager__zap_list(struct upager *p, struct zap_list *z);
 
 /* ---- errors and messages (error.c) ---- */
 
@@ -643,6 +737,11 @@ struct asbuf {
 void as_puts(struct asbuf *b, const char *s);
 void as_hex(struct asbuf *b, uint64_t v);
 void as_dec(struct asbuf *b, uint64_t v);
+/* Writes s to stderr with write(2) alone. */
+void upager__as_write(const char *s);
+/* Sorts n elements of size bytes in place, as qsort() does but without
+ * allocating: safe on the fault path. Not stable. */
+void upager__sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
 
 /* ---- time ---- */
 uint64_t upager__now_ns(void);

@@ -1,14 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The pager core: opening and closing a pager, mapping regions, and the
- * fault path that every backend calls.
- *
- * A region is a sparse memfd mapped twice: the application view (shared,
- * registered with the fault backend, the only address the program sees)
- * and the pager view (shared, never registered, the only address the
- * pager reads and writes page contents through). A page's frame is its
- * page in the memfd; evicting it writes it out through the pager view and
- * punches it out of the memfd.
+ * The pager core: opening and closing a pager, its statistics, and the
+ * fault path that every backend calls (regions are in region.c).
  *
  * The fault path, for one page, under that page's lock:
  *
@@ -36,89 +29,30 @@
 #include <errno.h>
 #include <sched.h>
 #include <fcntl.h>
-#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
-
-/* ---- page locks: a bit in the entry's flags, waited on with a futex ---- */
-
-static long futex(_Atomic uint32_t *addr, int op, uint32_t val)
-{
-	return syscall(SYS_futex, (uint32_t *)addr, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
-}
-
-bool upager__pte_trylock(struct upte *e)
-{
-	uint32_t f = atomic_load_explicit(&e->flags, memory_order_relaxed);
-
-	while (!(f & PTE_LOCKED))
-		if (atomic_compare_exchange_weak_explicit(&e->flags, &f, f | PTE_LOCKED,
-							  memory_order_acquire,
-							  memory_order_relaxed))
-			return true;
-	return false;
-}
-
-void upager__pte_lock(struct upte *e)
-{
-	uint32_t f;
-	int spins = 0;
-
-	for (;;) {
-		f = atomic_load_explicit(&e->flags, memory_order_relaxed);
-		if (!(f & PTE_LOCKED)) {
-			/* A thread that has slept keeps WAITERS set: others may
-			 * still be asleep behind it. */
-			uint32_t want = f | PTE_LOCKED | (spins > 100 ? PTE_WAITERS : 0);
-			if (atomic_compare_exchange_weak_explicit(&e->flags, &f, want,
-								  memory_order_acquire,
-								  memory_order_relaxed))
-				return;
-			continue;
-		}
-		if (++spins < 100) {
-			__builtin_ia32_pause();
-			continue;
-		}
-		if (!(f & PTE_WAITERS) &&
-		    !atomic_compare_exchange_weak_explicit(&e->flags, &f, f | PTE_WAITERS,
-							   memory_order_relaxed,
-							   memory_order_relaxed))
-			continue;
-		futex(&e->flags, FUTEX_WAIT, f | PTE_WAITERS);
-	}
-}
-
-void upager__pte_unlock(struct upte *e)
-{
-	uint32_t old = atomic_fetch_and_explicit(&e->flags, ~(PTE_LOCKED | PTE_WAITERS),
-						 memory_order_release);
-	if (old & PTE_WAITERS)
-		futex(&e->flags, FUTEX_WAKE, INT32_MAX);
-}
 
 /* ---- policy calls, under the policy lock ---- */
 
-static void policy_insert(struct upager *p, uint32_t frame, uint64_t key, bool write)
+void upager__policy_insert(struct upager *p, uint32_t frame, uint64_t key, bool write)
 {
 	pthread_mutex_lock(&p->policy_lock);
 	p->policy->ops->insert(p->policy->state, frame, key, write);
 	pthread_mutex_unlock(&p->policy_lock);
 }
 
-static void policy_reference(struct upager *p, uint32_t frame, bool write)
+void upager__policy_reference(struct upager *p, uint32_t frame, bool write)
 {
 	pthread_mutex_lock(&p->policy_lock);
 	p->policy->ops->reference(p->policy->state, frame, write);
 	pthread_mutex_unlock(&p->policy_lock);
 }
 
-static void policy_remove(struct upager *p, uint32_t frame, enum policy_remove_reason why)
+void upager__policy_remove(struct upager *p, uint32_t frame, upager_policy_reason_t why)
 {
 	pthread_mutex_lock(&p->policy_lock);
 	p->policy->ops->remove(p->policy->state, frame, why);
@@ -157,14 +91,6 @@ int64_t upager__get_frame(struct upager *p)
 			return last_err; /* a persistent error, not just contention */
 		frames_wait(&p->frames, 10);
 		waited_ms += 10;
-	}
-}
-
-static void drop_swap_copy(struct upager *p, struct upte *e)
-{
-	if (e->slot) {
-		swap_put(&p->swap, e->slot - 1);
-		e->slot = 0;
 	}
 }
 
@@ -234,7 +160,7 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 		ret = be->unprotect(r, pg);
 		if (ret < 0)
 			return ret;
-		drop_swap_copy(p, e);
+		pte_drop_swap_copy(p, e);
 		pte_update(e, 0, PTE_WRITABLE | PTE_DIRTY);
 		return 0;
 	}
@@ -257,9 +183,9 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 	if (ret > 0) /* the backend could only map it writable */
 		writable = true;
 	if (writable && !(f & PTE_DIRTY))
-		drop_swap_copy(p, e);
+		pte_drop_swap_copy(p, e);
 	pte_set_mapped(p, e, writable);
-	policy_reference(p, e->frame, write);
+	upager__policy_reference(p, e->frame, write);
 	return 0;
 }
 
@@ -268,11 +194,11 @@ void upager__fill_done(struct region *r, uint64_t pg, struct upte *e, uint32_t f
 	struct upager *p = r->p;
 
 	if (write)
-		drop_swap_copy(p, e);
+		pte_drop_swap_copy(p, e);
 	frame_bind(p, frame, r, pg, e);
 	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY, PTE_RESIDENT);
 	pte_set_mapped(p, e, write);
-	policy_insert(p, frame, region_page_key(r, pg), write);
+	upager__policy_insert(p, frame, region_page_key(r, pg), write);
 }
 
 void upager__page_install_unmapped(struct region *r, uint64_t pg, struct upte *e, uint32_t frame,
@@ -283,71 +209,7 @@ void upager__page_install_unmapped(struct region *r, uint64_t pg, struct upte *e
 	frame_bind(p, frame, r, pg, e);
 	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_SAMPLED,
 		   PTE_RESIDENT | PTE_DIRTY | extra_flags);
-	policy_insert(p, frame, region_page_key(r, pg), false);
-}
-
-int upager__page_discard(struct region *r, uint64_t pg, struct upte *e)
-{
-	struct upager *p = r->p;
-	uint32_t f = pte_flags(e);
-	int ret;
-
-	if (pte_state(f) == PTE_RESIDENT) {
-		if (atomic_load(&p->frames.frames[e->frame].pins))
-			return -EBUSY;
-		if ((f & PTE_MAPPED) && !p->backend->punch_unmaps &&
-		    (ret = p->backend->unmap(r, pg, 1)) < 0)
-			return ret;
-		policy_remove(p, e->frame, POLICY_FREED);
-		fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)(pg << p->page_shift), (off_t)p->page_size);
-		p->backend->evicted(r, pg, 1);
-		frames_free(&p->frames, e->frame);
-	}
-	drop_swap_copy(p, e);
-	pte_clear_mapped(p, e);
-	/* A page lost to an I/O error is whole again: zero, like new. */
-	pte_update(e, PTE_STATE_MASK | PTE_DIRTY | PTE_SAMPLED, PTE_NONE);
-	return 0;
-}
-
-int upager__zap(struct upager *p, struct iovec *iov, unsigned n)
-{
-	unsigned done = 0;
-
-	/* A forked child has other page tables than the pidfd names. */
-	while (done < n && getpid() == p->self_pid) {
-		int fd = atomic_load_explicit(&p->self_pidfd, memory_order_relaxed);
-		if (fd < 0)
-			break;
-		unsigned k = n - done < 1024 ? n - done : 1024; /* the kernel's UIO_MAXIOV */
-		ssize_t got = syscall(SYS_process_madvise, fd, iov + done, (size_t)k, MADV_DONTNEED,
-				      0u);
-		if (got < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			if (errno == EINVAL || errno == ENOSYS || errno == EPERM) {
-				/* Before Linux 6.13 only some advice went
-				 * through process_madvise(); the descriptor
-				 * stays open until close, another thread may
-				 * be using it. */
-				atomic_store_explicit(&p->self_pidfd, -1, memory_order_relaxed);
-				break;
-			}
-			return -errno;
-		}
-		/* It may stop early: go on after what it did. */
-		while (done < n && (size_t)got >= iov[done].iov_len)
-			got -= (ssize_t)iov[done++].iov_len;
-		if (got > 0) {
-			iov[done].iov_base = (char *)iov[done].iov_base + got;
-			iov[done].iov_len -= (size_t)got;
-		}
-	}
-	for (; done < n; done++)
-		if (madvise(iov[done].iov_base, iov[done].iov_len, MADV_DONTNEED) < 0)
-			return -errno;
-	return 0;
+	upager__policy_insert(p, frame, region_page_key(r, pg), false);
 }
 
 /* The page is not in a frame: zero-fill it or read it back from swap,
@@ -388,7 +250,7 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 		if (w && w->n && ret < 0) {
 			/* As in upager__read_in(): the faulting page alone. */
 			STAT_ADD(p, faultaround_pages, -(uint64_t)w->n);
-			upager__window_discard(r, w);
+			upager__window_discard(r, w, NULL);
 			ret = be->install(r, pg, 1, NULL, write);
 		}
 		if (w) {
@@ -511,476 +373,6 @@ out:
 	return FAULT_DONE;
 }
 
-/* ---- regions ---- */
-
-
-struct release_ctx {
-	struct region *r;
-};
-
-static bool release_page(uint64_t pg, struct upte *e, void *arg)
-{
-	struct region *r = ((struct release_ctx *)arg)->r;
-	struct upager *p = r->p;
-	uint32_t f;
-
-	if (!atomic_load_explicit(&e->flags, memory_order_relaxed) && !e->slot)
-		return false; /* never touched */
-	upager__pte_lock(e);
-	f = pte_flags(e);
-	if (pte_state(f) == PTE_RESIDENT) {
-		if (atomic_load(&p->frames.frames[e->frame].pins))
-			atomic_fetch_sub(&p->pinned, 1); /* unmapped while pinned */
-		policy_remove(p, e->frame, POLICY_FREED);
-		frames_free(&p->frames, e->frame);
-	}
-	drop_swap_copy(p, e);
-	pte_clear_mapped(p, e);
-	pte_update(e, PTE_STATE_MASK | PTE_DIRTY | PTE_NOWRITE | PTE_NOACCESS, PTE_NONE);
-	upager__pte_unlock(e);
-	return false;
-}
-
-void upager__region_release_pages(struct region *r)
-{
-	struct release_ctx ctx = { r };
-
-	pt_for_each(&r->pt, release_page, &ctx);
-}
-
-void upager__region_destroy(struct region *r)
-{
-	if (r->base)
-		munmap((void *)r->base, r->len);
-	if (r->pview)
-		munmap(r->pview, r->len);
-	if (r->memfd >= 0)
-		close(r->memfd);
-	pt_destroy(&r->pt);
-	free(r);
-}
-
-/* Reserves len bytes of address space aligned to align, then maps the
- * memfd over it. */
-static void *map_aligned(int fd, size_t len, size_t align)
-{
-	size_t span = len + (align > 4096 ? align : 0);
-	char *res = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (res == MAP_FAILED)
-		return MAP_FAILED;
-	uintptr_t start = ((uintptr_t)res + align - 1) & ~(uintptr_t)(align - 1);
-	if (start > (uintptr_t)res)
-		munmap(res, start - (uintptr_t)res);
-	uintptr_t end = start + len;
-	if ((uintptr_t)res + span > end)
-		munmap((void *)end, (uintptr_t)res + span - end);
-	void *m = mmap((void *)start, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
-	if (m == MAP_FAILED)
-		munmap((void *)start, len);
-	return m;
-}
-
-int upager__region_new(struct upager *p, size_t len, struct region **out)
-{
-	struct region *r;
-	int err;
-
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	r->p = p;
-	r->memfd = -1;
-	r->len = len;
-	r->npages = len >> p->page_shift;
-	pt_init(&r->pt, r->npages);
-
-	r->memfd = memfd_create("upager-region", MFD_CLOEXEC);
-	if (r->memfd < 0 || ftruncate(r->memfd, (off_t)len) < 0) {
-		err = upager__fail(-errno, "memfd for a %zu-byte region: %s", len, strerror(errno));
-		goto fail;
-	}
-	void *app = map_aligned(r->memfd, len, p->page_size);
-	if (app == MAP_FAILED) {
-		err = upager__fail(-errno, "mapping a %zu-byte region: %s", len, strerror(errno));
-		goto fail;
-	}
-	r->base = (uintptr_t)app;
-	r->pview = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, r->memfd, 0);
-	if (r->pview == MAP_FAILED) {
-		r->pview = NULL;
-		err = upager__fail(-errno, "mapping the pager view: %s", strerror(errno));
-		goto fail;
-	}
-	/* A forked child must not see (or fill) the memfd behind the
-	 * pager's back: regions are not inherited across fork(). */
-	madvise(app, len, MADV_DONTFORK);
-	madvise(r->pview, len, MADV_DONTFORK);
-
-	pthread_mutex_lock(&p->regions_lock);
-	r->id = ++p->next_region_id;
-	pthread_mutex_unlock(&p->regions_lock);
-	*out = r;
-	return 0;
-
-fail:
-	upager__region_destroy(r);
-	return err;
-}
-
-int upager__region_publish(struct region *r)
-{
-	struct upager *p = r->p;
-	int err;
-
-	err = p->backend->attach(r);
-	if (err < 0)
-		return err;
-	err = upager__registry_add(r);
-	if (err < 0) {
-		p->backend->detach(r);
-		return err;
-	}
-	pthread_mutex_lock(&p->regions_lock);
-	r->next = p->regions;
-	p->regions = r;
-	if (!r->readonly) { /* a snapshot's view counts as a snapshot */
-		p->nregions++;
-		p->region_bytes += r->len;
-	}
-	pthread_mutex_unlock(&p->regions_lock);
-	return 0;
-}
-
-UPAGER_API int upager_map(upager_t *p, size_t len, int flags, void **addr)
-{
-	struct region *r;
-	int err;
-
-	upager__clear_error();
-	if (!p || !addr)
-		return -EINVAL;
-	if (flags != 0)
-		return upager__fail(-EINVAL, "upager_map: unknown flags %#x", flags);
-	if (len == 0)
-		return upager__fail(-EINVAL, "upager_map: zero length");
-	if (len > (1ULL << 46))
-		return upager__fail(-ENOMEM, "upager_map: %zu bytes is more than 64 TiB", len);
-	len = (len + p->page_size - 1) & ~(p->page_size - 1);
-
-	err = upager__region_new(p, len, &r);
-	if (err < 0)
-		return err;
-	err = upager__region_publish(r);
-	if (err < 0) {
-		upager__region_destroy(r);
-		return err;
-	}
-	*addr = (void *)r->base;
-	return 0;
-}
-
-void upager__region_teardown(struct region *r)
-{
-	struct upager *p = r->p;
-
-	upager__registry_remove(r);
-	r->dying = true;
-	p->backend->detach(r);
-	upager__region_release_pages(r);
-	/* The evictor may still hold a pin taken before the release, and a
-	 * shedding hand may have read a frame record of this region. */
-	atomic_thread_fence(memory_order_seq_cst);
-	while (atomic_load(&r->refs) > 0 || atomic_load(&p->shedders) > 0)
-		usleep(100);
-	upager__region_destroy(r);
-}
-
-struct region *upager__region_at(struct upager *p, void *base)
-{
-	struct region *r;
-
-	pthread_mutex_lock(&p->regions_lock);
-	for (r = p->regions; r && (void *)r->base != base; r = r->next)
-		;
-	pthread_mutex_unlock(&p->regions_lock);
-	return r;
-}
-
-bool upager__region_unlist(struct region *r)
-{
-	struct upager *p = r->p;
-	struct region **pp;
-	bool found = false;
-
-	pthread_mutex_lock(&p->regions_lock);
-	for (pp = &p->regions; *pp; pp = &(*pp)->next) {
-		if (*pp == r) {
-			*pp = r->next;
-			if (!r->readonly) {
-				p->nregions--;
-				p->region_bytes -= r->len;
-			}
-			found = true;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&p->regions_lock);
-	return found;
-}
-
-UPAGER_API int upager_unmap(upager_t *p, void *addr)
-{
-	struct region *r = NULL;
-
-	upager__clear_error();
-	if (!p)
-		return -EINVAL;
-	/* Under cow_lock: a snapshot or clone may be reading through the
-	 * region's pages until they are handed over. */
-	pthread_rwlock_wrlock(&p->cow_lock);
-	r = upager__region_at(p, addr);
-	if (!r) {
-		pthread_rwlock_unlock(&p->cow_lock);
-		return upager__fail(UPAGER_ENOREGION, "upager_unmap: %p is not the base of a region",
-				    addr);
-	}
-	if (r->self) {
-		pthread_rwlock_unlock(&p->cow_lock);
-		return upager__fail(UPAGER_ESNAPSHOT,
-				    "upager_unmap: %p is a snapshot's view; free it with upager_snapshot_free",
-				    addr);
-	}
-	struct region *doomed = NULL;
-	upager__region_unlist(r);
-	if (r->chain || r->backing)
-		doomed = upager__cow_region_leaving(r);
-	r->dying = true;
-	pthread_rwlock_unlock(&p->cow_lock);
-	upager__region_teardown(r);
-	upager__cow_teardown(doomed);
-	return 0;
-}
-
-UPAGER_API int upager_touch(upager_t *p, void *addr, size_t len, int write)
-{
-	uintptr_t a = (uintptr_t)addr, end = a + len;
-	struct region *r;
-	int err = 0;
-
-	upager__clear_error();
-	if (!p)
-		return -EINVAL;
-	if (len == 0)
-		return 0;
-	r = upager__range_region(p, addr, len, "upager_touch");
-	if (!r)
-		return UPAGER_ENOREGION;
-	for (uintptr_t pa = a & ~(uintptr_t)(p->page_size - 1); pa < end; pa += p->page_size) {
-		struct upte *e = pt_lookup(&r->pt, (pa - r->base) >> p->page_shift);
-		uint32_t f = e ? pte_flags(e) : 0;
-		if ((f & PTE_MAPPED) && (!write || (f & PTE_WRITABLE)))
-			continue;
-		enum fault_result res = upager__fault(r, pa, write, &err);
-		if (res == FAULT_NOT_OURS)
-			err = -EACCES; /* upager_protect() forbids it */
-		if (res != FAULT_DONE) {
-			upager__fail(err, "upager_touch: page at %p: %s", (void *)pa,
-				     upager_strerror(err));
-			break;
-		}
-		err = 0;
-	}
-	upager__region_put(r);
-	return err;
-}
-
-/* Pins one page that upager__fault() just resolved; false if it moved
- * on before the lock was taken (evicted or sampled again). */
-static bool pin_page(struct upager *p, struct region *r, uint64_t pg, bool write)
-{
-	struct upte *e = pt_lookup(&r->pt, pg);
-	bool pinned = false;
-
-	if (!e)
-		return false;
-	upager__pte_lock(e);
-	uint32_t f = pte_flags(e);
-	if (pte_state(f) == PTE_RESIDENT && (f & PTE_MAPPED) && (!write || (f & PTE_WRITABLE))) {
-		if (atomic_fetch_add(&p->frames.frames[e->frame].pins, 1) == 0)
-			atomic_fetch_add(&p->pinned, 1);
-		pinned = true;
-	}
-	upager__pte_unlock(e);
-	return pinned;
-}
-
-static void unpin_page(struct upager *p, struct region *r, uint64_t pg)
-{
-	struct upte *e = pt_lookup(&r->pt, pg);
-
-	if (!e)
-		return;
-	upager__pte_lock(e);
-	if (pte_state(pte_flags(e)) == PTE_RESIDENT) {
-		_Atomic uint32_t *pins = &p->frames.frames[e->frame].pins;
-		if (atomic_load(pins) && atomic_fetch_sub(pins, 1) == 1)
-			atomic_fetch_sub(&p->pinned, 1);
-	}
-	upager__pte_unlock(e);
-}
-
-/* The region of p that holds all of [addr, addr+len), pinned, or NULL. */
-struct region *upager__range_region(struct upager *p, void *addr, size_t len, const char *who)
-{
-	uintptr_t a = (uintptr_t)addr, end = a + len;
-	struct region *r = upager__region_find(a);
-
-	if (!r || r->p != p || end > r->base + r->len || end < a) {
-		if (r)
-			upager__region_put(r);
-		upager__fail(UPAGER_ENOREGION, "%s: [%p, +%zu) is not inside one region of this pager",
-			     who, addr, len);
-		return NULL;
-	}
-	return r;
-}
-
-UPAGER_API int upager_pin(upager_t *p, void *addr, size_t len, int write)
-{
-	struct region *r;
-	uint64_t first, last, pg;
-	int err = 0;
-
-	upager__clear_error();
-	if (!p)
-		return -EINVAL;
-	if (len == 0)
-		return 0;
-	r = upager__range_region(p, addr, len, "upager_pin");
-	if (!r)
-		return UPAGER_ENOREGION;
-	first = ((uintptr_t)addr - r->base) >> p->page_shift;
-	last = ((uintptr_t)addr + len - 1 - r->base) >> p->page_shift;
-	if (atomic_load(&p->pinned) + (last - first + 1) > p->nframes / 2) {
-		upager__region_put(r);
-		return upager__fail(-ENOMEM,
-				    "upager_pin: %llu more pages would pin more than half the budget (%u frames)",
-				    (unsigned long long)(last - first + 1), p->nframes);
-	}
-	for (pg = first; pg <= last; pg++) {
-		int tries = 0;
-		while (!pin_page(p, r, pg, write)) {
-			uintptr_t pa = r->base + (pg << p->page_shift);
-			enum fault_result res = upager__fault(r, pa, write, &err);
-			if (res == FAULT_NOT_OURS)
-				err = -EACCES; /* upager_protect() forbids it */
-			if (res != FAULT_DONE || ++tries > 100) {
-				if (!err)
-					err = -EAGAIN;
-				upager__fail(err, "upager_pin: page at %p: %s", (void *)pa,
-					     upager_strerror(err));
-				goto undo;
-			}
-			err = 0;
-		}
-	}
-	upager__region_put(r);
-	return 0;
-undo:
-	while (pg-- > first)
-		unpin_page(p, r, pg);
-	upager__region_put(r);
-	return err;
-}
-
-UPAGER_API int upager_unpin(upager_t *p, void *addr, size_t len)
-{
-	struct region *r;
-
-	upager__clear_error();
-	if (!p)
-		return -EINVAL;
-	if (len == 0)
-		return 0;
-	r = upager__range_region(p, addr, len, "upager_unpin");
-	if (!r)
-		return UPAGER_ENOREGION;
-	uint64_t first = ((uintptr_t)addr - r->base) >> p->page_shift;
-	uint64_t last = ((uintptr_t)addr + len - 1 - r->base) >> p->page_shift;
-	for (uint64_t pg = first; pg <= last; pg++)
-		unpin_page(p, r, pg);
-	upager__region_put(r);
-	return 0;
-}
-
-UPAGER_API int upager_protect(upager_t *p, void *addr, size_t len, int prot)
-{
-	struct region *r;
-	uint32_t bits;
-	int err = 0;
-
-	upager__clear_error();
-	if (!p)
-		return -EINVAL;
-	if (prot == UPAGER_PROT_NONE)
-		bits = PTE_NOACCESS | PTE_NOWRITE;
-	else if (prot == UPAGER_PROT_READ)
-		bits = PTE_NOWRITE;
-	else if (prot == (UPAGER_PROT_READ | UPAGER_PROT_WRITE))
-		bits = 0;
-	else
-		return upager__fail(-EINVAL, "upager_protect: prot %#x is not NONE, READ or READ|WRITE",
-				    prot);
-	if (((uintptr_t)addr | len) & (p->page_size - 1))
-		return upager__fail(-EINVAL,
-				    "upager_protect: [%p, +%zu) is not aligned to the page size (%zu)",
-				    addr, len, p->page_size);
-	if (len == 0)
-		return 0;
-	r = upager__range_region(p, addr, len, "upager_protect");
-	if (!r)
-		return UPAGER_ENOREGION;
-	if (r->readonly) {
-		upager__region_put(r);
-		return upager__fail(UPAGER_ESNAPSHOT,
-				    "upager_protect: [%p, +%zu) is in a snapshot's view, which stays read-only",
-				    addr, len);
-	}
-	uint64_t first = ((uintptr_t)addr - r->base) >> p->page_shift;
-	uint64_t n = len >> p->page_shift;
-	for (uint64_t pg = first; pg < first + n; pg++) {
-		/* Rights are remembered even for pages never touched. */
-		struct upte *e = pt_get(&r->pt, pg);
-		if (!e) {
-			err = -ENOMEM;
-			break;
-		}
-		upager__pte_lock(e);
-		uint32_t f = pte_flags(e);
-		if ((bits & PTE_NOACCESS) && (f & PTE_MAPPED)) {
-			if (p->backend->unmap(r, pg, 1) == 0)
-				pte_clear_mapped(p, e);
-			else
-				err = -EIO;
-		} else if ((bits & PTE_NOWRITE) && (f & PTE_WRITABLE)) {
-			if (p->backend->wrprotect(r, pg, 1) == 0)
-				pte_update(e, PTE_WRITABLE, 0);
-			else
-				err = -EIO;
-		}
-		pte_update(e, PTE_NOWRITE | PTE_NOACCESS, bits);
-		upager__pte_unlock(e);
-		if (err)
-			break;
-	}
-	if (!err && p->backend->set_access)
-		err = p->backend->set_access(r, first, n, prot);
-	upager__region_put(r);
-	if (err && !upager_last_error()[0])
-		upager__fail(err, "upager_protect: %s", upager_strerror(err));
-	return err;
-}
-
 UPAGER_API const char *upager_backend(upager_t *p, const char **why)
 {
 	if (why)
@@ -1047,20 +439,29 @@ static unsigned ncpus(void)
 UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 {
 	struct upager *p;
-	upager_config_t defaults;
+	upager_config_t full;
 	int err = 0;
 
 	upager__clear_error();
 	if (!out)
 		return -EINVAL;
-	if (!cfg) {
-		upager_config_init(&defaults);
-		cfg = &defaults;
+	/* The fields the caller's struct has, over the defaults for those it
+	 * is too old to have: what upager_config_init() would have given. */
+	upager__config_defaults(&full);
+	if (cfg) {
+		if (cfg->size < UPAGER__STRUCT_MIN_SIZE)
+			return upager__fail(-EINVAL,
+					    "upager_open: cfg->size is %u; fill the configuration with upager_config_init()",
+					    (unsigned)cfg->size);
+		memcpy(&full, cfg, cfg->size < sizeof(full) ? cfg->size : sizeof(full));
+		full.size = sizeof(full);
+		full.version = UPAGER_CONFIG_VERSION;
 	}
+	cfg = &full;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	memcpy(&p->cfg, cfg, cfg->size && cfg->size < sizeof(p->cfg) ? cfg->size : sizeof(p->cfg));
+	p->cfg = full;
 	p->swap.fd = -1;
 	pthread_mutex_init(&p->policy_lock, NULL);
 	pthread_mutex_init(&p->regions_lock, NULL);
@@ -1215,16 +616,15 @@ UPAGER_API int upager_close(upager_t *p)
 
 #define LOAD(field) atomic_load_explicit(&p->stats.field, memory_order_relaxed)
 
-UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
+/* All of the statistics, into a whole struct of ours. */
+static void stats_fill(upager_t *p, upager_stats_t *out)
 {
 	struct region *r;
 	uint64_t pt_bytes = 0;
 
-	if (!p || !out)
-		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	out->size = sizeof(*out);
-	out->version = 2;
+	out->version = UPAGER_STATS_VERSION;
 	out->faults_zero = LOAD(faults_zero);
 	out->faults_minor = LOAD(faults_minor);
 	out->faults_major = LOAD(faults_major);
@@ -1246,6 +646,7 @@ UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
 	out->faultaround_pages = LOAD(faultaround_pages);
 	out->pages_copied = LOAD(pages_copied);
 	out->pages_shared = LOAD(pages_shared);
+	out->punch_failures = LOAD(punch_failures);
 	upager__trace_counts(p, &out->trace_records, &out->trace_dropped);
 	out->pinned_pages = atomic_load(&p->pinned);
 	for (int i = 0; i < UPAGER_LATENCY_BUCKETS; i++)
@@ -1271,7 +672,29 @@ UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
 	snprintf(out->policy, sizeof(out->policy), "%s", p->policy->ops->name);
 	snprintf(out->backend_why, sizeof(out->backend_why), "%s", p->backend_why);
 	out->syscalls_transparent = p->transparent;
+}
+
+UPAGER_API int upager_stats_sized(upager_t *p, upager_stats_t *out, size_t size)
+{
+	upager_stats_t full;
+
+	if (!p || !out || size < UPAGER__STRUCT_MIN_SIZE)
+		return -EINVAL;
+	/* The caller's struct may be older and smaller than ours. */
+	stats_fill(p, &full);
+	if (size > sizeof(full))
+		size = sizeof(full);
+	full.size = (uint32_t)size;
+	memcpy(out, &full, size);
 	return 0;
+}
+
+/* The symbol that programs built before upager_stats_sized() call:
+ * their struct is at least version 2's. */
+#undef upager_stats
+UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
+{
+	return upager_stats_sized(p, out, UPAGER__STATS_V2_SIZE);
 }
 
 UPAGER_API int upager_stats_print(upager_t *p, int fd)
@@ -1280,7 +703,7 @@ UPAGER_API int upager_stats_print(upager_t *p, int fd)
 	char buf[4096];
 	int n = 0, err;
 
-	err = upager_stats(p, &s);
+	err = upager_stats_sized(p, &s, sizeof(s));
 	if (err)
 		return err;
 #define OUT(...) n += snprintf(buf + n, sizeof(buf) - (size_t)n, __VA_ARGS__)
@@ -1317,6 +740,8 @@ UPAGER_API int upager_stats_print(upager_t *p, int fd)
 	if (s.trace_records || s.trace_dropped)
 		OUT("  trace:              %llu references recorded, %llu dropped\n",
 		    (unsigned long long)s.trace_records, (unsigned long long)s.trace_dropped);
+	if (s.punch_failures)
+		OUT("  punch failures:     %llu pages\n", (unsigned long long)s.punch_failures);
 	OUT("  metadata:           %.1f MiB\n", s.metadata_bytes / 1048576.0);
 	OUT("  fault latency (us): ");
 	static const char *const labels[] = { "<1", "1-4", "4-16", "16-64", "64-256", "256-1k",

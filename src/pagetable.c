@@ -13,12 +13,18 @@
  *
  * Lookups are lock-free: a missing node is allocated and published with a
  * compare-and-swap; the loser of a race returns its node to a free list.
+ *
+ * Each entry carries its page's lock: a bit in its flags word, taken with
+ * a compare-and-swap, spun on briefly, then slept on with a futex.
  */
 #include "internal.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define PT_CHUNK (1u << 20)
 #define LEAF_BYTES (PT_FANOUT * sizeof(struct upte))
@@ -170,4 +176,61 @@ void pt_for_each(struct pagetable *pt, bool (*fn)(uint64_t pg, struct upte *e, v
 		 void *arg)
 {
 	for_each(atomic_load_explicit(&pt->root, memory_order_acquire), pt->levels, 0, fn, arg);
+}
+
+/* ---- page locks: a bit in the entry's flags, waited on with a futex ---- */
+
+static long futex(_Atomic uint32_t *addr, int op, uint32_t val)
+{
+	return syscall(SYS_futex, (uint32_t *)addr, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+}
+
+bool upager__pte_trylock(struct upte *e)
+{
+	uint32_t f = atomic_load_explicit(&e->flags, memory_order_relaxed);
+
+	while (!(f & PTE_LOCKED))
+		if (atomic_compare_exchange_weak_explicit(&e->flags, &f, f | PTE_LOCKED,
+							  memory_order_acquire,
+							  memory_order_relaxed))
+			return true;
+	return false;
+}
+
+void upager__pte_lock(struct upte *e)
+{
+	uint32_t f;
+	int spins = 0;
+
+	for (;;) {
+		f = atomic_load_explicit(&e->flags, memory_order_relaxed);
+		if (!(f & PTE_LOCKED)) {
+			/* A thread that has slept keeps WAITERS set: others may
+			 * still be asleep behind it. */
+			uint32_t want = f | PTE_LOCKED | (spins > 100 ? PTE_WAITERS : 0);
+			if (atomic_compare_exchange_weak_explicit(&e->flags, &f, want,
+								  memory_order_acquire,
+								  memory_order_relaxed))
+				return;
+			continue;
+		}
+		if (++spins < 100) {
+			__builtin_ia32_pause();
+			continue;
+		}
+		if (!(f & PTE_WAITERS) &&
+		    !atomic_compare_exchange_weak_explicit(&e->flags, &f, f | PTE_WAITERS,
+							   memory_order_relaxed,
+							   memory_order_relaxed))
+			continue;
+		futex(&e->flags, FUTEX_WAIT, f | PTE_WAITERS);
+	}
+}
+
+void upager__pte_unlock(struct upte *e)
+{
+	uint32_t old = atomic_fetch_and_explicit(&e->flags, ~(PTE_LOCKED | PTE_WAITERS),
+						 memory_order_release);
+	if (old & PTE_WAITERS)
+		futex(&e->flags, FUTEX_WAKE, INT32_MAX);
 }

@@ -150,17 +150,43 @@ void upager__window_commit(struct region *r, struct window *w, bool writable)
 		upager__pte_unlock(w->e[i]);
 }
 
-void upager__window_discard(struct region *r, struct window *w)
+void upager__window_discard(struct region *r, struct window *w, const char *src)
 {
 	struct upager *p = r->p;
 
 	if (!w->n)
 		return;
-	fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		  (off_t)(w->first << p->page_shift), (off_t)((uint64_t)w->n << p->page_shift));
-	if (!p->backend->punch_unmaps)
-		p->backend->unmap(r, w->first, w->n);
-	upager__window_release(r, w, 0);
+	if (upager__punch(r, w->first, w->n) == 0) {
+		if (!p->backend->punch_unmaps)
+			p->backend->unmap(r, w->first, w->n);
+		upager__window_release(r, w, 0);
+		return;
+	}
+	/* The memfd keeps whatever the failed install left there, so the
+	 * pages keep their frames: the budget must not count them free.
+	 * They become resident, unmapped, with what they should hold. */
+	p->backend->unmap(r, w->first, w->n);
+	for (unsigned i = 0; i < w->n; i++) {
+		struct upte *e = w->e[i];
+		char *dst = region_pview(r, w->first + i);
+
+		if (src)
+			memcpy(dst, src + ((size_t)i << p->page_shift), p->page_size);
+		else
+			memset(dst, 0, p->page_size);
+		frame_bind(p, w->frame[i], r, w->first + i, e);
+		/* A swapped page's slot stays its clean copy. */
+		pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY | PTE_SAMPLED,
+			   PTE_RESIDENT | (e->slot ? 0 : PTE_DIRTY));
+	}
+	pthread_mutex_lock(&p->policy_lock);
+	for (unsigned i = 0; i < w->n; i++)
+		p->policy->ops->insert(p->policy->state, w->frame[i],
+				       region_page_key(r, w->first + i), false);
+	pthread_mutex_unlock(&p->policy_lock);
+	for (unsigned i = 0; i < w->n; i++)
+		upager__pte_unlock(w->e[i]);
+	w->n = 0;
 }
 
 void upager__window_done(struct region *r, uint64_t pg, unsigned n)
@@ -230,7 +256,7 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 			/* The view may be split where the page table does
 			 * not say so (a protection changed and changed back):
 			 * the faulting page alone. */
-			upager__window_discard(r, w);
+			upager__window_discard(r, w, buf + p->page_size);
 			ret = be->install(r, pg, 1, buf, false);
 		}
 	} else {
@@ -238,11 +264,11 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 		if (ret >= 0 && w->n) {
 			window_ret = be->install(r, pg + 1, w->n, buf + p->page_size, false);
 			if (window_ret < 0)
-				upager__window_discard(r, w);
+				upager__window_discard(r, w, buf + p->page_size);
 		}
 	}
 	if (ret < 0)
-		upager__window_discard(r, w);
+		upager__window_discard(r, w, buf + p->page_size);
 	if (w->n < counted)
 		STAT_ADD(p, readahead_pages, -(uint64_t)(counted - w->n));
 	if (ret < 0) {

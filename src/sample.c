@@ -17,6 +17,10 @@
  * The hand unmaps runs of neighbouring pages in one call: the cost of
  * unmapping is mostly the TLB shootdown, paid once per call, not per page.
  *
+ * A policy's own hand ages frames while the reclaimer holds the policy
+ * lock: they wait in an age queue and are unmapped together, in page
+ * order, once the lock is dropped.
+ *
  * Recording writes what the fault path sees to a trace (trace.c). In the
  * dense mode the evictor also unmaps the whole resident set every
  * interval, so the first access to each page in each interval shows up.
@@ -72,15 +76,15 @@ uint64_t upager__sample_run(struct upager *p, struct region *r, uint64_t first, 
 static uint64_t batch_flush(struct upager *p, struct run *run)
 {
 	struct iovec iov[BATCH_RUNS];
+	struct zap_list z = { .iov = iov };
 	unsigned total = run->total;
 	int ret;
 
 	if (!total)
 		return 0;
 	for (unsigned i = 0; i < run->nruns; i++)
-		iov[i] = (struct iovec){ region_page_addr(run->r, run->run_first[i]),
-					 (size_t)run->run_n[i] << p->page_shift };
-	ret = upager__zap(p, iov, run->nruns);
+		upager__zap_add(p, &z, run->r, run->run_first[i], run->run_n[i], false);
+	ret = upager__zap_list(p, &z);
 	run->nruns = run->total = 0;
 	return upager__sample_done(p, run->e, total, ret == 0);
 }
@@ -377,4 +381,135 @@ void upager__trace_counts(struct upager *p, uint64_t *recorded, uint64_t *droppe
 		*dropped += d;
 	}
 	pthread_mutex_unlock(&p->trace_lock);
+}
+
+/* ---- the age queue: frames a policy's hand aged during a reclaim ---- */
+
+/* The queue of the reclaim that holds the policy lock on this thread
+ * (NULL outside one). */
+static __thread struct age_queue *current_age_queue;
+
+void upager__age_queue_open(struct age_queue *q)
+{
+	q->n = 0;
+	current_age_queue = q;
+}
+
+void upager__age_queue_close(void)
+{
+	current_age_queue = NULL;
+}
+
+/* Locks the aged page if it still holds the frame and may be unmapped. */
+static bool claim_aged(struct upager *p, struct aged *a)
+{
+	struct upte *e = a->e;
+
+	if (!upager__pte_trylock(e))
+		return false; /* busy: being faulted on, so referenced anyway */
+	uint32_t f = pte_flags(e);
+	if (pte_state(f) == PTE_RESIDENT && e->frame == a->frame && (f & PTE_MAPPED) &&
+	    !a->r->dying &&
+	    !atomic_load_explicit(&p->frames.frames[a->frame].pins, memory_order_relaxed))
+		return true;
+	upager__pte_unlock(e);
+	return false;
+}
+
+void upager__age_frame(void *pager, uint32_t frame)
+{
+	struct upager *p = pager;
+	struct frame *fr = &p->frames.frames[frame];
+	struct age_queue *q = current_age_queue;
+
+	/* Under the policy lock a frame the policy tracks belongs to a live
+	 * region: unmap releases frames through the policy first. */
+	if (!fr->region)
+		return;
+	/* A full queue is unmapped now, in one call, rather than this page
+	 * alone: a hand's first sweep may age the whole pool. */
+	if (q && q->n == AGE_QUEUE)
+		upager__age_queue_drain(p, q);
+	if (q) {
+		atomic_fetch_add_explicit(&fr->region->refs, 1, memory_order_acquire);
+		q->items[q->n++] = (struct aged){ fr->region, fr->pte, fr->pg, frame };
+		return;
+	}
+	/* Outside a reclaim: now, alone. */
+	struct aged a = { fr->region, fr->pte, fr->pg, frame };
+	uint64_t t0 = upager__now_ns();
+	if (claim_aged(p, &a))
+		STAT_ADD(p, samples, upager__sample_run(p, a.r, a.pg, 1, &a.e));
+	STAT_ADD(p, sample_ns, upager__now_ns() - t0);
+}
+
+static int aged_by_page(const void *x, const void *y)
+{
+	const struct aged *a = x, *b = y;
+
+	if (a->r != b->r)
+		return a->r->id < b->r->id ? -1 : 1;
+	return a->pg < b->pg ? -1 : a->pg > b->pg;
+}
+
+/* Unmaps the queued (sorted) pages in one upager__zap() call, runs of
+ * neighbours as one range; drops the queue's region references. */
+static uint64_t zap_aged(struct upager *p, struct age_queue *q)
+{
+	struct zap_list z = { .iov = q->iov };
+	unsigned nl = 0;
+
+	for (unsigned i = 0; i < q->n; i++) {
+		struct aged *a = &q->items[i];
+
+		if (!claim_aged(p, a))
+			continue;
+		q->locked[nl++] = a->e;
+		upager__zap_add(p, &z, a->r, a->pg, 1, false);
+	}
+	uint64_t done = upager__sample_done(p, q->locked, nl, upager__zap_list(p, &z) == 0);
+	for (unsigned i = 0; i < q->n; i++)
+		upager__region_put(q->items[i].r);
+	return done;
+}
+
+/* Unmaps the queued pages in page order, neighbours in one call: one TLB
+ * shootdown per run instead of one per page (one per queue where the
+ * backend's unmap is a zap). */
+void upager__age_queue_drain(struct upager *p, struct age_queue *q)
+{
+	struct upte *run[64];
+	unsigned n = 0;
+	uint64_t t0 = upager__now_ns(), done = 0;
+	struct aged *first = NULL;
+
+	upager__sort(q->items, q->n, sizeof(q->items[0]), aged_by_page);
+	if (p->backend->unmap_zaps) {
+		done = zap_aged(p, q);
+		q->n = 0;
+		STAT_ADD(p, samples, done);
+		STAT_ADD(p, sample_ns, upager__now_ns() - t0);
+		return;
+	}
+	for (unsigned i = 0; i < q->n; i++) {
+		struct aged *a = &q->items[i];
+
+		if (n && (a->r != first->r || a->pg != first->pg + n || n == 64)) {
+			done += upager__sample_run(p, first->r, first->pg, n, run);
+			n = 0;
+		}
+		if (!claim_aged(p, a))
+			continue;
+		if (!n)
+			first = a;
+		run[n++] = a->e;
+	}
+	if (n)
+		done += upager__sample_run(p, first->r, first->pg, n, run);
+	/* Only now: the regions must live until their pages are done. */
+	for (unsigned i = 0; i < q->n; i++)
+		upager__region_put(q->items[i].r);
+	q->n = 0;
+	STAT_ADD(p, samples, done);
+	STAT_ADD(p, sample_ns, upager__now_ns() - t0);
 }
