@@ -503,15 +503,21 @@ UPAGER_API int upager_clone(upager_t *p, void *region, void **new_region);
  *   reference(frame, write)    a reference to the resident page was seen: a
  *                              minor fault after sampling in the pager, every
  *                              hit in the simulator. Also called when a
- *                              victim turned out to be busy or pinned.
+ *                              victim turned out to be busy.
  *   remove(frame, why)         the page left the frame: UPAGER_POLICY_EVICTED
  *                              (it was the policy's own victim) or
- *                              UPAGER_POLICY_FREED (unmapped, discarded).
+ *                              UPAGER_POLICY_FREED (unmapped, discarded,
+ *                              or pinned: a pinned page is out of the
+ *                              policy until its last upager_unpin(), which
+ *                              inserts it again).
  *   victim()                   name a frame to evict, or -1 if none is
  *                              tracked. victim() must not forget the frame:
  *                              the host either evicts it, calling
  *                              remove(frame, EVICTED), or, when the page is
  *                              busy, calls reference(frame) and asks again.
+ *                              Named again while still busy, the frame is
+ *                              removed (FREED) until the host has its
+ *                              victims, then inserted again.
  *   miss(key, write)           optional: a host that knows which page is
  *                              about to come in (the simulator always) says
  *                              so before the victim() and insert() it
