@@ -634,15 +634,6 @@ static int op_snap_free(struct state *st)
 	if (!s)
 		return 0;
 	logf_(st, "snap%u", s->id);
-	for (size_t pg = 0; fuzz_interp_avoid_known_bugs && pg < s->npages; pg++) {
-		/* Known bug: a pin on the view outlives upager_snapshot_free()
-		 * when a clone still reads through the snapshot (corpus:
-		 * xfail-pin-outlives-snapshot-free). */
-		for (; s->pins[pg]; s->pins[pg]--)
-			if (expect(st, "upager_unpin(view, known bug)",
-				   upager_unpin(st->p, s->view + pg * PS, PS), 0))
-				return 1;
-	}
 	if (expect(st, "upager_snapshot_free", upager_snapshot_free(s->s), 0))
 		return 1;
 	drop_snap(s);

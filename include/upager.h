@@ -481,7 +481,10 @@ UPAGER_API int upager_snapshot_map(upager_snapshot_t *s, void **addr);
  * the range is not inside the region. buf may be anywhere, in a region too. */
 UPAGER_API int upager_snapshot_read(upager_snapshot_t *s, size_t off, void *buf, size_t len);
 UPAGER_API int upager_snapshot_restore(upager_snapshot_t *s);
-/* Releases the snapshot and its view; clones made from it live on. */
+/* Releases the snapshot and its view; clones made from it live on. Pins
+ * on view pages are dropped, as upager_unmap() drops a region's pins: the
+ * view is no longer the program's to unpin, even while a clone still
+ * reads through the snapshot. */
 UPAGER_API int upager_snapshot_free(upager_snapshot_t *s);
 UPAGER_API int upager_clone(upager_t *p, void *region, void **new_region);
 
