@@ -466,15 +466,6 @@ static int op_pin(struct state *st)
 	int write = get8(st) & 1;
 	size_t first = off / PS, last = (off + len - 1) / PS;
 	int want = 0;
-	if (fuzz_interp_avoid_known_bugs &&
-	    (!strcmp(st->policy, "arc") || !strcmp(st->policy, "car"))) {
-		/* Known bug: a pinned page that the policy keeps naming as its
-		 * victim stops all eviction; ARC and CAR move it to the head
-		 * of a list it can be alone in (corpus:
-		 * flaky/arc-pinned-alone-in-t2). */
-		logf_(st, "skipped: pins under %s (known bug)", st->policy);
-		return 0;
-	}
 	if (model_pinned(st) + (last - first + 1) > st->frames / 2)
 		want = -ENOMEM;
 	else if (!allowed(&t, off, len, write))
@@ -643,15 +634,6 @@ static int op_snap_free(struct state *st)
 	if (!s)
 		return 0;
 	logf_(st, "snap%u", s->id);
-	for (size_t pg = 0; fuzz_interp_avoid_known_bugs && pg < s->npages; pg++) {
-		/* Known bug: a pin on the view outlives upager_snapshot_free()
-		 * when a clone still reads through the snapshot (corpus:
-		 * xfail-pin-outlives-snapshot-free). */
-		for (; s->pins[pg]; s->pins[pg]--)
-			if (expect(st, "upager_unpin(view, known bug)",
-				   upager_unpin(st->p, s->view + pg * PS, PS), 0))
-				return 1;
-	}
 	if (expect(st, "upager_snapshot_free", upager_snapshot_free(s->s), 0))
 		return 1;
 	drop_snap(s);
@@ -817,14 +799,6 @@ static int open_pager(struct state *st, uint8_t how)
 	cfg.backend = ways[how & 3].backend;
 	cfg.mode = ways[how & 3].mode;
 	cfg.policy = policies[how >> 4];
-	if (fuzz_interp_avoid_known_bugs &&
-	    (!strcmp(cfg.policy, "fifo") || !strcmp(cfg.policy, "2q")))
-		/* Known bug: FIFO and 2Q ignore the reference() that should
-		 * move a busy victim on, so a pinned page, or one the faulting
-		 * thread holds locked, at the tail of the queue stops all
-		 * eviction (corpus: xfail-fifo-pinned-tail, xfail-2q-pinned-tail,
-		 * flaky/fifo-locked-tail). */
-		cfg.policy = "clock";
 	st->policy = cfg.policy;
 	int err = upager_open(&cfg, &st->p);
 	if (err == UPAGER_EPOLICY) {

@@ -481,7 +481,10 @@ UPAGER_API int upager_snapshot_map(upager_snapshot_t *s, void **addr);
  * the range is not inside the region. buf may be anywhere, in a region too. */
 UPAGER_API int upager_snapshot_read(upager_snapshot_t *s, size_t off, void *buf, size_t len);
 UPAGER_API int upager_snapshot_restore(upager_snapshot_t *s);
-/* Releases the snapshot and its view; clones made from it live on. */
+/* Releases the snapshot and its view; clones made from it live on. Pins
+ * on view pages are dropped, as upager_unmap() drops a region's pins: the
+ * view is no longer the program's to unpin, even while a clone still
+ * reads through the snapshot. */
 UPAGER_API int upager_snapshot_free(upager_snapshot_t *s);
 UPAGER_API int upager_clone(upager_t *p, void *region, void **new_region);
 
@@ -503,15 +506,21 @@ UPAGER_API int upager_clone(upager_t *p, void *region, void **new_region);
  *   reference(frame, write)    a reference to the resident page was seen: a
  *                              minor fault after sampling in the pager, every
  *                              hit in the simulator. Also called when a
- *                              victim turned out to be busy or pinned.
+ *                              victim turned out to be busy.
  *   remove(frame, why)         the page left the frame: UPAGER_POLICY_EVICTED
  *                              (it was the policy's own victim) or
- *                              UPAGER_POLICY_FREED (unmapped, discarded).
+ *                              UPAGER_POLICY_FREED (unmapped, discarded,
+ *                              or pinned: a pinned page is out of the
+ *                              policy until its last upager_unpin(), which
+ *                              inserts it again).
  *   victim()                   name a frame to evict, or -1 if none is
  *                              tracked. victim() must not forget the frame:
  *                              the host either evicts it, calling
  *                              remove(frame, EVICTED), or, when the page is
  *                              busy, calls reference(frame) and asks again.
+ *                              Named again while still busy, the frame is
+ *                              removed (FREED) until the host has its
+ *                              victims, then inserted again.
  *   miss(key, write)           optional: a host that knows which page is
  *                              about to come in (the simulator always) says
  *                              so before the victim() and insert() it

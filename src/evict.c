@@ -5,8 +5,9 @@
  * upager__reclaim() evicts a batch of victims. It asks the policy for
  * victims under the policy lock and claims each with a trylock on its page
  * (a page whose lock is busy is being faulted on, so it counts as
- * referenced and the policy is asked again). Then, with only the victims'
- * page locks held:
+ * referenced and the policy is asked again; see choose_victims()). Pinned
+ * pages are not in the policy at all (region.c). Then, with only the
+ * victims' page locks held:
  *
  *   1. writes are stopped: a writable mapping is write-protected, so the
  *      contents cannot change under the write (reads may go on);
@@ -113,12 +114,32 @@ static bool page_is_zero(const char *page, size_t len)
 	return true;
 }
 
+/*
+ * A busy frame (its page lock held by a fault, or, defensively, pinned)
+ * cannot be a victim now. It is first reported as referenced, which moves
+ * it on in policies that order by recency. A policy that ignores
+ * references (FIFO, 2Q's A1in) or moves it where it is named again (ARC
+ * or CAR with it alone in T2) names it a second time: then it is taken
+ * out of the policy until the selection ends, so the policy names its
+ * next candidate. All of this happens under the policy lock, so no other
+ * hook sees the frame missing, and its frame record is stable while the
+ * policy tracks it (the key for putting it back).
+ */
+struct held {
+	uint32_t frame;
+	uint64_t key;
+};
+
+#define MAX_SEEN 64
+#define MAX_HELD (MAX_BATCH + 64)
+
 /* Claims up to want victims; returns how many. */
 static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want,
-			       struct age_queue *q)
+			       struct age_queue *q, struct held *held)
 {
 	struct policy *pol = p->policy;
-	unsigned n = 0, busy = 0;
+	unsigned n = 0, busy = 0, nseen = 0, nheld = 0;
+	uint32_t seen[MAX_SEEN];
 
 	pthread_mutex_lock(&p->policy_lock);
 	upager__age_queue_open(q);
@@ -147,25 +168,38 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 		}
 		struct frame *fr = &p->frames.frames[f];
 		struct upte *e = atomic_load_explicit(&fr->pte, memory_order_relaxed);
-		if (!e || !upager__pte_trylock(e)) {
-			pol->ops->reference(pol->state, (uint32_t)f, false);
-			busy++;
-			continue;
-		}
-		if (pte_state(pte_flags(e)) != PTE_RESIDENT || e->frame != (uint32_t)f ||
-		    atomic_load_explicit(&fr->pins, memory_order_relaxed)) {
-			/* Pinned, or (cannot happen while the frame record and
-			 * the entry change together under the page lock) not
-			 * this frame's page: keep it. */
+		if (e && upager__pte_trylock(e)) {
+			if (pte_state(pte_flags(e)) == PTE_RESIDENT && e->frame == (uint32_t)f &&
+			    !atomic_load_explicit(&fr->pins, memory_order_relaxed)) {
+				pol->ops->remove(pol->state, (uint32_t)f, POLICY_EVICTED);
+				atomic_fetch_add_explicit(&fr->region->refs, 1,
+							  memory_order_acquire);
+				v[n++] = (struct victim){ fr->region, e, fr->pg, (uint32_t)f,
+							  FATE_WRITE, 0 };
+				continue;
+			}
+			/* Pinned (pinned frames leave the policy, so not
+			 * expected), or not this frame's page (cannot happen
+			 * while the record and the entry change together under
+			 * the page lock): keep it. */
 			upager__pte_unlock(e);
-			pol->ops->reference(pol->state, (uint32_t)f, false);
-			busy++;
-			continue;
 		}
-		pol->ops->remove(pol->state, (uint32_t)f, POLICY_EVICTED);
-		atomic_fetch_add_explicit(&fr->region->refs, 1, memory_order_acquire);
-		v[n++] = (struct victim){ fr->region, e, fr->pg, (uint32_t)f, FATE_WRITE, 0 };
+		busy++;
+		unsigned i = 0;
+		while (i < nseen && seen[i] != (uint32_t)f)
+			i++;
+		if (i == nseen && nseen < MAX_SEEN) {
+			seen[nseen++] = (uint32_t)f;
+			pol->ops->reference(pol->state, (uint32_t)f, false);
+		} else if (fr->region && nheld < MAX_HELD) {
+			held[nheld++] = (struct held){ (uint32_t)f, region_page_key(fr->region, fr->pg) };
+			pol->ops->remove(pol->state, (uint32_t)f, POLICY_FREED);
+		} else {
+			break; /* cannot happen: a tracked frame has a record */
+		}
 	}
+	for (unsigned i = 0; i < nheld; i++)
+		pol->ops->insert(pol->state, held[i].frame, held[i].key, false);
 	upager__age_queue_close();
 	pthread_mutex_unlock(&p->policy_lock);
 	return n;
@@ -230,6 +264,7 @@ static void punch_runs(struct upager *p, struct victim *v, unsigned n)
  * the reclaimer holds. */
 struct reclaim_scratch {
 	struct age_queue q;
+	struct held held[MAX_HELD];
 	struct victim v[MAX_BATCH];
 	struct io_req reqs[MAX_BATCH];
 	uint64_t slots[MAX_BATCH];
@@ -414,7 +449,7 @@ int upager__reclaim(struct upager *p, unsigned want)
 
 	if (want > MAX_BATCH)
 		want = MAX_BATCH;
-	n = choose_victims(p, sc->v, want, &sc->q);
+	n = choose_victims(p, sc->v, want, &sc->q, sc->held);
 	upager__age_queue_drain(p, &sc->q);
 	if (n == 0) {
 		io_ring_put(&p->io, ring);

@@ -45,8 +45,13 @@ void upager__policy_insert(struct upager *p, uint32_t frame, uint64_t key, bool 
 	pthread_mutex_unlock(&p->policy_lock);
 }
 
+/* A pinned frame is not in the policy (region.c, pin_page()): a reference
+ * or removal of one is not the policy's business. The caller holds the
+ * page lock, under which pins change. */
 void upager__policy_reference(struct upager *p, uint32_t frame, bool write)
 {
+	if (atomic_load_explicit(&p->frames.frames[frame].pins, memory_order_relaxed))
+		return;
 	pthread_mutex_lock(&p->policy_lock);
 	p->policy->ops->reference(p->policy->state, frame, write);
 	pthread_mutex_unlock(&p->policy_lock);
@@ -54,6 +59,8 @@ void upager__policy_reference(struct upager *p, uint32_t frame, bool write)
 
 void upager__policy_remove(struct upager *p, uint32_t frame, upager_policy_reason_t why)
 {
+	if (atomic_load_explicit(&p->frames.frames[frame].pins, memory_order_relaxed))
+		return;
 	pthread_mutex_lock(&p->policy_lock);
 	p->policy->ops->remove(p->policy->state, frame, why);
 	pthread_mutex_unlock(&p->policy_lock);

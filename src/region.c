@@ -416,8 +416,17 @@ static bool pin_page(struct upager *p, struct region *r, uint64_t pg, bool write
 	upager__pte_lock(e);
 	uint32_t f = pte_flags(e);
 	if (pte_state(f) == PTE_RESIDENT && (f & PTE_MAPPED) && (!write || (f & PTE_WRITABLE))) {
-		if (atomic_fetch_add(&p->frames.frames[e->frame].pins, 1) == 0)
+		_Atomic uint32_t *pins = &p->frames.frames[e->frame].pins;
+		if (!atomic_load(pins)) {
+			/* A pinned page cannot be a victim: it leaves the
+			 * policy until its last unpin, so that the policy never
+			 * names it (a policy that ignores references would name
+			 * it again and again). Removed before the pin counts:
+			 * the call skips pinned frames. */
+			upager__policy_remove(p, e->frame, UPAGER_POLICY_FREED);
 			atomic_fetch_add(&p->pinned, 1);
+		}
+		atomic_fetch_add(pins, 1);
 		pinned = true;
 	}
 	upager__pte_unlock(e);
@@ -433,8 +442,11 @@ static void unpin_page(struct upager *p, struct region *r, uint64_t pg)
 	upager__pte_lock(e);
 	if (pte_state(pte_flags(e)) == PTE_RESIDENT) {
 		_Atomic uint32_t *pins = &p->frames.frames[e->frame].pins;
-		if (atomic_load(pins) && atomic_fetch_sub(pins, 1) == 1)
+		if (atomic_load(pins) && atomic_fetch_sub(pins, 1) == 1) {
+			/* Back in the policy, as a page just brought in. */
+			upager__policy_insert(p, e->frame, region_page_key(r, pg), false);
 			atomic_fetch_sub(&p->pinned, 1);
+		}
 	}
 	upager__pte_unlock(e);
 }

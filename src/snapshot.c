@@ -695,6 +695,27 @@ static int lock_live(snap_t *s, const char *who)
 	return 0;
 }
 
+/* Drops every pin on a page of the view, as unmapping a region drops its
+ * pins: once freed, the view is no longer the program's to unpin, even
+ * while a clone still reads through it. The page goes back to the policy
+ * (pinned pages are out of it). cow_lock held for writing. */
+static bool drop_view_pin(uint64_t pg, struct upte *e, void *arg)
+{
+	struct region *view = arg;
+	struct upager *p = view->p;
+
+	if (pte_state(atomic_load_explicit(&e->flags, memory_order_relaxed)) != PTE_RESIDENT)
+		return false;
+	upager__pte_lock(e);
+	if (pte_state(pte_flags(e)) == PTE_RESIDENT &&
+	    atomic_exchange(&p->frames.frames[e->frame].pins, 0)) {
+		atomic_fetch_sub(&p->pinned, 1);
+		upager__policy_insert(p, e->frame, region_page_key(view, pg), false);
+	}
+	upager__pte_unlock(e);
+	return false;
+}
+
 UPAGER_API int upager_snapshot_free(upager_snapshot_t *s)
 {
 	struct doomed d = { NULL };
@@ -703,6 +724,7 @@ UPAGER_API int upager_snapshot_free(upager_snapshot_t *s)
 	if (err)
 		return err;
 	struct upager *p = s->p;
+	pt_for_each(&s->view->pt, drop_view_pin, s->view);
 	s->freed = true;
 	if (s->readers == 0)
 		snap_destroy(s, &d);
