@@ -399,6 +399,14 @@ UPAGER_API int upager_advise(upager_t *p, void *addr, size_t len, int advice)
 		upager__region_put(r);
 		return upager__fail(-EACCES, "upager_advise: DONTNEED on a snapshot's view, which is read-only");
 	}
+	/* A shared file region's dropped pages are read from the file
+	 * again: what was written to them goes there first, as with
+	 * MADV_DONTNEED on a shared mapping of a file. */
+	if (advice == UPAGER_ADVICE_DONTNEED && (err = upager__file_writeback(r, first, end)) < 0) {
+		upager__region_put(r);
+		return upager__fail(err, "upager_advise: writing back before DONTNEED: %s",
+				    upager_strerror(err));
+	}
 	/* Snapshots and clones read through these pages: they must not
 	 * change while a page is handed over (snapshot.c). */
 	pthread_rwlock_rdlock(&p->cow_lock);

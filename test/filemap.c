@@ -118,6 +118,11 @@ static void shared_rmw(void)
 	for (size_t i = 0; i < bytes; i += 61)
 		if (a[i] != shadow[i])
 			FAILF("%s: byte %zu reads %#x, wrote %#x", current->label, i, a[i], shadow[i]);
+	/* DONTNEED keeps what was written: it reads back from the file. */
+	a[3 * PS + 11] ^= 0xff;
+	shadow[3 * PS + 11] ^= 0xff;
+	CHECK_OK(upager_advise(p, a + 3 * PS, PS, UPAGER_ADVICE_DONTNEED));
+	CHECK_EQ(a[3 * PS + 11], shadow[3 * PS + 11]);
 	CHECK_OK(upager_sync(p, a + PS, bytes - 2 * PS));
 	CHECK_OK(upager_stats(p, &st));
 	CHECK_CMP(st.writebacks, >, 0);
