@@ -109,8 +109,11 @@ int upager__file_writeback(struct region *r, uint64_t first, uint64_t end)
 			continue;
 		}
 		e += pg & (PT_FANOUT - 1);
-		uint32_t f = atomic_load_explicit(&e->flags, memory_order_relaxed);
-		if (pte_state(f) != PTE_RESIDENT || !(f & PTE_DIRTY))
+		/* A locked page may be one a fault is still finishing: the
+		 * backend wakes the program (whose store may be done) before
+		 * the entry says dirty. Only an unlocked entry is final. */
+		uint32_t f = pte_flags(e);
+		if (!(f & PTE_LOCKED) && (pte_state(f) != PTE_RESIDENT || !(f & PTE_DIRTY)))
 			continue;
 		/* Page locks in address order, the second and later with a
 		 * trylock (internal.h's rule): a busy one ends the batch. */
