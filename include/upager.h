@@ -307,6 +307,29 @@ UPAGER_API int upager_map(upager_t *p, size_t len, int flags, void **addr);
 UPAGER_API int upager_unmap(upager_t *p, void *addr);
 
 /*
+ * File regions: a region whose pages are read from a file (fd, from a
+ * page-aligned offset) on first access, as with mmap() of the file.
+ * Exactly one of SHARED (written pages go back to their place in the file
+ * on eviction, upager_sync(), upager_unmap() and upager_close(); the file
+ * never grows) or PRIVATE (written pages stay private, paged to swap);
+ * RDONLY makes stores a SIGSEGV. Pages past the file's end read as zero.
+ * The caller's fd is not changed and may be closed after the call.
+ * Returns 0 and sets *addr, or -EINVAL (flags, offset, len), -EBADF (fd),
+ * -EACCES (fd not open for reading, or not for writing with a writable
+ * SHARED map), -ENODEV (not a regular file), or another negative code.
+ * upager_snapshot() and upager_clone() of a file region give -ENOTSUP.
+ */
+#define UPAGER_MAP_SHARED 0x1
+#define UPAGER_MAP_PRIVATE 0x2
+#define UPAGER_MAP_RDONLY 0x4
+UPAGER_API int upager_map_file(upager_t *p, int fd, uint64_t offset, size_t len, int flags,
+			       void **addr);
+/* As msync(MS_SYNC): the dirty pages of [addr, addr+len) of a shared file
+ * region are written to the file, then the file is synced. Returns 0 or
+ * the first write error since the last call (once). 0 for other regions. */
+UPAGER_API int upager_sync(upager_t *p, void *addr, size_t len);
+
+/*
  * Makes [addr, addr+len) resident and accessible (writable if write != 0).
  * In fast mode a system call that touches an unmapped page fails with
  * EFAULT; touching first makes that unlikely but not impossible, because

@@ -200,6 +200,11 @@ void upager__report_fault_error(struct region *r, uintptr_t addr, int err)
 	uint64_t off = (addr - r->base) & ~((uint64_t)p->page_size - 1);
 	const char *cause = fault_cause(err);
 
+	/* A file region's page comes from its file, or (private, written)
+	 * from swap; the error does not say which. */
+	if (err == -EIO && region_file_page(r, off >> p->page_shift))
+		cause = "I/O error (EIO) reading the page from the region's file or swap";
+
 	if (p->cfg.on_error) {
 		upager_error_info_t info = {
 			.err = err,

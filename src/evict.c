@@ -50,7 +50,8 @@
 
 /* FATE_UNPUNCHED: written (or needing no write) but its memory could not
  * be freed, so it keeps its frame. */
-enum fate { FATE_WRITE, FATE_CLEAN, FATE_ZERO, FATE_FAILED, FATE_UNPUNCHED };
+/* FATE_FILE: dirty in a shared file region, written to its file. */
+enum fate { FATE_WRITE, FATE_CLEAN, FATE_ZERO, FATE_FAILED, FATE_UNPUNCHED, FATE_FILE };
 
 struct victim {
 	struct region *r;
@@ -307,8 +308,15 @@ static unsigned stop_writes(struct upager *p, struct reclaim_scratch *sc, unsign
 			continue;
 		}
 		if (!(f & PTE_DIRTY))
-			x->fate = x->e->slot ? FATE_CLEAN : FATE_ZERO;
-		else if (page_is_zero(region_pview(x->r, x->pg), p->page_size))
+			x->fate = x->e->slot ? FATE_CLEAN : FATE_ZERO; /* a file page: reread */
+		else if (region_file_page(x->r, x->pg) && x->r->file_shared) {
+			x->fate = FATE_FILE;
+			nwrite++;
+		} else if (region_file_page(x->r, x->pg)) {
+			/* Private: even a page of zeros differs from the file. */
+			x->fate = FATE_WRITE;
+			nwrite++;
+		} else if (page_is_zero(region_pview(x->r, x->pg), p->page_size))
 			x->fate = FATE_ZERO;
 		else {
 			x->fate = FATE_WRITE;
@@ -316,6 +324,54 @@ static unsigned stop_writes(struct upager *p, struct reclaim_scratch *sc, unsign
 		}
 	}
 	return nwrite;
+}
+
+/* Step 3, for shared file regions: each run of one region's FATE_FILE
+ * victims goes to that region's file in one submission. A victim whose
+ * write failed is FATE_FAILED (it stays dirty; upager_sync() will report
+ * the error). Returns how many victims were FATE_FILE. */
+static unsigned nfile_write(struct upager *p, struct io_ring *ring, struct reclaim_scratch *sc,
+			    unsigned n, int *err)
+{
+	struct victim *v = sc->v;
+	struct io_req *reqs = sc->reqs;
+	unsigned total = 0;
+
+	for (unsigned i = 0; i < n;) {
+		if (v[i].fate != FATE_FILE) {
+			i++;
+			continue;
+		}
+		struct region *r = v[i].r;
+		unsigned j = i, k = 0;
+		for (; j < n && v[j].r == r; j++)
+			if (v[j].fate == FATE_FILE)
+				upager__file_req(r, v[j].pg, &reqs[k++], IO_WRITE,
+						 region_pview(r, v[j].pg));
+		total += k;
+		int enters = io_ring_run(&p->io, ring, r->file_fd, reqs, k);
+		if (enters > 0)
+			STAT_ADD(p, io_submits, (uint64_t)enters);
+		k = 0;
+		for (unsigned m = i; m < j; m++) {
+			if (v[m].fate != FATE_FILE)
+				continue;
+			int res = enters < 0 ? enters : reqs[k].res;
+			if (res != (int)reqs[k].len) {
+				res = res < 0 ? res : -EIO;
+				v[m].fate = FATE_FAILED;
+				*err = res;
+				int none = 0;
+				atomic_compare_exchange_strong(&r->file_err, &none, res);
+				STAT_INC(p, io_errors);
+			} else {
+				STAT_ADD(p, bytes_written, reqs[k].len);
+			}
+			k++;
+		}
+		i = j;
+	}
+	return total;
 }
 
 /* Step 3: slots for the nwrite victims to write, in page order, and the
@@ -328,10 +384,14 @@ static int write_victims(struct upager *p, struct io_ring *ring, struct reclaim_
 	struct victim *v = sc->v;
 	struct io_req *reqs = sc->reqs;
 	uint64_t *slots = sc->slots;
-	int got = swap_alloc(&p->swap, nwrite, slots);
-	unsigned k = 0, r = 0;
+	unsigned k = 0, r = 0, nswap = 0;
 	int err = 0;
 
+	for (unsigned i = 0; i < n; i++)
+		nswap += v[i].fate == FATE_WRITE;
+	int got = nswap ? swap_alloc(&p->swap, nswap, slots) : 0;
+	if (nfile_write(p, ring, sc, n, &err) == nwrite)
+		return err;
 	if (got < 0)
 		got = 0;
 	for (unsigned i = 0; i < n; i++) {
@@ -404,10 +464,17 @@ static void victim_leaves(struct upager *p, struct victim *x)
 	case FATE_CLEAN:
 		STAT_INC(p, clean_drops);
 		break;
+	case FATE_FILE: /* its copy is the file now */
+		STAT_INC(p, writebacks);
+		state = PTE_NONE;
+		break;
 	default:
 		pte_drop_swap_copy(p, x->e);
 		state = PTE_NONE;
-		STAT_INC(p, zero_drops);
+		if (region_file_page(x->r, x->pg))
+			STAT_INC(p, clean_drops); /* read from the file again */
+		else
+			STAT_INC(p, zero_drops);
 		break;
 	}
 	pte_clear_mapped(p, x->e); /* the punch took it from the view */

@@ -315,7 +315,30 @@ struct region {
 	struct upager_snapshot *backing;     /* a clone: where the pages it does not own come from */
 	struct upager_snapshot *self;        /* a snapshot's view: its snapshot */
 	bool readonly;            /* a snapshot's view: writes are the program's error */
+	/* A file region (file.c): page pg < file_pages is read from file_fd
+	 * at file_off + pg * page_size when it is neither resident nor in
+	 * swap; in a shared region its dirty contents go back there. Pages
+	 * past file_pages (past the file's end) are anonymous. */
+	bool is_file, file_shared, file_ro, file_direct;
+	int file_fd;          /* the region's own descriptor (reopened) */
+	uint64_t file_off;    /* file offset of page 0 */
+	uint64_t file_bytes;  /* file bytes behind the region, as at map time */
+	uint64_t file_pages;  /* pages that hold some of them */
+	_Atomic int file_err; /* first write-back error of an eviction, for upager_sync */
 };
+
+/* Is page pg of r backed by its file? */
+static inline bool region_file_page(struct region *r, uint64_t pg)
+{
+	return r->is_file && pg < r->file_pages;
+}
+
+/* A request for page pg of a file region to or from buf: its file offset,
+ * and its length clipped to the file's end (file.c). */
+void upager__file_req(struct region *r, uint64_t pg, struct io_req *q, enum io_op op, void *buf);
+/* Writes the dirty pages of [first, end) of a shared file region to the
+ * file (they stay resident, clean); 0 or the first error. */
+int upager__file_writeback(struct region *r, uint64_t first, uint64_t end);
 
 static inline void *region_page_addr(struct region *r, uint64_t pg);
 static inline char *region_pview(struct region *r, uint64_t pg);

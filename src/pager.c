@@ -109,7 +109,7 @@ int64_t upager__get_frame(struct upager *p)
  * kernel) where it must stay read-only: protect it after all. */
 static int keep_read_only(struct region *r, uint64_t pg, int ret, unsigned cow)
 {
-	if (ret <= 0 || !((cow & COW_SHARED) || r->readonly))
+	if (ret <= 0 || !((cow & COW_SHARED) || r->readonly || r->file_ro))
 		return ret;
 	if (r->readonly) /* the mapping itself is read-only */
 		return 0;
@@ -145,7 +145,7 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 	/* A dirty page may be mapped writable at once, unless the program
 	 * made it read-only or a snapshot shares it. */
 	bool writable = write || ((f & PTE_DIRTY) && !(f & PTE_NOWRITE) && !(cow & COW_SHARED) &&
-				  !r->readonly);
+				  !r->readonly && !r->file_ro);
 	STAT_INC(p, faults_minor);
 	if (f & PTE_SAMPLED)
 		STAT_INC(p, sample_faults);
@@ -204,7 +204,7 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 	if (frame < 0)
 		return (int)frame;
 
-	if (pte_state(f) == PTE_NONE) {
+	if (pte_state(f) == PTE_NONE && !region_file_page(r, pg)) {
 		/* Fault-around only for writes: a program that reads memory
 		 * it never wrote is not filling it, and each zero page mapped
 		 * ahead would take a frame. */
@@ -288,7 +288,7 @@ again:
 		return FAULT_DONE;
 	}
 	uint32_t f = pte_flags(e);
-	if ((f & PTE_NOACCESS) || (write && ((f & PTE_NOWRITE) || r->readonly))) {
+	if ((f & PTE_NOACCESS) || (write && ((f & PTE_NOWRITE) || r->readonly || r->file_ro))) {
 		/* The program's own protection forbids it (or it wrote to a
 		 * snapshot): a real violation, for the program's SIGSEGV
 		 * handler or the default action. */
@@ -553,6 +553,7 @@ fail_early:
 UPAGER_API int upager_close(upager_t *p)
 {
 	struct region *r;
+	int close_err = 0;
 
 	upager__clear_error();
 	if (!p)
@@ -565,6 +566,14 @@ UPAGER_API int upager_close(upager_t *p)
 	pthread_mutex_lock(&p->regions_lock);
 	while ((r = p->regions)) {
 		p->regions = r->next;
+		if (r->is_file) {
+			/* Nothing written through a shared file region is lost. */
+			pthread_mutex_unlock(&p->regions_lock);
+			int werr = upager__file_writeback(r, 0, r->npages);
+			if (werr < 0 && !close_err)
+				close_err = werr;
+			pthread_mutex_lock(&p->regions_lock);
+		}
 		if (!r->readonly) {
 			p->nregions--;
 			p->region_bytes -= r->len;
@@ -589,7 +598,7 @@ UPAGER_API int upager_close(upager_t *p)
 	pthread_mutex_destroy(&p->regions_lock);
 	pthread_rwlock_destroy(&p->cow_lock);
 	free(p);
-	return 0;
+	return close_err;
 }
 
 /* ---- statistics ---- */

@@ -210,28 +210,44 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	w = io_ring_scratch(ring);
 	reqs = (struct io_req *)(w + 1);
 	buf = io_ring_bounce(ring);
-	upager__window_claim(r, w, pg + 1, PTE_SWAPPED, window);
+	/* A file region's page that is in neither a frame nor swap is read
+	 * from its file, with a window of file pages (file.c). */
+	bool from_file = pte_state(pte_flags(e)) == PTE_NONE;
+	if (from_file && window > r->file_pages - pg - 1)
+		window = (unsigned)(r->file_pages - pg - 1);
+	upager__window_claim(r, w, pg + 1, from_file ? PTE_NONE : PTE_SWAPPED, window);
 	for (unsigned i = 0; i <= w->n; i++) {
 		struct upte *x = i ? w->e[i - 1] : e;
+		char *to = buf + ((size_t)i << p->page_shift);
+
+		if (from_file) {
+			upager__file_req(r, pg + i, &reqs[i], IO_READ, to);
+			/* The last page's part past the file's end reads as zero. */
+			if (reqs[i].len < p->page_size)
+				memset(to + reqs[i].len, 0, p->page_size - reqs[i].len);
+			continue;
+		}
 		reqs[i] = (struct io_req){
 			.op = IO_READ,
-			.buf = buf + ((size_t)i << p->page_shift),
+			.buf = to,
 			.len = p->page_size,
 			.off = (x->slot - 1) * p->page_size,
 		};
 	}
-	ret = io_ring_run(&p->io, ring, p->swap.fd, reqs, 1 + w->n);
+	ret = io_ring_run(&p->io, ring, from_file ? r->file_fd : p->swap.fd, reqs, 1 + w->n);
 	if (ret > 0)
 		STAT_ADD(p, io_submits, (uint64_t)ret);
-	if (ret >= 0 && reqs[0].res != (int)p->page_size)
+	if (ret >= 0 && reqs[0].res != (int)reqs[0].len)
 		ret = reqs[0].res < 0 ? reqs[0].res : -EIO;
 	if (ret < 0) {
 		upager__window_release(r, w, 0);
 		io_ring_put(&p->io, ring);
 		STAT_INC(p, io_errors);
 		/* The page's only copy cannot be read: it is lost, as a page
-		 * on a failed disk is for the kernel. */
-		swap_put(&p->swap, e->slot - 1);
+		 * on a failed disk is for the kernel. (A file page is whole
+		 * again once upager_advise(DONTNEED) empties it.) */
+		if (!from_file)
+			swap_put(&p->swap, e->slot - 1);
 		e->slot = 0;
 		pte_update(e, PTE_STATE_MASK, PTE_POISONED);
 		return ret;
@@ -239,7 +255,7 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	/* A window page that did not read stays in swap, and so do the
 	 * ones after it: the window must stay contiguous. */
 	for (unsigned i = 0; i < w->n; i++) {
-		if (reqs[i + 1].res != (int)p->page_size) {
+		if (reqs[i + 1].res != (int)reqs[i + 1].len) {
 			upager__window_release(r, w, i);
 			break;
 		}
@@ -326,10 +342,15 @@ static int willneed_page(struct region *r, uint64_t pg, uint64_t end)
 	struct upte *e = pt_lookup(&r->pt, pg);
 	int ret = 0;
 
-	if (!e || pte_state(atomic_load_explicit(&e->flags, memory_order_relaxed)) != PTE_SWAPPED)
+	/* A file page not yet read is brought in like a swapped one. */
+	uint32_t want = region_file_page(r, pg) ? PTE_NONE : PTE_SWAPPED;
+
+	if (!e && want == PTE_NONE)
+		e = pt_get(&r->pt, pg);
+	if (!e || pte_state(atomic_load_explicit(&e->flags, memory_order_relaxed)) != want)
 		return 1;
 	upager__pte_lock(e);
-	if (pte_state(pte_flags(e)) != PTE_SWAPPED || r->dying) {
+	if (pte_state(pte_flags(e)) != want || r->dying) {
 		upager__pte_unlock(e);
 		return 1;
 	}
@@ -377,6 +398,14 @@ UPAGER_API int upager_advise(upager_t *p, void *addr, size_t len, int advice)
 	if (advice == UPAGER_ADVICE_DONTNEED && r->readonly) {
 		upager__region_put(r);
 		return upager__fail(-EACCES, "upager_advise: DONTNEED on a snapshot's view, which is read-only");
+	}
+	/* A shared file region's dropped pages are read from the file
+	 * again: what was written to them goes there first, as with
+	 * MADV_DONTNEED on a shared mapping of a file. */
+	if (advice == UPAGER_ADVICE_DONTNEED && (err = upager__file_writeback(r, first, end)) < 0) {
+		upager__region_put(r);
+		return upager__fail(err, "upager_advise: writing back before DONTNEED: %s",
+				    upager_strerror(err));
 	}
 	/* Snapshots and clones read through these pages: they must not
 	 * change while a page is handed over (snapshot.c). */

@@ -128,6 +128,8 @@ void upager__region_destroy(struct region *r)
 		munmap(r->pview, r->len);
 	if (r->memfd >= 0)
 		close(r->memfd);
+	if (r->is_file)
+		close(r->file_fd);
 	pt_destroy(&r->pt);
 	free(r);
 }
@@ -307,6 +309,19 @@ UPAGER_API int upager_unmap(upager_t *p, void *addr)
 	upager__clear_error();
 	if (!p)
 		return -EINVAL;
+	/* A shared file region's writes reach its file first; if they
+	 * cannot, the region stays (nothing is lost) and the caller hears. */
+	r = upager__region_find((uintptr_t)addr);
+	if (r) {
+		int err = 0;
+		if (r->p == p && r->base == (uintptr_t)addr && r->is_file)
+			err = upager__file_writeback(r, 0, r->npages);
+		upager__region_put(r);
+		r = NULL;
+		if (err < 0)
+			return upager__fail(err, "upager_unmap: writing %p back to its file: %s; the region stays mapped",
+					    addr, upager_strerror(err));
+	}
 	/* Under cow_lock: a snapshot or clone may be reading through the
 	 * region's pages until they are handed over. */
 	pthread_rwlock_wrlock(&p->cow_lock);

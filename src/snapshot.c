@@ -510,6 +510,9 @@ UPAGER_API int upager_snapshot(upager_t *p, void *region, upager_snapshot_t **ou
 		err = upager__fail(UPAGER_ESNAPSHOT,
 				   "upager_snapshot: %p is a snapshot's view, which never changes; use the snapshot",
 				   region);
+	else if (r->is_file)
+		err = upager__fail(-ENOTSUP, "upager_snapshot: %p is a file region; not supported yet",
+				   region);
 	else
 		err = snap_take(r, true, out, &d);
 	pthread_rwlock_unlock(&p->cow_lock);
@@ -903,6 +906,11 @@ UPAGER_API int upager_clone(upager_t *p, void *region, void **new_region)
 	if (!r) {
 		err = upager__fail(UPAGER_ENOREGION,
 				   "upager_clone: %p is not the base of a region or a snapshot's view",
+				   region);
+		goto out;
+	}
+	if (r->is_file) {
+		err = upager__fail(-ENOTSUP, "upager_clone: %p is a file region; not supported yet",
 				   region);
 		goto out;
 	}
