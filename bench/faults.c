@@ -55,8 +55,8 @@ static uint64_t *perm; /* a random page order */
 
 static void die(const char *what, int err)
 {
-	fprintf(stderr, "faults: %s: %s (%s)\n", what, err <= -10000 ? upager_strerror(err) : strerror(-err),
-		upager_last_error());
+	fprintf(stderr, "faults: %s: %s (%s)\n", what,
+		err <= -10000 ? upager_strerror(err) : strerror(-err), upager_last_error());
 	exit(1);
 }
 

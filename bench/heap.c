@@ -255,8 +255,8 @@ static void run_space(upager_t *p, double *alloc_view, double *mem_view)
 		upager_heap_stats(heap, &st);
 		upager_stats(p, &ps);
 		*alloc_view = (double)st.bytes_held / (double)live;
-		*mem_view = (double)(ps.resident_pages + ps.swap_slots_used) * (double)ps.page_size /
-			    (double)live;
+		*mem_view = (double)(ps.resident_pages + ps.swap_slots_used) *
+			    (double)ps.page_size / (double)live;
 		printf("bench=heap workload=space alloc=upager live_requested=%llu usable_over_requested=%.3f "
 		       "held_over_requested=%.3f pages_over_requested=%.3f\n",
 		       (unsigned long long)live, (double)st.bytes_live / (double)live, *alloc_view,
@@ -338,7 +338,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--skip-freefault"))
 			freefault = false;
 		else {
-			fprintf(stderr, "usage: bench/heap [--threads N] [--scale F] [--reps N] [--skip-freefault]\n");
+			fprintf(stderr,
+				"usage: bench/heap [--threads N] [--scale F] [--reps N] [--skip-freefault]\n");
 			return 2;
 		}
 	}
@@ -358,7 +359,8 @@ int main(int argc, char **argv)
 			if (a) {
 				upager_config_init(&cfg);
 				cfg.ram_bytes = (size_t)1 << 30;
-				if (upager_open(&cfg, &p) || upager_heap_open(p, 4ull << 30, &heap)) {
+				if (upager_open(&cfg, &p) ||
+				    upager_heap_open(p, 4ull << 30, &heap)) {
 					fprintf(stderr, "bench/heap: %s\n", upager_last_error());
 					return 1;
 				}
@@ -366,8 +368,8 @@ int main(int argc, char **argv)
 			double r = runs[w]();
 			if (r > res[w][a])
 				res[w][a] = r;
-			printf("bench=heap workload=%s alloc=%s threads=%u ops_per_s=%.0f\n", names[w],
-			       a ? "upager" : "glibc", nthreads, r);
+			printf("bench=heap workload=%s alloc=%s threads=%u ops_per_s=%.0f\n",
+			       names[w], a ? "upager" : "glibc", nthreads, r);
 			fflush(stdout);
 			if (a) {
 				upager_stats(p, &st);

@@ -112,9 +112,11 @@ static struct result run(bool write, size_t bs, unsigned qd, bool seq, double se
 				;
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 			if (write)
-				io_uring_prep_write(sqe, fd, bufs + (size_t)slot * bs, (unsigned)bs, off);
+				io_uring_prep_write(sqe, fd, bufs + (size_t)slot * bs, (unsigned)bs,
+						    off);
 			else
-				io_uring_prep_read(sqe, fd, bufs + (size_t)slot * bs, (unsigned)bs, off);
+				io_uring_prep_read(sqe, fd, bufs + (size_t)slot * bs, (unsigned)bs,
+						   off);
 			io_uring_sqe_set_data64(sqe, slot);
 			started[slot] = bench_now_ns();
 			inflight++;

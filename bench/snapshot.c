@@ -275,8 +275,7 @@ static void helper_main(pid_t parent)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);
-	mem = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		   -1, 0);
+	mem = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {
 		helper_fail(&r, "mmap", -errno);
 		_exit(1);
@@ -287,7 +286,7 @@ static void helper_main(pid_t parent)
 	}
 	redirty(mem, 0, npages, TAG);
 	write_pages(mem, 0, npages, TAG); /* real contents, and no fault left */
-	helper_reply(&r); /* ready */
+	helper_reply(&r);                 /* ready */
 	while (read_full(helper_cmd, &cmd, sizeof(cmd)) == 0 && cmd == CMD_FORK) {
 		r.err = helper_fork(mem, &r);
 		helper_reply(&r);
@@ -417,8 +416,8 @@ static void check_snapshot(upager_snapshot_t *s, uint64_t pg, uint64_t want)
 
 static char *anon(uint64_t pages)
 {
-	char *a = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
+	char *a = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		       0);
 
 	if (a == MAP_FAILED)
 		die("mmap", -errno);
@@ -447,8 +446,7 @@ static int nresults;
 /* Returns false when the configuration duplicates one already measured
  * (the sigsegv backend always runs in fast mode) or, for "all", when the
  * backend cannot run here. */
-static bool run_config(const char *backend, upager_mode_t mode, bool required, char *src,
-		       char *dst)
+static bool run_config(const char *backend, upager_mode_t mode, bool required, char *src, char *dst)
 {
 	double snap[MAX_REPS], frees[MAX_REPS], forks[MAX_REPS];
 	double wp[MAX_REPS], copy[MAX_REPS], cow[MAX_REPS], kcow[MAX_REPS], kwp[MAX_REPS];
@@ -515,7 +513,8 @@ static bool run_config(const char *backend, upager_mode_t mode, bool required, c
 			if (err < 0)
 				die("upager_touch", err);
 			stats(p, &s1);
-			if (s1.faults_wp + s1.faults_minor - s0.faults_wp - s0.faults_minor < npages)
+			if (s1.faults_wp + s1.faults_minor - s0.faults_wp - s0.faults_minor <
+			    npages)
 				fail("upager_touch did not make every page writable again");
 		}
 		double ph1 = bench_now();
@@ -573,8 +572,9 @@ static bool run_config(const char *backend, upager_mode_t mode, bool required, c
 		unmap_region(p, a);
 		res->expected += cow_pages;
 		if (verbose)
-			fprintf(stderr, "\n  rep %u: re-dirtied in %.2f s, snapshot %.2f ms, "
-					"fork %.2f ms; kernel side %.2f s, fault tests %.2f s",
+			fprintf(stderr,
+				"\n  rep %u: re-dirtied in %.2f s, snapshot %.2f ms, "
+				"fork %.2f ms; kernel side %.2f s, fault tests %.2f s",
 				rep + 1, ph1 - ph0, snap[rep], forks[rep], ph3 - ph2,
 				bench_now() - ph3);
 		else
@@ -625,9 +625,9 @@ static void print_table(void)
 	printf("\nsnapshot of %llu MiB (all resident, dirty) against fork() of a process with "
 	       "the same; faults per 4 KiB page over %llu pages; medians of %u\n",
 	       (unsigned long long)(size_bytes >> 20), (unsigned long long)cow_pages, reps);
-	printf("%-8s %-12s %11s %9s %9s %9s | %7s %7s %7s %13s | %9s %9s %13s\n", "backend",
-	       "mode", "snapshot ms", "free ms", "fork ms", "fork/snap", "wp us", "copy us",
-	       "cow us", "cow/(wp+copy)", "k cow us", "k wp us", "k cow/(wp+cp)");
+	printf("%-8s %-12s %11s %9s %9s %9s | %7s %7s %7s %13s | %9s %9s %13s\n", "backend", "mode",
+	       "snapshot ms", "free ms", "fork ms", "fork/snap", "wp us", "copy us", "cow us",
+	       "cow/(wp+copy)", "k cow us", "k wp us", "k cow/(wp+cp)");
 	for (int i = 0; i < nresults; i++) {
 		const struct result *r = &results[i];
 		printf("%-8s %-12s %11.2f %9.2f %9.2f %9.2f | %7.2f %7.2f %7.2f %13.2f | %9.2f %9.2f "
@@ -666,8 +666,9 @@ static void write_csv(const char *path)
 		   "up_stray_cow,expected,pages_copied,pages_shared,evictions\n");
 	for (int i = 0; i < nresults; i++) {
 		const struct result *r = &results[i];
-		fprintf(f, "%s,%s,%llu,%u,%llu,%.3f,%.3f,%.3f,%.3f,%.0f,%.0f,%.0f,%.3f,%.0f,%.0f,"
-			   "%.3f,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n",
+		fprintf(f,
+			"%s,%s,%llu,%u,%llu,%.3f,%.3f,%.3f,%.3f,%.0f,%.0f,%.0f,%.3f,%.0f,%.0f,"
+			"%.3f,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n",
 			r->backend, r->mode, (unsigned long long)(size_bytes >> 20), reps,
 			(unsigned long long)cow_pages, r->snap_ms, r->free_ms, r->fork_ms,
 			r->fork_ms / r->snap_ms, r->wp_ns, r->copy_ns, r->cow_ns,
@@ -752,8 +753,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (reps < 1 || reps > MAX_REPS || cow_pages < 16 || 2 * cow_pages > npages) {
-		fprintf(stderr, "snapshot: --reps 1..%d, --cow-pages at least 16 and at most half "
-				"of --size in pages\n", MAX_REPS);
+		fprintf(stderr,
+			"snapshot: --reps 1..%d, --cow-pages at least 16 and at most half "
+			"of --size in pages\n",
+			MAX_REPS);
 		return 2;
 	}
 	/* A dead helper must show as an error from write(), not kill us. */
@@ -771,7 +774,8 @@ int main(int argc, char **argv)
 			continue;
 		for (int m = 0; m < 2; m++) {
 			if (strcmp(modes, "both") &&
-			    strcmp(modes, mode_list[m] == UPAGER_MODE_FAST ? "fast" : "transparent"))
+			    strcmp(modes,
+				   mode_list[m] == UPAGER_MODE_FAST ? "fast" : "transparent"))
 				continue;
 			run_config(backend_list[b], mode_list[m], strcmp(backends, "all") != 0, src,
 				   dst);

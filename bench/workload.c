@@ -242,7 +242,8 @@ static uint64_t random_rmw(struct worker *w, bool skewed, uint64_t ops, bool tim
 			uint64_t i;
 			if (skewed) {
 				uint64_t rank = zipf_draw(&zipf, &rng) - 1;
-				uint64_t pg = (uint64_t)(((unsigned __int128)rank * zipf_mult) % npages);
+				uint64_t pg = (uint64_t)(((unsigned __int128)rank * zipf_mult) %
+							 npages);
 				i = pg * WORDS_PER_PAGE + bench_rand_below(&rng, WORDS_PER_PAGE);
 			} else {
 				i = bench_rand_below(&rng, nwords);
@@ -428,10 +429,9 @@ static void report(enum pat pat, const struct pass_result *r, const struct count
 	printf("workload=%s system=%s mode=%s threads=%u ws_mb=%.0f budget_mb=%.0f ops=%llu "
 	       "warmup_ops=%llu elapsed_s=%.3f ops_per_s=%.1f mb_per_s=%.2f peak_rss_mb=%.1f "
 	       "major_faults=%ld minor_faults=%ld io_read_mb=%.1f io_write_mb=%.1f io_src=%s",
-	       pat_names[pat], sys_names[o.sys],
-	       mode_name,
-	       o.threads, (double)o.size / mb, (double)budget_bytes / mb,
-	       (unsigned long long)r->ops, seq ? 0ull : (unsigned long long)o.warmup, r->elapsed, (double)r->ops / r->elapsed,
+	       pat_names[pat], sys_names[o.sys], mode_name, o.threads, (double)o.size / mb,
+	       (double)budget_bytes / mb, (unsigned long long)r->ops,
+	       seq ? 0ull : (unsigned long long)o.warmup, r->elapsed, (double)r->ops / r->elapsed,
 	       bytes / r->elapsed / mb, hwm / 1024.0, b->ru.ru_majflt - a->ru.ru_majflt,
 	       b->ru.ru_minflt - a->ru.ru_minflt, (double)(b->io_read - a->io_read) / mb,
 	       (double)(b->io_write - a->io_write) / mb, io_src());
@@ -443,14 +443,15 @@ static void report(enum pat pat, const struct pass_result *r, const struct count
 		printf(" up_zero=%llu up_minor=%llu up_major=%llu up_wp=%llu up_evictions=%llu "
 		       "up_writebacks=%llu up_clean_drops=%llu up_zero_drops=%llu "
 		       "up_io_submits=%llu up_direct_reclaims=%llu up_samples=%llu",
-		       D(faults_zero), D(faults_minor), D(faults_major), D(faults_wp),
-		       D(evictions), D(writebacks), D(clean_drops), D(zero_drops), D(io_submits),
+		       D(faults_zero), D(faults_minor), D(faults_major), D(faults_wp), D(evictions),
+		       D(writebacks), D(clean_drops), D(zero_drops), D(io_submits),
 		       D(direct_reclaims), D(samples));
 		/* Gauges at the end of the pass: what upager holds, as opposed
 		 * to RSS, which counts a page mapped in both of a region's
 		 * views twice. */
 		printf(" up_resident_mb=%.1f up_metadata_mb=%.1f",
-		       (double)(y->resident_pages * y->page_size) / mb, (double)y->metadata_bytes / mb);
+		       (double)(y->resident_pages * y->page_size) / mb,
+		       (double)y->metadata_bytes / mb);
 #undef D
 	}
 	printf("\n");
@@ -495,8 +496,7 @@ static void die(const char *what, int err)
 
 static void die_up(const char *what, int err)
 {
-	fprintf(stderr, "workload: %s: %s (%s)\n", what, upager_strerror(err),
-		upager_last_error());
+	fprintf(stderr, "workload: %s: %s (%s)\n", what, upager_strerror(err), upager_last_error());
 	exit(1);
 }
 

@@ -209,8 +209,9 @@ int main(void)
 {
 	static uint64_t refs[ACCESSES];
 	static uint8_t writes[ACCESSES];
-	static const char *const sims[] = { "gclock", "gclock:max=7", "clock", "lru", "arc",
-					    "opt" };
+	static const char *const sims[] = {
+		"gclock", "gclock:max=7", "clock", "lru", "arc", "opt"
+	};
 	int err = upager_policy_register(&gclock_ops);
 
 	if (err) {

@@ -176,8 +176,7 @@ int main(int argc, char **argv)
 	double t4 = now();
 	bool ok = !disorder && sum == sum2 && xor == xor2;
 	printf("demo-sort: fill %.1fs, sort %zu runs %.1fs, merge %.1fs, verify %.1fs: %s\n",
-	       t1 - t0, nruns, t2 - t1, t3 - t2, t4 - t3,
-	       ok ? "sorted, same keys: OK" : "WRONG");
+	       t1 - t0, nruns, t2 - t1, t3 - t2, t4 - t3, ok ? "sorted, same keys: OK" : "WRONG");
 	if (!ok)
 		fprintf(stderr, "demo-sort: %zu pairs out of order, sum %s, xor %s\n", disorder,
 			sum == sum2 ? "same" : "differs", xor == xor2 ? "same" : "differs");

@@ -117,7 +117,8 @@ int main(int argc, char **argv)
 	if (step) {
 		for (size_t i = 0; i < size; i += step)
 			d[i]++;
-		err = use_mmap ? (msync(d, size, MS_SYNC) < 0 ? -errno : 0) : upager_sync(p, d, size);
+		err = use_mmap ? (msync(d, size, MS_SYNC) < 0 ? -errno : 0)
+			       : upager_sync(p, d, size);
 		if (err < 0) {
 			fprintf(stderr, "filescan: sync: %s\n", strerror(-err));
 			return 1;
@@ -129,8 +130,9 @@ int main(int argc, char **argv)
 	} else {
 		upager_stats_t s;
 		if (getenv("FILESCAN_STATS") && upager_stats(p, &s) == 0)
-			fprintf(stderr, "major faults %" PRIu64 ", readahead pages %" PRIu64
-					", writebacks %" PRIu64 "\n",
+			fprintf(stderr,
+				"major faults %" PRIu64 ", readahead pages %" PRIu64
+				", writebacks %" PRIu64 "\n",
 				s.faults_major, s.readahead_pages, s.writebacks);
 		if ((err = upager_unmap(p, d)) < 0 || (err = upager_close(p)) < 0) {
 			fprintf(stderr, "filescan: %s\n", upager_strerror(err));

@@ -173,13 +173,15 @@ int main(int argc, char **argv)
 		if (!err)
 			err = upager_heap_open(p, data_bytes * 2 + (256u << 20), &heap);
 		if (err) {
-			fprintf(stderr, "kvstore: %s: %s\n", upager_strerror(err), upager_last_error());
+			fprintf(stderr, "kvstore: %s: %s\n", upager_strerror(err),
+				upager_last_error());
 			return 1;
 		}
 	}
 	nbuckets = nkeys * 2 + 1; /* short chains: each link may be a fault */
 	/* The bucket array lives in the heap too. */
-	table = heap ? upager_calloc(heap, nbuckets, sizeof(*table)) : calloc(nbuckets, sizeof(*table));
+	table = heap ? upager_calloc(heap, nbuckets, sizeof(*table))
+		     : calloc(nbuckets, sizeof(*table));
 	if (!table)
 		return 1;
 
@@ -237,8 +239,9 @@ int main(int argc, char **argv)
 	if (p) {
 		upager_stats_t st;
 		upager_stats(p, &st);
-		printf(" major_faults=%llu writebacks=%llu backend=%s mode=%s", (unsigned long long)st.faults_major,
-		       (unsigned long long)st.writebacks, st.backend, st.mode);
+		printf(" major_faults=%llu writebacks=%llu backend=%s mode=%s",
+		       (unsigned long long)st.faults_major, (unsigned long long)st.writebacks,
+		       st.backend, st.mode);
 	}
 	printf("\n");
 	if (heap) {

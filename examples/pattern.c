@@ -59,8 +59,8 @@ static void *reader(void *arg)
 
 	for (size_t i = t * chunk; i < end; i++)
 		if (region[i] != pattern(i) && bad++ < 5)
-			fprintf(stderr, "pattern: word %zu (byte %zu) is %#llx, expected %#llx\n", i,
-				i * 8, (unsigned long long)region[i],
+			fprintf(stderr, "pattern: word %zu (byte %zu) is %#llx, expected %#llx\n",
+				i, i * 8, (unsigned long long)region[i],
 				(unsigned long long)pattern(i));
 	bad_words += bad;
 	return NULL;

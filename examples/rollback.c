@@ -308,8 +308,7 @@ int main(int argc, char **argv)
 	/* The header gets a page of its own; the table follows. */
 	long page = sysconf(_SC_PAGESIZE);
 	size_t table_off = cfg.page_size > (size_t)page ? cfg.page_size : (size_t)page;
-	check(upager_map(p, table_off + capacity * sizeof(struct slot), 0, &region),
-	      "upager_map");
+	check(upager_map(p, table_off + capacity * sizeof(struct slot), 0, &region), "upager_map");
 	hdr = region;
 	table = (struct slot *)((char *)region + table_off);
 	printf("rollback: %llu slots (%.0f MiB) in a %.0f MiB budget, %llu batches of %llu "
@@ -317,7 +316,10 @@ int main(int argc, char **argv)
 	       (unsigned long long)capacity, capacity * sizeof(struct slot) / 1048576.0,
 	       cfg.ram_bytes / 1048576.0, (unsigned long long)batches, (unsigned long long)ops,
 	       (unsigned long long)fail_every,
-	       fail_every == 1 ? "st" : fail_every == 2 ? "nd" : fail_every == 3 ? "rd" : "th");
+	       fail_every == 1   ? "st"
+	       : fail_every == 2 ? "nd"
+	       : fail_every == 3 ? "rd"
+				 : "th");
 	fflush(stdout);
 
 	double t0 = now();
@@ -352,7 +354,8 @@ int main(int argc, char **argv)
 			committed++;
 			before = after;
 			if (fail) {
-				fprintf(stderr, "rollback: batch %llu failed, validation missed it\n",
+				fprintf(stderr,
+					"rollback: batch %llu failed, validation missed it\n",
 					(unsigned long long)b);
 				failures++;
 			}
@@ -376,8 +379,9 @@ int main(int argc, char **argv)
 				verdict = "rolled back, WRONG";
 			}
 			if (!fail) {
-				fprintf(stderr, "rollback: batch %llu was correct, validation rejected it "
-						"(total %lld, %llu accounts, header says %llu)\n",
+				fprintf(stderr,
+					"rollback: batch %llu was correct, validation rejected it "
+					"(total %lld, %llu accounts, header says %llu)\n",
 					(unsigned long long)b, (long long)after.total,
 					(unsigned long long)after.accounts,
 					(unsigned long long)hdr->accounts);

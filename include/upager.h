@@ -165,6 +165,8 @@ typedef void (*upager_error_fn)(void *arg, const upager_error_info_t *info);
  * UPAGER_* environment), change fields, pass it to upager_open(). Strings
  * are copied by upager_open().
  */
+/* The field comments below are aligned by hand. */
+/* clang-format off */
 typedef struct upager_config {
 	uint32_t size;        /* bytes of this struct the caller has: set by
 			       * upager_config_init(), read by upager_open() */
@@ -266,6 +268,7 @@ typedef struct upager_stats {
 				  * free; a fallback may have, else the page
 				  * kept its frame */
 } upager_stats_t;
+/* clang-format on */
 
 /*
  * Fills *cfg with defaults, then applies the UPAGER_* environment; writes
@@ -356,7 +359,7 @@ UPAGER_API int upager_pin(upager_t *p, void *addr, size_t len, int write);
  * negative code. Thread-safe. */
 UPAGER_API int upager_unpin(upager_t *p, void *addr, size_t len);
 
-#define UPAGER_PROT_NONE 0x0  /* same values as PROT_NONE, PROT_READ, PROT_WRITE */
+#define UPAGER_PROT_NONE 0x0 /* same values as PROT_NONE, PROT_READ, PROT_WRITE */
 #define UPAGER_PROT_READ 0x1
 #define UPAGER_PROT_WRITE 0x2
 
@@ -581,7 +584,7 @@ typedef struct upager_policy_env {
 	uint32_t nframes; /* frames are 0..nframes-1 */
 	void (*age)(void *host, uint32_t frame);
 	void *host;
-	uint64_t seed;    /* for randomised policies */
+	uint64_t seed; /* for randomised policies */
 } upager_policy_env_t;
 
 typedef struct upager_policy_ops {
@@ -705,13 +708,13 @@ UPAGER_API bool upager_heap_owns(upager_heap_t *h, const void *ptr);
 typedef struct upager_heap_stats {
 	uint32_t size;
 	uint32_t version;
-	uint64_t max_bytes;       /* the heap's address space */
-	uint64_t bytes_requested; /* sum of the sizes asked for, every call so far */
-	uint64_t bytes_live;      /* gauge: usable bytes of the live blocks */
-	uint64_t blocks_live;     /* gauge: live blocks */
-	uint64_t bytes_held;      /* gauge: bytes of the pages the allocator has
+	uint64_t max_bytes;          /* the heap's address space */
+	uint64_t bytes_requested;    /* sum of the sizes asked for, every call so far */
+	uint64_t bytes_live;         /* gauge: usable bytes of the live blocks */
+	uint64_t blocks_live;        /* gauge: live blocks */
+	uint64_t bytes_held;         /* gauge: bytes of the pages the allocator has
 				   * carved into blocks (live or free) */
-	uint64_t bytes_reserved;  /* gauge: bytes of those pages' address space */
+	uint64_t bytes_reserved;     /* gauge: bytes of those pages' address space */
 	uint64_t address_space_used; /* gauge: from the heap's start to the end
 				      * of its highest page in use */
 	uint64_t mallocs;   /* blocks handed out (malloc, calloc, realloc, aligned_alloc) */

@@ -31,8 +31,7 @@
 
 #define CHECK_EVERY 1024
 
-static void broken(const char *what, struct region *r, uint64_t pg, struct upte *e,
-		   uint64_t frame)
+static void broken(const char *what, struct region *r, uint64_t pg, struct upte *e, uint64_t frame)
 {
 	char buf[400];
 	struct asbuf b = { buf, 0, sizeof(buf) };
@@ -142,7 +141,8 @@ static void check_bound_frames(struct upager *p)
 		/* Under the page's lock its frame record is stable. */
 		if (atomic_load_explicit(&fr->pte, memory_order_relaxed) == e &&
 		    (pte_state(pte_flags(e)) != PTE_RESIDENT || e->frame != f))
-			broken("bound frame's page is not resident in it", fr->region, fr->pg, e, f);
+			broken("bound frame's page is not resident in it", fr->region, fr->pg, e,
+			       f);
 		upager__pte_unlock(e);
 	}
 }

@@ -40,7 +40,8 @@ UPAGER_API const char *upager_last_error(void)
 
 UPAGER_API const char *upager_version(void)
 {
-	return STR(UPAGER_VERSION_MAJOR) "." STR(UPAGER_VERSION_MINOR) "." STR(UPAGER_VERSION_PATCH);
+	return STR(UPAGER_VERSION_MAJOR) "." STR(UPAGER_VERSION_MINOR) "." STR(
+		UPAGER_VERSION_PATCH);
 }
 
 UPAGER_API const char *upager_strerror(int err)

@@ -175,8 +175,8 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 				pol->ops->remove(pol->state, (uint32_t)f, POLICY_EVICTED);
 				atomic_fetch_add_explicit(&fr->region->refs, 1,
 							  memory_order_acquire);
-				v[n++] = (struct victim){ fr->region, e, fr->pg, (uint32_t)f,
-							  FATE_WRITE, 0 };
+				v[n++] = (struct victim){ fr->region,  e,          fr->pg,
+							  (uint32_t)f, FATE_WRITE, 0 };
 				continue;
 			}
 			/* Pinned (pinned frames leave the policy, so not
@@ -193,7 +193,8 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 			seen[nseen++] = (uint32_t)f;
 			pol->ops->reference(pol->state, (uint32_t)f, false);
 		} else if (fr->region && nheld < MAX_HELD) {
-			held[nheld++] = (struct held){ (uint32_t)f, region_page_key(fr->region, fr->pg) };
+			held[nheld++] = (struct held){ (uint32_t)f,
+						       region_page_key(fr->region, fr->pg) };
 			pol->ops->remove(pol->state, (uint32_t)f, POLICY_FREED);
 		} else {
 			break; /* cannot happen: a tracked frame has a record */
@@ -210,8 +211,7 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 static void keep_resident(struct upager *p, struct victim *v)
 {
 	pthread_mutex_lock(&p->policy_lock);
-	p->policy->ops->insert(p->policy->state, v->frame, region_page_key(v->r, v->pg),
-			       false);
+	p->policy->ops->insert(p->policy->state, v->frame, region_page_key(v->r, v->pg), false);
 	pthread_mutex_unlock(&p->policy_lock);
 }
 
@@ -523,10 +523,10 @@ int upager__reclaim(struct upager *p, unsigned want)
 		return -EAGAIN;
 	}
 	upager__sort(sc->v, n, sizeof(sc->v[0]), by_page);
-	nwrite = stop_writes(p, sc, n);                         /* 1, 2 */
+	nwrite = stop_writes(p, sc, n); /* 1, 2 */
 	if (nwrite)
-		err = write_victims(p, ring, sc, n, nwrite);    /* 3 */
-	freed = free_victims(p, sc, n);                         /* 4 */
+		err = write_victims(p, ring, sc, n, nwrite); /* 3 */
+	freed = free_victims(p, sc, n);                      /* 4 */
 	io_ring_put(&p->io, ring);
 	if (freed)
 		atomic_fetch_add_explicit(&p->evicted_unsampled, freed, memory_order_relaxed);
@@ -567,9 +567,10 @@ static void *evictor_main(void *arg)
 		}
 		pthread_mutex_unlock(&p->evictor_lock);
 		while (!p->evictor_stop &&
-		       atomic_load_explicit(&p->frames.nfree, memory_order_relaxed) < p->free_high) {
-			unsigned want = p->free_high -
-					atomic_load_explicit(&p->frames.nfree, memory_order_relaxed);
+		       atomic_load_explicit(&p->frames.nfree, memory_order_relaxed) <
+			       p->free_high) {
+			unsigned want = p->free_high - atomic_load_explicit(&p->frames.nfree,
+									    memory_order_relaxed);
 			if (want > p->cfg.evict_batch)
 				want = p->cfg.evict_batch;
 			int freed = upager__reclaim(p, want);

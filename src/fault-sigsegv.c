@@ -49,9 +49,9 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#define MAPS_PER_REGION 4    /* application view, pager view, edges */
-#define MAPS_MARGIN 2048     /* libraries, threads, malloc arenas */
-#define MIN_MAPPED_PAGES 512 /* below this, paging would be all minor faults */
+#define MAPS_PER_REGION 4                   /* application view, pager view, edges */
+#define MAPS_MARGIN 2048                    /* libraries, threads, malloc arenas */
+#define MIN_MAPPED_PAGES 512                /* below this, paging would be all minor faults */
 #define REGIONS_ROOM (64 * MAPS_PER_REGION) /* kept free for regions */
 
 struct segv {
@@ -171,9 +171,10 @@ static int reserve_for_region(void)
 	pthread_mutex_lock(&reserve_lock);
 	avail = maps_available(&limit, &in_use);
 	if (avail < MAPS_PER_REGION)
-		err = upager__fail(UPAGER_EMAPCOUNT,
-				   "no room for another region under vm.max_map_count (%ld, %ld in use, %ld reserved)",
-				   limit, in_use, maps_reserved);
+		err = upager__fail(
+			UPAGER_EMAPCOUNT,
+			"no room for another region under vm.max_map_count (%ld, %ld in use, %ld reserved)",
+			limit, in_use, maps_reserved);
 	else
 		maps_reserved += MAPS_PER_REGION;
 	pthread_mutex_unlock(&reserve_lock);

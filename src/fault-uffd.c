@@ -66,8 +66,9 @@ struct uffdio_poison {
 #define UFFD_USER_MODE_ONLY 1
 #endif
 
-#define NEEDED_FEATURES \
-	(UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_PAGEFAULT_FLAG_WP)
+#define NEEDED_FEATURES                                               \
+	(UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM | \
+	 UFFD_FEATURE_PAGEFAULT_FLAG_WP)
 
 struct uffd {
 	int fd;
@@ -118,10 +119,12 @@ static int uffd_open(bool user_only_ok, char *why, size_t whylen)
 			return fd;
 		}
 	}
-	snprintf(why, whylen, "userfaultfd refused: %s%s", strerror(err),
-		 err != EPERM	 ? ""
-		 : user_only_ok ? " (needs CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)"
-				 : " for kernel accesses, which transparent mode needs (CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)");
+	snprintf(
+		why, whylen, "userfaultfd refused: %s%s", strerror(err),
+		err != EPERM ? ""
+		: user_only_ok
+			? " (needs CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)"
+			: " for kernel accesses, which transparent mode needs (CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)");
 	return -err;
 }
 
@@ -150,12 +153,13 @@ static int uffd_probe(const upager_config_t *cfg, char *why, size_t whylen)
 		snprintf(why, whylen, "UFFDIO_API failed: %s", strerror(-err));
 		return err;
 	}
-	uint64_t need = NEEDED_FEATURES |
-			(cfg->mode == UPAGER_MODE_FAST ? UFFD_FEATURE_SIGBUS : UFFD_FEATURE_THREAD_ID);
+	uint64_t need = NEEDED_FEATURES | (cfg->mode == UPAGER_MODE_FAST ? UFFD_FEATURE_SIGBUS
+									 : UFFD_FEATURE_THREAD_ID);
 	if ((have & need) != need) {
-		snprintf(why, whylen,
-			 "kernel userfaultfd lacks features %#llx (shmem minor faults and write protection need Linux 5.19)",
-			 (unsigned long long)(need & ~have));
+		snprintf(
+			why, whylen,
+			"kernel userfaultfd lacks features %#llx (shmem minor faults and write protection need Linux 5.19)",
+			(unsigned long long)(need & ~have));
 		return -ENOTSUP;
 	}
 	return 0;
@@ -355,7 +359,8 @@ static int uffd_init(struct upager *p)
 	if (u->fast) {
 		err = upager__signal_own(SIGBUS, sigbus_handler);
 		if (err < 0) {
-			err = upager__fail(err, "installing the SIGBUS handler: %s", strerror(-err));
+			err = upager__fail(err, "installing the SIGBUS handler: %s",
+					   strerror(-err));
 			goto fail;
 		}
 		u->sigbus_owned = true;

@@ -38,9 +38,9 @@ int upager__fault_select(struct upager *p)
 		for (size_t i = 0; i < ARRAY_SIZE(backends); i++)
 			known |= !strcmp(backends[i]->name, want);
 		if (!known)
-			return upager__fail(UPAGER_EBACKEND,
-					    "unknown fault backend '%s' (try auto, uffd or sigsegv)",
-					    want);
+			return upager__fail(
+				UPAGER_EBACKEND,
+				"unknown fault backend '%s' (try auto, uffd or sigsegv)", want);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(backends); i++) {
 		const struct fault_backend *be = backends[i];
@@ -67,14 +67,17 @@ int upager__fault_select(struct upager *p)
 						 "auto: first choice, usable here");
 				if (p->backend_note[0]) {
 					size_t used = strlen(p->backend_why);
-					snprintf(p->backend_why + used, sizeof(p->backend_why) - used,
-						 "; %s", p->backend_note);
+					snprintf(p->backend_why + used,
+						 sizeof(p->backend_why) - used, "; %s",
+						 p->backend_note);
 				}
 				if (p->map_cap) {
 					size_t used = strlen(p->backend_why);
-					snprintf(p->backend_why + used, sizeof(p->backend_why) - used,
-						 "; at most %llu pages mapped at once (vm.max_map_count)",
-						 (unsigned long long)p->map_cap);
+					snprintf(
+						p->backend_why + used,
+						sizeof(p->backend_why) - used,
+						"; at most %llu pages mapped at once (vm.max_map_count)",
+						(unsigned long long)p->map_cap);
 				}
 				return 0;
 			}
@@ -170,4 +173,3 @@ int upager__zap(struct upager *p, struct iovec *iov, unsigned n)
 			return -errno;
 	return 0;
 }
-

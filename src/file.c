@@ -58,8 +58,8 @@ void upager__file_req(struct region *r, uint64_t pg, struct io_req *q, enum io_o
 /* Writes back the n locked pages of a batch; each whose write went out
  * is clean (unless pinned: then writes were never stopped). Unlocks them
  * all. Returns 0 or the first error. */
-static int flush_batch(struct region *r, struct io_ring *ring, struct io_req *reqs,
-		       struct upte **e, bool *pinned, unsigned n)
+static int flush_batch(struct region *r, struct io_ring *ring, struct io_req *reqs, struct upte **e,
+		       bool *pinned, unsigned n)
 {
 	struct upager *p = r->p;
 	int err = 0;
@@ -242,15 +242,16 @@ UPAGER_API int upager_map_file(upager_t *p, int fd, uint64_t offset, size_t len,
 	upager__clear_error();
 	if (!p || !addr)
 		return -EINVAL;
-	if ((flags & ~known) ||
-	    !(flags & UPAGER_MAP_SHARED) == !(flags & UPAGER_MAP_PRIVATE))
-		return upager__fail(-EINVAL,
-				    "upager_map_file: flags %#x: exactly one of SHARED and PRIVATE, and RDONLY, are allowed",
-				    flags);
+	if ((flags & ~known) || !(flags & UPAGER_MAP_SHARED) == !(flags & UPAGER_MAP_PRIVATE))
+		return upager__fail(
+			-EINVAL,
+			"upager_map_file: flags %#x: exactly one of SHARED and PRIVATE, and RDONLY, are allowed",
+			flags);
 	if (offset & (p->page_size - 1))
-		return upager__fail(-EINVAL,
-				    "upager_map_file: offset %llu is not a multiple of the page size (%zu)",
-				    (unsigned long long)offset, p->page_size);
+		return upager__fail(
+			-EINVAL,
+			"upager_map_file: offset %llu is not a multiple of the page size (%zu)",
+			(unsigned long long)offset, p->page_size);
 	if (len == 0)
 		return upager__fail(-EINVAL, "upager_map_file: zero length");
 	if (len > (1ULL << 46))
@@ -265,12 +266,13 @@ UPAGER_API int upager_map_file(upager_t *p, int fd, uint64_t offset, size_t len,
 				    strerror(errno));
 	acc &= O_ACCMODE;
 	if (acc == O_WRONLY)
-		return upager__fail(-EACCES, "upager_map_file: descriptor %d is open for writing only",
-				    fd);
-	if (writes && acc != O_RDWR)
 		return upager__fail(-EACCES,
-				    "upager_map_file: a writable shared map needs descriptor %d open for reading and writing",
-				    fd);
+				    "upager_map_file: descriptor %d is open for writing only", fd);
+	if (writes && acc != O_RDWR)
+		return upager__fail(
+			-EACCES,
+			"upager_map_file: a writable shared map needs descriptor %d open for reading and writing",
+			fd);
 	if (fstat(fd, &st) < 0)
 		return upager__fail(-errno, "upager_map_file: descriptor %d: %s", fd,
 				    strerror(errno));
@@ -285,8 +287,8 @@ UPAGER_API int upager_map_file(upager_t *p, int fd, uint64_t offset, size_t len,
 	if (bytes) {
 		char c;
 		if (pread(fd, &c, 1, (off_t)offset) < 0)
-			return upager__fail(-errno, "upager_map_file: reading descriptor %d: %s", fd,
-					    strerror(errno));
+			return upager__fail(-errno, "upager_map_file: reading descriptor %d: %s",
+					    fd, strerror(errno));
 	}
 
 	err = upager__region_new(p, len, &r);

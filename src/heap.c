@@ -90,8 +90,8 @@ struct shard {
 
 struct upager_heap {
 	upager_t *p;
-	void *region;      /* the upager region (arena plus alignment slack) */
-	uintptr_t base;    /* the arena: SEG_SIZE aligned */
+	void *region;   /* the upager region (arena plus alignment slack) */
+	uintptr_t base; /* the arena: SEG_SIZE aligned */
 	uint64_t len;
 	mi_arena_id_t arena;
 	unsigned nshards;
@@ -101,7 +101,10 @@ struct upager_heap {
 	/* Blocks aligned beyond what mimalloc aligns (16 MiB): over-allocated,
 	 * and the aligned pointer remembered with the block it lies in. */
 	pthread_mutex_t big_lock;
-	struct bigalign { uintptr_t aligned; void *raw; } *big;
+	struct bigalign {
+		uintptr_t aligned;
+		void *raw;
+	} * big;
 	size_t nbig_cap;
 	_Atomic size_t nbig;
 	pthread_mutex_t host_lock;
@@ -297,7 +300,9 @@ UPAGER_API int upager_heap_open(upager_t *p, uint64_t max_bytes, upager_heap_t *
 	    !mi_manage_os_memory_ex((void *)h->base, max_bytes, true /* committed */,
 				    false /* large */, true /* zero */, -1, true /* exclusive */,
 				    &h->arena)) {
-		err = upager__fail(-ENOSPC, "mimalloc refused the heap's arena (it keeps at most 64 per process, and cannot forget those of closed heaps)");
+		err = upager__fail(
+			-ENOSPC,
+			"mimalloc refused the heap's arena (it keeps at most 64 per process, and cannot forget those of closed heaps)");
 		goto out_unmap;
 	}
 
@@ -504,7 +509,8 @@ static void *big_raw(struct upager_heap *h, const void *ptr, bool remove)
 {
 	void *raw = NULL;
 
-	if (((uintptr_t)ptr & (SEG_SIZE - 1)) || !atomic_load_explicit(&h->nbig, memory_order_relaxed))
+	if (((uintptr_t)ptr & (SEG_SIZE - 1)) ||
+	    !atomic_load_explicit(&h->nbig, memory_order_relaxed))
 		return NULL;
 	pthread_mutex_lock(&h->big_lock);
 	size_t n = atomic_load_explicit(&h->nbig, memory_order_relaxed);
@@ -745,20 +751,21 @@ static void print_stats(struct upager_heap *h)
 
 	if (upager_heap_stats(h, &st))
 		return;
-	n = snprintf(buf, sizeof(buf),
-		     "upager heap %p: max_bytes %llu, shards %u\n"
-		     "  mallocs %llu frees %llu failed %llu bad_frees %llu\n"
-		     "  bytes_requested %llu (all calls)\n"
-		     "  blocks_live %llu bytes_live %llu bytes_held %llu bytes_reserved %llu address_space_used %llu\n",
-		     (void *)h, (unsigned long long)st.max_bytes, st.shards,
-		     (unsigned long long)st.mallocs, (unsigned long long)st.frees,
-		     (unsigned long long)st.failed, (unsigned long long)st.bad_frees,
-		     (unsigned long long)st.bytes_requested, (unsigned long long)st.blocks_live,
-		     (unsigned long long)st.bytes_live, (unsigned long long)st.bytes_held,
-		     (unsigned long long)st.bytes_reserved,
-		     (unsigned long long)st.address_space_used);
+	n = snprintf(
+		buf, sizeof(buf),
+		"upager heap %p: max_bytes %llu, shards %u\n"
+		"  mallocs %llu frees %llu failed %llu bad_frees %llu\n"
+		"  bytes_requested %llu (all calls)\n"
+		"  blocks_live %llu bytes_live %llu bytes_held %llu bytes_reserved %llu address_space_used %llu\n",
+		(void *)h, (unsigned long long)st.max_bytes, st.shards,
+		(unsigned long long)st.mallocs, (unsigned long long)st.frees,
+		(unsigned long long)st.failed, (unsigned long long)st.bad_frees,
+		(unsigned long long)st.bytes_requested, (unsigned long long)st.blocks_live,
+		(unsigned long long)st.bytes_live, (unsigned long long)st.bytes_held,
+		(unsigned long long)st.bytes_reserved, (unsigned long long)st.address_space_used);
 	if (n > 0) {
-		ssize_t unused = write(STDERR_FILENO, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+		ssize_t unused = write(STDERR_FILENO, buf,
+				       (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 		(void)unused;
 	}
 }

@@ -80,12 +80,12 @@ struct upte {
 #define PTE_RESIDENT (1u << PTE_STATE_SHIFT) /* in a frame */
 #define PTE_SWAPPED (2u << PTE_STATE_SHIFT)  /* only in swap */
 #define PTE_POISONED (3u << PTE_STATE_SHIFT) /* lost to an I/O error: SIGBUS */
-#define PTE_MAPPED (1u << 4)   /* the application view maps it */
-#define PTE_WRITABLE (1u << 5) /* ... without write protection */
-#define PTE_DIRTY (1u << 6)    /* frame differs from its swap copy (or has none) */
-#define PTE_NOWRITE (1u << 8)  /* upager_protect(): the program may not write */
-#define PTE_NOACCESS (1u << 9) /* upager_protect(): the program may not touch it */
-#define PTE_SAMPLED (1u << 7)  /* unmapped to sample its referenced bit */
+#define PTE_MAPPED (1u << 4)                 /* the application view maps it */
+#define PTE_WRITABLE (1u << 5)               /* ... without write protection */
+#define PTE_DIRTY (1u << 6)                  /* frame differs from its swap copy (or has none) */
+#define PTE_NOWRITE (1u << 8)                /* upager_protect(): the program may not write */
+#define PTE_NOACCESS (1u << 9)               /* upager_protect(): the program may not touch it */
+#define PTE_SAMPLED (1u << 7)                /* unmapped to sample its referenced bit */
 /* In a snapshot's or a clone's page table (snapshot.c): the page holds
  * the region's own version. Without it, the page reads through to the
  * region it was made from. */
@@ -107,8 +107,7 @@ static inline void pte_update(struct upte *e, uint32_t clear, uint32_t set)
 {
 	uint32_t f = atomic_load_explicit(&e->flags, memory_order_relaxed);
 	while (!atomic_compare_exchange_weak_explicit(&e->flags, &f, (f & ~clear) | set,
-						      memory_order_release,
-						      memory_order_relaxed))
+						      memory_order_release, memory_order_relaxed))
 		;
 }
 
@@ -149,9 +148,9 @@ struct pagetable {
 	unsigned levels;
 	void *_Atomic root;
 	pthread_mutex_t arena_lock;
-	char *chunk;       /* current arena chunk */
+	char *chunk; /* current arena chunk */
 	size_t chunk_used;
-	void *chunks;      /* list of all chunks, linked through their first word */
+	void *chunks;               /* list of all chunks, linked through their first word */
 	void *free_leaf, *free_dir; /* nodes that lost a publication race */
 	_Atomic size_t bytes;
 };
@@ -179,7 +178,7 @@ void pt_for_each(struct pagetable *pt, bool (*fn)(uint64_t pg, struct upte *e, v
  * changes only under the lock of that page.
  */
 struct frame {
-	struct region *region; /* NULL while free */
+	struct region *region;    /* NULL while free */
 	struct upte *_Atomic pte; /* atomic: hands scanning the pool read it unlocked */
 	uint64_t pg;
 	uint32_t next_free;
@@ -208,17 +207,17 @@ void frames_wait(struct frame_pool *fp, unsigned timeout_ms);
 
 struct swap {
 	int fd;
-	bool direct;        /* opened with O_DIRECT */
-	bool unnamed;       /* removed when closed */
+	bool direct;  /* opened with O_DIRECT */
+	bool unnamed; /* removed when closed */
 	bool is_blockdev;
-	char *path;         /* as given, for messages */
+	char *path; /* as given, for messages */
 	size_t page_size;
 	uint64_t nslots;
-	uint64_t *used;     /* one bit per slot: holds data or is bad */
-	uint64_t *summary;  /* one bit per word of used: that word is full */
-	uint32_t *refs;     /* sharers of a slot (copy-on-write) */
+	uint64_t *used;    /* one bit per slot: holds data or is bad */
+	uint64_t *summary; /* one bit per word of used: that word is full */
+	uint32_t *refs;    /* sharers of a slot (copy-on-write) */
 	uint64_t nwords;
-	uint64_t cursor;    /* next-fit: where the last allocation ended */
+	uint64_t cursor; /* next-fit: where the last allocation ended */
 	uint64_t in_use;
 	uint64_t file_size; /* grown in chunks ahead of the highest slot */
 	pthread_mutex_t lock;
@@ -278,8 +277,7 @@ unsigned io_ring_depth(struct io_ring *r);
 /* Runs n requests against fd in as few submits as the ring allows and
  * waits for all; each req->res gets its result. Returns the number of
  * io_uring_enter calls made, or -errno if the ring itself failed. */
-int io_ring_run(struct io_pool *pool, struct io_ring *r, int fd, struct io_req *reqs,
-		unsigned n);
+int io_ring_run(struct io_pool *pool, struct io_ring *r, int fd, struct io_req *reqs, unsigned n);
 
 /* ---- fault backends (fault.h has the interface) ---- */
 
@@ -294,12 +292,12 @@ struct policy_ops;
 struct region {
 	struct upager *p;
 	uintptr_t base;
-	size_t len;        /* rounded up to the page size */
+	size_t len; /* rounded up to the page size */
 	uint64_t npages;
 	int memfd;
-	char *pview;       /* the pager's own mapping of memfd */
+	char *pview; /* the pager's own mapping of memfd */
 	struct pagetable pt;
-	_Atomic int refs;  /* pins against freeing while the evictor uses it */
+	_Atomic int refs;   /* pins against freeing while the evictor uses it */
 	_Atomic bool dying; /* set by teardown, read by faults racing with it */
 	uint32_t id;
 	void *backend_data;
@@ -311,10 +309,10 @@ struct region {
 	_Atomic int advice;
 	/* Copy-on-write (snapshot.c); changed only under p->cow_lock held
 	 * for writing, read under it held for reading (every fault). */
-	struct snap_chain *chain; /* this region's snapshots, or NULL */
-	struct upager_snapshot *backing;     /* a clone: where the pages it does not own come from */
-	struct upager_snapshot *self;        /* a snapshot's view: its snapshot */
-	bool readonly;            /* a snapshot's view: writes are the program's error */
+	struct snap_chain *chain;        /* this region's snapshots, or NULL */
+	struct upager_snapshot *backing; /* a clone: where the pages it does not own come from */
+	struct upager_snapshot *self;    /* a snapshot's view: its snapshot */
+	bool readonly;                   /* a snapshot's view: writes are the program's error */
 	/* A file region (file.c): page pg < file_pages is read from file_fd
 	 * at file_off + pg * page_size when it is neither resident nor in
 	 * swap; in a shared region its dirty contents go back there. Pages
@@ -370,8 +368,8 @@ struct upager {
 
 	const struct fault_backend *backend;
 	void *backend_data;
-	char backend_why[400]; /* why "auto" picked the backend it did */
-	bool transparent;      /* system calls on unmapped pages are served */
+	char backend_why[400];  /* why "auto" picked the backend it did */
+	bool transparent;       /* system calls on unmapped pages are served */
 	char backend_note[200]; /* set by the backend's init: a detail worth reporting */
 
 	struct frame_pool frames;
@@ -420,8 +418,8 @@ struct upager {
 	struct trace_writer *_Atomic trace;
 	_Atomic int trace_users;
 	_Atomic unsigned trace_interval_us;
-	_Atomic uint64_t trace_last_sweep_ns; /* the evictor; reset by trace start */
-	pthread_mutex_t trace_lock; /* start/stop */
+	_Atomic uint64_t trace_last_sweep_ns;   /* the evictor; reset by trace start */
+	pthread_mutex_t trace_lock;             /* start/stop */
 	uint64_t trace_recorded, trace_dropped; /* of the traces closed so far */
 
 	/* Copy-on-write (snapshot.c). Every fault holds cow_lock for reading
@@ -432,7 +430,7 @@ struct upager {
 	pthread_rwlock_t cow_lock;
 	struct upager_snapshot *snaps; /* every snapshot record, hidden ones too */
 	void *cow_scratch;             /* taking a snapshot's working arrays */
-	_Atomic uint64_t nsnapshots; /* changed under cow_lock, read without */
+	_Atomic uint64_t nsnapshots;   /* changed under cow_lock, read without */
 
 	/* upager__zap(): a pidfd of this process for process_madvise(), or
 	 * -1 where the kernel refuses it (one madvise per range then). */
@@ -738,7 +736,7 @@ int upager__zap(struct upager *p, struct iovec *iov, unsigned n);
 struct zap_list {
 	struct iovec *iov;
 	unsigned n;
-	struct region *r;  /* the last run's region, view and end */
+	struct region *r; /* the last run's region, view and end */
 	uint64_t next_pg;
 	bool pager_view;
 };

@@ -30,8 +30,8 @@ struct io_ring {
 	void *bounce;
 	void *scratch;
 	unsigned depth;
-	struct iovec *iov;      /* depth * MAX_IOV, one array per group */
-	unsigned *group_first;  /* first request of each in-flight group */
+	struct iovec *iov;     /* depth * MAX_IOV, one array per group */
+	unsigned *group_first; /* first request of each in-flight group */
 	unsigned *group_len;
 	struct io_ring *next;
 	bool ready;
@@ -158,11 +158,12 @@ int io_ring_run(struct io_pool *pool, struct io_ring *r, int fd, struct io_req *
 	while (done < n) {
 		/* Fill the submission queue with whole groups. */
 		while (next < n && inflight < r->depth) {
-			int injected = atomic_load_explicit(&pool->fault_inject, memory_order_relaxed);
+			int injected = atomic_load_explicit(&pool->fault_inject,
+							    memory_order_relaxed);
 
-			if (injected && (atomic_load_explicit(&pool->fault_inject_ops,
-							      memory_order_relaxed) &
-					 (1u << reqs[next].op))) {
+			if (injected &&
+			    (atomic_load_explicit(&pool->fault_inject_ops, memory_order_relaxed) &
+			     (1u << reqs[next].op))) {
 				reqs[next].res = injected;
 				done++;
 				next++;
@@ -212,9 +213,10 @@ int io_ring_run(struct io_pool *pool, struct io_ring *r, int fd, struct io_req *
 			/* A short transfer of a page is an error: the page is
 			 * either all there or not. */
 			for (unsigned j = 0; j < k; j++)
-				reqs[first + j].res = res < 0		     ? res
-						      : (size_t)res == want ? (int)reqs[first + j].len
-									     : -EIO;
+				reqs[first + j].res = res < 0 ? res
+						      : (size_t)res == want
+							      ? (int)reqs[first + j].len
+							      : -EIO;
 			r->group_len[slot] = 0;
 			inflight--;
 			done += k;

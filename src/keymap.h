@@ -120,8 +120,8 @@ struct ghosts {
 	struct keymap map; /* key -> ghost index */
 	uint64_t *key;
 	struct plink *link;
-	uint8_t *list;     /* which of the policy's lists holds it */
-	uint32_t *free;    /* stack of unused indexes */
+	uint8_t *list;  /* which of the policy's lists holds it */
+	uint32_t *free; /* stack of unused indexes */
 	uint32_t nfree, cap;
 };
 

@@ -373,10 +373,10 @@ static int validate(struct upager *p)
 				    "page size %zu is not a power of two from 4096 to 2097152",
 				    c->page_size);
 	if (c->ram_bytes / c->page_size < UPAGER_MIN_FRAMES)
-		return upager__fail(UPAGER_EBUDGET,
-				    "RAM budget %zu bytes holds %zu pages of %zu bytes; at least %d are needed",
-				    c->ram_bytes, c->ram_bytes / c->page_size, c->page_size,
-				    UPAGER_MIN_FRAMES);
+		return upager__fail(
+			UPAGER_EBUDGET,
+			"RAM budget %zu bytes holds %zu pages of %zu bytes; at least %d are needed",
+			c->ram_bytes, c->ram_bytes / c->page_size, c->page_size, UPAGER_MIN_FRAMES);
 	if (c->ram_bytes / c->page_size > UINT32_MAX - 1)
 		return upager__fail(UPAGER_EBUDGET, "RAM budget of %zu pages is too many",
 				    c->ram_bytes / c->page_size);
@@ -387,7 +387,8 @@ static int validate(struct upager *p)
 		return upager__fail(UPAGER_ECONFIG, "evict_batch %u is not in 1..1024",
 				    c->evict_batch);
 	if (!(c->sample_rate >= 0 && c->sample_rate <= 64)) /* NaN too */
-		return upager__fail(UPAGER_ECONFIG, "sample_rate %g is not in 0..64", c->sample_rate);
+		return upager__fail(UPAGER_ECONFIG, "sample_rate %g is not in 0..64",
+				    c->sample_rate);
 	if (c->handler_threads > 64)
 		return upager__fail(UPAGER_ECONFIG, "handler_threads %u is more than 64",
 				    c->handler_threads);
@@ -429,9 +430,10 @@ UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 	upager__config_defaults(&full);
 	if (cfg) {
 		if (cfg->size < UPAGER__STRUCT_MIN_SIZE)
-			return upager__fail(-EINVAL,
-					    "upager_open: cfg->size is %u; fill the configuration with upager_config_init()",
-					    (unsigned)cfg->size);
+			return upager__fail(
+				-EINVAL,
+				"upager_open: cfg->size is %u; fill the configuration with upager_config_init()",
+				(unsigned)cfg->size);
 		memcpy(&full, cfg, cfg->size < sizeof(full) ? cfg->size : sizeof(full));
 		full.size = sizeof(full);
 		full.version = UPAGER_CONFIG_VERSION;
@@ -717,8 +719,8 @@ UPAGER_API int upager_stats_print(upager_t *p, int fd)
 	    (unsigned long long)s.evictions, (unsigned long long)s.writebacks,
 	    (unsigned long long)s.clean_drops, (unsigned long long)s.zero_drops);
 	OUT("  swap I/O:           %.1f MiB read, %.1f MiB written, %llu submits, %llu errors\n",
-	    s.bytes_read / 1048576.0, s.bytes_written / 1048576.0,
-	    (unsigned long long)s.io_submits, (unsigned long long)s.io_errors);
+	    s.bytes_read / 1048576.0, s.bytes_written / 1048576.0, (unsigned long long)s.io_submits,
+	    (unsigned long long)s.io_errors);
 	OUT("  swap slots:         %llu used of %llu\n", (unsigned long long)s.swap_slots_used,
 	    (unsigned long long)s.swap_slots_total);
 	OUT("  direct reclaims:    %llu\n", (unsigned long long)s.direct_reclaims);
@@ -733,8 +735,8 @@ UPAGER_API int upager_stats_print(upager_t *p, int fd)
 		OUT("  punch failures:     %llu pages\n", (unsigned long long)s.punch_failures);
 	OUT("  metadata:           %.1f MiB\n", s.metadata_bytes / 1048576.0);
 	OUT("  fault latency (us): ");
-	static const char *const labels[] = { "<1", "1-4", "4-16", "16-64", "64-256", "256-1k",
-					      "1k-4k", ">4k" };
+	static const char *const labels[] = { "<1",     "1-4",    "4-16",  "16-64",
+					      "64-256", "256-1k", "1k-4k", ">4k" };
 	uint64_t groups[8] = { 0 };
 	for (int k = 0; k < UPAGER_LATENCY_BUCKETS; k++) {
 		int g = k < 10 ? 0 : (k - 10) / 2 + 1; /* 2^10 ns ~ 1 us, then x4 per group */

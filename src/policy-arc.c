@@ -58,7 +58,7 @@ enum { B1 = 1, B2 = 2 };
 
 struct arc {
 	uint32_t c;
-	double p; /* target size of T1, real as in the paper */
+	double p;      /* target size of T1, real as in the paper */
 	bool intdelta; /* round the adaptation step down (a variant) */
 	struct plist t1, t2, b1, b2;
 	struct plink *link;
@@ -268,7 +268,8 @@ const struct policy_ops upager__policy_arc = {
 	.abi = UPAGER_POLICY_ABI,
 	.size = sizeof(struct policy_ops),
 	.name = "arc",
-	.summary = "ARC: recency and frequency lists balanced by ghost hits (Megiddo & Modha; intdelta=1)",
+	.summary =
+		"ARC: recency and frequency lists balanced by ghost hits (Megiddo & Modha; intdelta=1)",
 	.create = arc_create,
 	.destroy = arc_destroy,
 	.insert = arc_insert,

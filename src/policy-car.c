@@ -46,8 +46,8 @@ enum { B1 = 1, B2 = 2 };
 struct car {
 	const struct policy_env *env;
 	uint32_t c;
-	double p; /* target size of T1, real as in the paper */
-	bool intdelta; /* round the adaptation step down (a variant) */
+	double p;                    /* target size of T1, real as in the paper */
+	bool intdelta;               /* round the adaptation step down (a variant) */
 	struct plist t1, t2, b1, b2; /* clocks: tail = hand, head = newest */
 	struct plink *link;
 	uint8_t *where, *ref;
@@ -202,7 +202,8 @@ const struct policy_ops upager__policy_car = {
 	.abi = UPAGER_POLICY_ABI,
 	.size = sizeof(struct policy_ops),
 	.name = "car",
-	.summary = "CAR: ARC's adaptation on two clocks, hits only set a bit (Bansal & Modha; intdelta=1)",
+	.summary =
+		"CAR: ARC's adaptation on two clocks, hits only set a bit (Bansal & Modha; intdelta=1)",
 	.create = car_create,
 	.destroy = car_destroy,
 	.insert = car_insert,

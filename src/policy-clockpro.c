@@ -52,16 +52,16 @@ enum { FREE, HOT, COLD, NONRES };
 
 struct cpro {
 	const struct policy_env *env;
-	uint32_t c, m;         /* frames; non-resident capacity */
+	uint32_t c, m; /* frames; non-resident capacity */
 	uint32_t nhot, ncold, nnonres;
 	uint32_t mc, minc, maxc; /* cold target and its bounds */
-	bool pressure;         /* a victim was ever asked for */
+	bool pressure;           /* a victim was ever asked for */
 	struct plist clk;
-	struct plink *link;    /* nodes 0..c-1 frames, c..c+m-1 non-resident */
+	struct plink *link; /* nodes 0..c-1 frames, c..c+m-1 non-resident */
 	uint8_t *status, *test, *ref;
 	uint64_t *key;
-	struct keymap map;     /* key -> non-resident node */
-	uint32_t *free;        /* free non-resident nodes */
+	struct keymap map; /* key -> non-resident node */
+	uint32_t *free;    /* free non-resident nodes */
 	uint32_t nfree;
 	uint32_t hand_hot, hand_cold, hand_test;
 };

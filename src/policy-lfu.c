@@ -69,8 +69,8 @@ static int lfu_create(const struct policy_env *env, const char *params, void **s
 	int err = policy_params_check(params, keys);
 
 	if (!err)
-		err = policy_param_range("lfu", params, "decay", 8ULL * env->nframes, 0,
-					 UINT64_MAX, &decay);
+		err = policy_param_range("lfu", params, "decay", 8ULL * env->nframes, 0, UINT64_MAX,
+					 &decay);
 	if (!err)
 		err = policy_param_range("lfu", params, "max", 65535, 1, UINT32_MAX, &max);
 	if (err)

@@ -197,7 +197,8 @@ const struct policy_ops upager__policy_s3fifo = {
 	.abi = UPAGER_POLICY_ABI,
 	.size = sizeof(struct policy_ops),
 	.name = "s3fifo",
-	.summary = "S3-FIFO: small probation FIFO, main FIFO, ghost keys (small=F,ghost=F,promote=N)",
+	.summary =
+		"S3-FIFO: small probation FIFO, main FIFO, ghost keys (small=F,ghost=F,promote=N)",
 	.create = s3_create,
 	.destroy = s3_destroy,
 	.insert = s3_insert,

@@ -13,17 +13,10 @@
 #include <string.h>
 
 static const struct policy_ops *const builtin[] = {
-	&upager__policy_fifo,
-	&upager__policy_random,
-	&upager__policy_clock,
-	&upager__policy_lru,
-	&upager__policy_lfu,
-	&upager__policy_2q,
-	&upager__policy_arc,
-	&upager__policy_car,
-	&upager__policy_s3fifo,
-	&upager__policy_sieve,
-	&upager__policy_clockpro,
+	&upager__policy_fifo,  &upager__policy_random,   &upager__policy_clock,
+	&upager__policy_lru,   &upager__policy_lfu,      &upager__policy_2q,
+	&upager__policy_arc,   &upager__policy_car,      &upager__policy_s3fifo,
+	&upager__policy_sieve, &upager__policy_clockpro,
 };
 
 /* Registered policies: appended under the lock, never removed, so a
@@ -139,7 +132,8 @@ int policy_create(const char *spec, uint32_t nframes, void (*age)(void *, uint32
 		if (err == -EINVAL)
 			err = UPAGER_EPOLICY;
 		if (err == UPAGER_EPOLICY && !upager_last_error()[0])
-			upager__fail(err, "bad parameters for policy '%s': '%s'", ops->name, params);
+			upager__fail(err, "bad parameters for policy '%s': '%s'", ops->name,
+				     params);
 		return err;
 	}
 	*out = pol;
@@ -246,7 +240,8 @@ int policy_param_range(const char *policy, const char *params, const char *key, 
 	if (!found)
 		*out = def;
 	else if (found < 0 || *out < lo || *out > hi)
-		return upager__fail(UPAGER_EPOLICY, "policy %s: %s must be an integer in [%llu, %llu]",
-				    policy, key, (unsigned long long)lo, (unsigned long long)hi);
+		return upager__fail(UPAGER_EPOLICY,
+				    "policy %s: %s must be an integer in [%llu, %llu]", policy, key,
+				    (unsigned long long)lo, (unsigned long long)hi);
 	return 0;
 }

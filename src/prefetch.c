@@ -397,7 +397,9 @@ UPAGER_API int upager_advise(upager_t *p, void *addr, size_t len, int advice)
 
 	if (advice == UPAGER_ADVICE_DONTNEED && r->readonly) {
 		upager__region_put(r);
-		return upager__fail(-EACCES, "upager_advise: DONTNEED on a snapshot's view, which is read-only");
+		return upager__fail(
+			-EACCES,
+			"upager_advise: DONTNEED on a snapshot's view, which is read-only");
 	}
 	/* A shared file region's dropped pages are read from the file
 	 * again: what was written to them goes there first, as with
@@ -431,7 +433,8 @@ UPAGER_API int upager_advise(upager_t *p, void *addr, size_t len, int advice)
 			if (n < 0 && !err)
 				err = upager__fail(n, "upager_advise: page %llu: %s",
 						   (unsigned long long)pg,
-						   n == -EBUSY ? "pinned, kept" : upager_strerror(n));
+						   n == -EBUSY ? "pinned, kept"
+							       : upager_strerror(n));
 		}
 		break;
 	}

@@ -68,7 +68,8 @@ int upager__punch(struct region *r, uint64_t pg, uint64_t n)
 	for (int tries = 0;; tries++) {
 		if (inject & PUNCH_FAIL_FALLOCATE)
 			err = -EIO;
-		else if (fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0)
+		else if (fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+				   len) == 0)
 			return 0;
 		else
 			err = -errno;
@@ -319,8 +320,10 @@ UPAGER_API int upager_unmap(upager_t *p, void *addr)
 		upager__region_put(r);
 		r = NULL;
 		if (err < 0)
-			return upager__fail(err, "upager_unmap: writing %p back to its file: %s; the region stays mapped",
-					    addr, upager_strerror(err));
+			return upager__fail(
+				err,
+				"upager_unmap: writing %p back to its file: %s; the region stays mapped",
+				addr, upager_strerror(err));
 	}
 	/* Under cow_lock: a snapshot or clone may be reading through the
 	 * region's pages until they are handed over. */
@@ -328,14 +331,15 @@ UPAGER_API int upager_unmap(upager_t *p, void *addr)
 	r = upager__region_at(p, addr);
 	if (!r) {
 		pthread_rwlock_unlock(&p->cow_lock);
-		return upager__fail(UPAGER_ENOREGION, "upager_unmap: %p is not the base of a region",
-				    addr);
+		return upager__fail(UPAGER_ENOREGION,
+				    "upager_unmap: %p is not the base of a region", addr);
 	}
 	if (r->self) {
 		pthread_rwlock_unlock(&p->cow_lock);
-		return upager__fail(UPAGER_ESNAPSHOT,
-				    "upager_unmap: %p is a snapshot's view; free it with upager_snapshot_free",
-				    addr);
+		return upager__fail(
+			UPAGER_ESNAPSHOT,
+			"upager_unmap: %p is a snapshot's view; free it with upager_snapshot_free",
+			addr);
 	}
 	struct region *doomed = NULL;
 	upager__region_unlist(r);
@@ -357,8 +361,9 @@ struct region *upager__range_region(struct upager *p, void *addr, size_t len, co
 	if (!r || r->p != p || end > r->base + r->len || end < a) {
 		if (r)
 			upager__region_put(r);
-		upager__fail(UPAGER_ENOREGION, "%s: [%p, +%zu) is not inside one region of this pager",
-			     who, addr, len);
+		upager__fail(UPAGER_ENOREGION,
+			     "%s: [%p, +%zu) is not inside one region of this pager", who, addr,
+			     len);
 		return NULL;
 	}
 	return r;
@@ -369,8 +374,7 @@ struct region *upager__range_region(struct upager *p, void *addr, size_t len, co
  * region that holds it. Returns 1 with *out referenced, 0 for an empty
  * range (nothing to do), or a negative code with the message set.
  */
-static int range_begin(upager_t *p, void *addr, size_t len, const char *who,
-		       struct region **out)
+static int range_begin(upager_t *p, void *addr, size_t len, const char *who, struct region **out)
 {
 	upager__clear_error();
 	if (!p)
@@ -382,8 +386,7 @@ static int range_begin(upager_t *p, void *addr, size_t len, const char *who,
 }
 
 /* The first and last page of [addr, addr+len) in r (len > 0). */
-static void range_pages(struct region *r, void *addr, size_t len, uint64_t *first,
-			uint64_t *last)
+static void range_pages(struct region *r, void *addr, size_t len, uint64_t *first, uint64_t *last)
 {
 	unsigned shift = r->p->page_shift;
 
@@ -478,9 +481,10 @@ UPAGER_API int upager_pin(upager_t *p, void *addr, size_t len, int write)
 	range_pages(r, addr, len, &first, &last);
 	if (atomic_load(&p->pinned) + (last - first + 1) > p->nframes / 2) {
 		upager__region_put(r);
-		return upager__fail(-ENOMEM,
-				    "upager_pin: %llu more pages would pin more than half the budget (%u frames)",
-				    (unsigned long long)(last - first + 1), p->nframes);
+		return upager__fail(
+			-ENOMEM,
+			"upager_pin: %llu more pages would pin more than half the budget (%u frames)",
+			(unsigned long long)(last - first + 1), p->nframes);
 	}
 	for (pg = first; pg <= last; pg++) {
 		int tries = 0;
@@ -539,20 +543,22 @@ UPAGER_API int upager_protect(upager_t *p, void *addr, size_t len, int prot)
 	else if (prot == (UPAGER_PROT_READ | UPAGER_PROT_WRITE))
 		bits = 0;
 	else
-		return upager__fail(-EINVAL, "upager_protect: prot %#x is not NONE, READ or READ|WRITE",
+		return upager__fail(-EINVAL,
+				    "upager_protect: prot %#x is not NONE, READ or READ|WRITE",
 				    prot);
 	if (((uintptr_t)addr | len) & (p->page_size - 1))
-		return upager__fail(-EINVAL,
-				    "upager_protect: [%p, +%zu) is not aligned to the page size (%zu)",
-				    addr, len, p->page_size);
+		return upager__fail(
+			-EINVAL, "upager_protect: [%p, +%zu) is not aligned to the page size (%zu)",
+			addr, len, p->page_size);
 	if ((err = range_begin(p, addr, len, "upager_protect", &r)) <= 0)
 		return err;
 	err = 0;
 	if (r->readonly) {
 		upager__region_put(r);
-		return upager__fail(UPAGER_ESNAPSHOT,
-				    "upager_protect: [%p, +%zu) is in a snapshot's view, which stays read-only",
-				    addr, len);
+		return upager__fail(
+			UPAGER_ESNAPSHOT,
+			"upager_protect: [%p, +%zu) is in a snapshot's view, which stays read-only",
+			addr, len);
 	}
 	uint64_t first = ((uintptr_t)addr - r->base) >> p->page_shift;
 	uint64_t n = len >> p->page_shift;

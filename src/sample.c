@@ -290,7 +290,8 @@ static int trace_start_locked(struct upager *p, const char *path, unsigned inter
 	int err;
 
 	if (atomic_load(&p->trace))
-		return upager__fail(-EBUSY, "upager_trace_start: a trace is already being recorded");
+		return upager__fail(-EBUSY,
+				    "upager_trace_start: a trace is already being recorded");
 	err = trace_writer_open(path, p->page_shift, &w);
 	if (err)
 		return upager__fail(err, "upager_trace_start: cannot create %s: %s", path,
@@ -340,8 +341,10 @@ UPAGER_API int upager_trace_stop(upager_t *p)
 	err = trace_writer_close(w);
 	pthread_mutex_unlock(&p->trace_lock);
 	if (err)
-		return upager__fail(err, "upager_trace_stop: writing the trace failed: %s; %llu references dropped",
-				    strerror(-err), (unsigned long long)dropped);
+		return upager__fail(
+			err,
+			"upager_trace_stop: writing the trace failed: %s; %llu references dropped",
+			strerror(-err), (unsigned long long)dropped);
 	return 0;
 }
 

@@ -197,7 +197,7 @@ void upager__signal_raise_sigbus(uintptr_t addr, void *uc)
 /* ---- the interposed C library entry points ---- */
 
 NOT_INSTRUMENTED UPAGER_API int sigaction(int sig, const struct sigaction *act,
-					   struct sigaction *old)
+					  struct sigaction *old)
 {
 	int i = slot(sig);
 

@@ -104,8 +104,7 @@ static void no_age(void *host, uint32_t frame)
 {
 }
 
-int sim_run(const char *spec, uint32_t frames, const struct sim_trace *t,
-	    upager_sim_result_t *out)
+int sim_run(const char *spec, uint32_t frames, const struct sim_trace *t, upager_sim_result_t *out)
 {
 	struct policy *pol;
 	uint32_t *frame_of, *id_of, used = 0;
@@ -145,9 +144,10 @@ int sim_run(const char *spec, uint32_t frames, const struct sim_trace *t,
 		} else {
 			int64_t v = ops->victim(st);
 			if (v < 0 || v >= frames) {
-				err = upager__fail(-EPROTO,
-						   "policy %s named no valid victim (%lld) with a full cache at request %zu",
-						   ops->name, (long long)v, i);
+				err = upager__fail(
+					-EPROTO,
+					"policy %s named no valid victim (%lld) with a full cache at request %zu",
+					ops->name, (long long)v, i);
 				goto out;
 			}
 			f = (uint32_t)v;
@@ -179,8 +179,7 @@ static void opt_key(struct iheap *h, uint32_t s, uint32_t next)
 	h->k1[s] = UINT32_MAX - (uint64_t)next;
 }
 
-int sim_run_opt(uint32_t frames, const struct sim_trace *t, bool bypass,
-		upager_sim_result_t *out)
+int sim_run_opt(uint32_t frames, const struct sim_trace *t, bool bypass, upager_sim_result_t *out)
 {
 	uint32_t *next = NULL, *last = NULL, *slot_of = NULL, *id_of = NULL, used = 0;
 	struct iheap h = { 0 };

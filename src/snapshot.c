@@ -52,7 +52,7 @@
 #include <unistd.h>
 
 struct snap_chain {
-	struct region *origin;          /* NULL once unmapped */
+	struct region *origin; /* NULL once unmapped */
 	struct upager_snapshot *oldest, *newest;
 	struct upager_snapshot *fallback; /* origin unmapped: what it borrowed from */
 };
@@ -63,8 +63,8 @@ struct upager_snapshot {
 	struct snap_chain *chain;
 	struct upager_snapshot *older, *newer;
 	struct upager_snapshot *next_all; /* p->snaps */
-	unsigned readers; /* clones and chains that read through it */
-	bool freed;       /* released by the program (or never given to it) */
+	unsigned readers;                 /* clones and chains that read through it */
+	bool freed;                       /* released by the program (or never given to it) */
 };
 
 typedef struct upager_snapshot snap_t;
@@ -173,8 +173,8 @@ bool upager__cow_shared(struct region *r, uint64_t pg)
  * wrong bytes). Returns 1 if it gave, 0 if dst had its own, or a negative
  * code.
  */
-static int give_unless_owned(struct region *src, struct upte *from, struct region *dst,
-			     uint64_t pg, bool poison_on_failure)
+static int give_unless_owned(struct region *src, struct upte *from, struct region *dst, uint64_t pg,
+			     bool poison_on_failure)
 {
 	struct upte *to = pt_get(&dst->pt, pg);
 	int ret = 0;
@@ -314,7 +314,8 @@ struct wp_scratch {
 static struct wp_scratch *wp_scratch(struct upager *p)
 {
 	if (!p->cow_scratch) {
-		struct wp_scratch *w = malloc(sizeof(*w) + 2 * (size_t)p->nframes * sizeof(uint32_t));
+		struct wp_scratch *w = malloc(sizeof(*w) +
+					      2 * (size_t)p->nframes * sizeof(uint32_t));
 		if (!w)
 			return NULL;
 		w->frames = (uint32_t *)(w + 1);
@@ -403,8 +404,8 @@ static int protect_writable(struct region *r, struct region *view)
 			j++;
 		int ret = p->backend->wrprotect(r, frames[w->frames[i]].pg, j - i);
 		if (ret < 0 && !err)
-			err = upager__fail(ret, "write-protecting %zu pages for a snapshot: %s", j - i,
-					   upager_strerror(ret));
+			err = upager__fail(ret, "write-protecting %zu pages for a snapshot: %s",
+					   j - i, upager_strerror(ret));
 		for (; i < j; i++) {
 			struct upte *e = frames[w->frames[i]].pte;
 			if (ret == 0)
@@ -504,14 +505,16 @@ UPAGER_API int upager_snapshot(upager_t *p, void *region, upager_snapshot_t **ou
 	pthread_rwlock_wrlock(&p->cow_lock);
 	r = upager__region_at(p, region);
 	if (!r)
-		err = upager__fail(UPAGER_ENOREGION, "upager_snapshot: %p is not the base of a region",
-				   region);
+		err = upager__fail(UPAGER_ENOREGION,
+				   "upager_snapshot: %p is not the base of a region", region);
 	else if (r->self)
-		err = upager__fail(UPAGER_ESNAPSHOT,
-				   "upager_snapshot: %p is a snapshot's view, which never changes; use the snapshot",
-				   region);
+		err = upager__fail(
+			UPAGER_ESNAPSHOT,
+			"upager_snapshot: %p is a snapshot's view, which never changes; use the snapshot",
+			region);
 	else if (r->is_file)
-		err = upager__fail(-ENOTSUP, "upager_snapshot: %p is a file region; not supported yet",
+		err = upager__fail(-ENOTSUP,
+				   "upager_snapshot: %p is a file region; not supported yet",
 				   region);
 	else
 		err = snap_take(r, true, out, &d);
@@ -544,9 +547,10 @@ UPAGER_API int upager_snapshot_read(upager_snapshot_t *s, size_t off, void *buf,
 	v = s->view;
 	p = s->p;
 	if (off > v->len || len > v->len - off)
-		return upager__fail(-EINVAL,
-				    "upager_snapshot_read: [%zu, +%zu) is not inside the %zu-byte snapshot",
-				    off, len, v->len);
+		return upager__fail(
+			-EINVAL,
+			"upager_snapshot_read: [%zu, +%zu) is not inside the %zu-byte snapshot",
+			off, len, v->len);
 	/* Copied through a page of our own: buf may be in a region, and a
 	 * fault on it must not wait for a lock this thread holds. */
 	page = malloc(p->page_size);
@@ -578,7 +582,8 @@ UPAGER_API int upager_snapshot_read(upager_snapshot_t *s, size_t off, void *buf,
 				break;
 			/* Make it the snapshot's own and bring it in, as a
 			 * read of the view would. */
-			if (upager__fault(v, v->base + (pg << p->page_shift), false, &err) != FAULT_DONE) {
+			if (upager__fault(v, v->base + (pg << p->page_shift), false, &err) !=
+			    FAULT_DONE) {
 				if (!err)
 					err = -EFAULT;
 				break;
@@ -587,8 +592,8 @@ UPAGER_API int upager_snapshot_read(upager_snapshot_t *s, size_t off, void *buf,
 		if (!copied) {
 			if (!err)
 				err = -EAGAIN;
-			upager__fail(err, "upager_snapshot_read: page %llu: %s", (unsigned long long)pg,
-				     upager_strerror(err));
+			upager__fail(err, "upager_snapshot_read: page %llu: %s",
+				     (unsigned long long)pg, upager_strerror(err));
 			break;
 		}
 		memcpy((char *)buf, page, n);
@@ -880,8 +885,9 @@ UPAGER_API int upager_snapshot_restore(upager_snapshot_t *s)
 	rs.origin = s->chain->origin;
 	if (!rs.origin) {
 		pthread_rwlock_unlock(&p->cow_lock);
-		return upager__fail(UPAGER_EORIGIN,
-				    "upager_snapshot_restore: the snapshot's region has been unmapped");
+		return upager__fail(
+			UPAGER_EORIGIN,
+			"upager_snapshot_restore: the snapshot's region has been unmapped");
 	}
 	for (rs.owner = s; rs.owner && !rs.err; rs.owner = rs.owner->newer)
 		pt_for_each(&rs.owner->view->pt, restore_one, &rs);
@@ -904,9 +910,10 @@ UPAGER_API int upager_clone(upager_t *p, void *region, void **new_region)
 	pthread_rwlock_wrlock(&p->cow_lock);
 	r = upager__region_at(p, region);
 	if (!r) {
-		err = upager__fail(UPAGER_ENOREGION,
-				   "upager_clone: %p is not the base of a region or a snapshot's view",
-				   region);
+		err = upager__fail(
+			UPAGER_ENOREGION,
+			"upager_clone: %p is not the base of a region or a snapshot's view",
+			region);
 		goto out;
 	}
 	if (r->is_file) {

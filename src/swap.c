@@ -136,7 +136,10 @@ int swap_open(struct swap *s, const char *path, uint64_t max_bytes, size_t page_
 		}
 		capacity = (uint64_t)vfs.f_bavail * vfs.f_frsize;
 	} else {
-		err = upager__fail(UPAGER_ESWAPPATH, "swap '%s' is neither a regular file, a directory nor a block device", path);
+		err = upager__fail(
+			UPAGER_ESWAPPATH,
+			"swap '%s' is neither a regular file, a directory nor a block device",
+			path);
 		goto fail_msg;
 	}
 	/* A file may be allowed more than today's free space (writes then

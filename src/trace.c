@@ -203,7 +203,8 @@ int trace_open(const char *path, enum trace_format fmt, unsigned page_shift,
 			int c = next_byte(r, &err);
 			if (c < 0) {
 				if (!err)
-					err = upager__fail(-EINVAL, "%s: too short for an upager trace",
+					err = upager__fail(-EINVAL,
+							   "%s: too short for an upager trace",
 							   path);
 				goto fail;
 			}
@@ -214,8 +215,8 @@ int trace_open(const char *path, enum trace_format fmt, unsigned page_shift,
 			goto fail;
 		}
 		if (h[8] != TRACE_VERSION) {
-			err = upager__fail(-EINVAL, "%s: upager trace version %u, expected %u", path,
-					   h[8], TRACE_VERSION);
+			err = upager__fail(-EINVAL, "%s: upager trace version %u, expected %u",
+					   path, h[8], TRACE_VERSION);
 			goto fail;
 		}
 	}
@@ -363,7 +364,8 @@ static int next_text(struct trace_reader *r, uint64_t *key, unsigned *flags)
 			else if ((t[0] == 's' || t[0] == 'S') && (t[1] == ' ' || t[1] == '\t'))
 				write = true;
 			else
-				return fail_at(r, -EINVAL, "expected 'l' or 's', an address, a count");
+				return fail_at(r, -EINVAL,
+					       "expected 'l' or 's', an address, a count");
 			end = parse_u64(t + 1, 16, &addr);
 			if (!end || (*end != '\0' && *end != ' ' && *end != '\t'))
 				return fail_at(r, -EINVAL, "bad address (expected hexadecimal)");
@@ -437,7 +439,7 @@ int trace_next(struct trace_reader *r, uint64_t *key, unsigned *flags)
 struct trace_writer {
 	atomic_flag lock;
 	int fd;
-	int err;           /* sticky -errno */
+	int err; /* sticky -errno */
 	uint64_t prev_key;
 	uint64_t recorded, dropped;
 	size_t len;

@@ -72,9 +72,9 @@ struct config_v2 {
 	char env_error[120];
 };
 
-#define WITH_GUARD(type) \
-	struct {                      \
-		type s;               \
+#define WITH_GUARD(type)                  \
+	struct {                          \
+		type s;                   \
 		unsigned char guard[256]; \
 	}
 
@@ -82,8 +82,8 @@ static void check_guard(const unsigned char *g, size_t n, const char *what)
 {
 	for (size_t i = 0; i < n; i++)
 		if (g[i] != GUARD)
-			FAILF("%s: byte %zu after the caller's struct was overwritten (%#x)", what, i,
-			      g[i]);
+			FAILF("%s: byte %zu after the caller's struct was overwritten (%#x)", what,
+			      i, g[i]);
 }
 
 /* Writes and reads pages enough to evict and to sample. */

@@ -20,8 +20,8 @@
 #define PAGES 256u
 
 static const struct test_backend *current;
-static char *wild;              /* a PROT_NONE page of the program's own */
-static volatile int seen;       /* faults the program's handler saw */
+static char *wild;        /* a PROT_NONE page of the program's own */
+static volatile int seen; /* faults the program's handler saw */
 static void *volatile seen_addr;
 
 static int fix_wild(void *addr)
@@ -111,8 +111,8 @@ static void one(enum how how, bool before)
 	CHECK_EQ(seen, 1);
 	CHECK_EQ(((volatile char *)wild)[100], 5);
 	if (how != BY_SIGNAL && seen_addr != wild + 100)
-		FAILF("%s, %s %s open: handler saw %p, expected %p", current->label,
-		      how_names[how], before ? "before" : "after", seen_addr, (void *)(wild + 100));
+		FAILF("%s, %s %s open: handler saw %p, expected %p", current->label, how_names[how],
+		      before ? "before" : "after", seen_addr, (void *)(wild + 100));
 	for (size_t pg = 0; pg < PAGES; pg++)
 		CHECK_EQ(a[pg * PS + 1], (unsigned char)pg);
 	CHECK_EQ(seen, 1);

@@ -155,8 +155,8 @@ static void test_env(void)
 
 static void test_strerror(void)
 {
-	static const int codes[] = { UPAGER_EPAGESIZE, UPAGER_EBUDGET,	 UPAGER_ESWAPPATH,
-				     UPAGER_EPOLICY,   UPAGER_EBACKEND,	 UPAGER_EMODE,
+	static const int codes[] = { UPAGER_EPAGESIZE, UPAGER_EBUDGET,   UPAGER_ESWAPPATH,
+				     UPAGER_EPOLICY,   UPAGER_EBACKEND,  UPAGER_EMODE,
 				     UPAGER_EENV,      UPAGER_ESWAPFULL, UPAGER_ENOREGION,
 				     UPAGER_ECONFIG,   UPAGER_EMAPCOUNT, UPAGER_EPOISON };
 	const char *unknown = upager_strerror(-99999);

@@ -66,8 +66,8 @@ static void check_file(int fd, const unsigned char *shadow, size_t bytes, const 
 	CHECK_EQ(pread(fd, got, bytes, 0), (ssize_t)bytes);
 	for (size_t i = 0; i < bytes; i++)
 		if (got[i] != shadow[i])
-			FAILF("%s: %s: file byte %zu (page %zu) is %#x, expected %#x", current->label,
-			      what, i, i / PS, got[i], shadow[i]);
+			FAILF("%s: %s: file byte %zu (page %zu) is %#x, expected %#x",
+			      current->label, what, i, i / PS, got[i], shadow[i]);
 	free(got);
 }
 
@@ -97,7 +97,8 @@ static void shared_rmw(void)
 	/* Every page as the file has it. */
 	for (size_t i = 0; i < bytes; i += 509)
 		if (a[i] != shadow[i])
-			FAILF("%s: byte %zu reads %#x, file has %#x", current->label, i, a[i], shadow[i]);
+			FAILF("%s: byte %zu reads %#x, file has %#x", current->label, i, a[i],
+			      shadow[i]);
 	for (int round = 0; round < 3; round++) {
 		for (int k = 0; k < 3000; k++) {
 			size_t i = rng_next(&seed) % (bytes - 8);
@@ -117,7 +118,8 @@ static void shared_rmw(void)
 	/* The region reads what was written, after evictions. */
 	for (size_t i = 0; i < bytes; i += 61)
 		if (a[i] != shadow[i])
-			FAILF("%s: byte %zu reads %#x, wrote %#x", current->label, i, a[i], shadow[i]);
+			FAILF("%s: byte %zu reads %#x, wrote %#x", current->label, i, a[i],
+			      shadow[i]);
 	/* DONTNEED keeps what was written: it reads back from the file. */
 	a[3 * PS + 11] ^= 0xff;
 	shadow[3 * PS + 11] ^= 0xff;
@@ -203,8 +205,8 @@ static void file_end(void)
 	shadow[100] = 0xab;
 	a[bytes - 1] = 0xcd; /* the file's last byte */
 	shadow[bytes - 1] = 0xcd;
-	a[bytes + 5] = 0xee;      /* past the end, in its last page */
-	a[4 * PS + 9] = 0x77;     /* a page wholly past the end: anonymous */
+	a[bytes + 5] = 0xee;  /* past the end, in its last page */
+	a[4 * PS + 9] = 0x77; /* a page wholly past the end: anonymous */
 	CHECK_OK(upager_sync(p, a, 6 * PS));
 	check_file(fd, shadow, bytes, "end, after sync"); /* and it did not grow */
 	CHECK_EQ(a[4 * PS + 9], 0x77);

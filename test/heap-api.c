@@ -260,7 +260,8 @@ static void semantics(const struct test_backend *b, void *arg)
 	CHECK_OK(upager_open(&cfg, &p2));
 	CHECK_OK(upager_heap_open(p2, 32u << 20, &h3));
 	CHECK_OK(upager_heap_stats(h2, &st));
-	printf("  %s: default max_bytes %llu MiB\n", b->label, (unsigned long long)(st.max_bytes >> 20));
+	printf("  %s: default max_bytes %llu MiB\n", b->label,
+	       (unsigned long long)(st.max_bytes >> 20));
 	CHECK_CMP(st.max_bytes, >=, 32u << 20);
 	a = upager_malloc(h2, 1000);
 	c = upager_malloc(h3, 1000);
@@ -314,7 +315,8 @@ static void reopen_loop(void)
 	for (unsigned i = 0; i < 100; i++) {
 		int err = upager_heap_open(p, 64u << 20, &h);
 		if (err)
-			FAILF("heap open number %u: %s (%s)", i, upager_strerror(err), upager_last_error());
+			FAILF("heap open number %u: %s (%s)", i, upager_strerror(err),
+			      upager_last_error());
 		unsigned char *c = upager_calloc(h, 1, 5000);
 		CHECK(c);
 		for (unsigned k = 0; k < 5000; k++)

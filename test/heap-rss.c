@@ -59,7 +59,8 @@ static void body(const struct test_backend *b, void *arg)
 	CHECK_OK(upager_stats(p, &st));
 	uint64_t peak = proc_status_kb("VmHWM");
 	uint64_t pt_kb = (1024u << 20) / 4096 * 16 / 1024 / 2; /* generous: 512 MiB touched */
-	uint64_t bound = before + BUDGET / 1024 + pt_kb + UPAGER_FIXED_OVERHEAD_KB + HEAP_OVERHEAD_KB;
+	uint64_t bound = before + BUDGET / 1024 + pt_kb + UPAGER_FIXED_OVERHEAD_KB +
+			 HEAP_OVERHEAD_KB;
 #if defined(__SANITIZE_ADDRESS__)
 	/* ASan's shadow of what the test and the library touched, and its
 	 * quarantine. */

@@ -63,7 +63,8 @@ static void fill(unsigned char *p, size_t from, size_t to, uint64_t seed)
 		p[i] = (unsigned char)(word_at(seed, i / 8) >> (8 * (i & 7)));
 }
 
-static void check(struct run *run, const unsigned char *p, size_t len, uint64_t seed, const char *when)
+static void check(struct run *run, const unsigned char *p, size_t len, uint64_t seed,
+		  const char *when)
 {
 	size_t i = 0;
 
@@ -75,8 +76,8 @@ static void check(struct run *run, const unsigned char *p, size_t len, uint64_t 
 	}
 	for (; i < len; i++)
 		if (p[i] != (unsigned char)(word_at(seed, i / 8) >> (8 * (i & 7))))
-			FAILF("%s: block %p (%zu bytes) byte %zu is %#x, expected %#x (%s)", run->label,
-			      (void *)p, len, i, p[i],
+			FAILF("%s: block %p (%zu bytes) byte %zu is %#x, expected %#x (%s)",
+			      run->label, (void *)p, len, i, p[i],
 			      (unsigned char)(word_at(seed, i / 8) >> (8 * (i & 7))), when);
 	run->checked_bytes += len;
 }
@@ -165,7 +166,8 @@ static void *worker(void *arg)
 				FAILF("%s: upager_realloc(%zu -> %zu) failed; heap: %llu blocks, %llu live, "
 				      "%llu held, %llu reserved, %llu address space used of %llu",
 				      run->label, old, n, (unsigned long long)hs.blocks_live,
-				      (unsigned long long)hs.bytes_live, (unsigned long long)hs.bytes_held,
+				      (unsigned long long)hs.bytes_live,
+				      (unsigned long long)hs.bytes_held,
 				      (unsigned long long)hs.bytes_reserved,
 				      (unsigned long long)hs.address_space_used,
 				      (unsigned long long)hs.max_bytes);
@@ -234,7 +236,8 @@ static void check_mapping(const void *ptr)
 	CHECK(f);
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long lo, hi;
-		if (sscanf(line, "%lx-%lx", &lo, &hi) != 2 || (uintptr_t)ptr < lo || (uintptr_t)ptr >= hi)
+		if (sscanf(line, "%lx-%lx", &lo, &hi) != 2 || (uintptr_t)ptr < lo ||
+		    (uintptr_t)ptr >= hi)
 			continue;
 		found = true;
 		if (!strstr(line, "upager-region"))
@@ -286,10 +289,9 @@ static void body(const struct test_backend *b, void *arg)
 	       "heap: %llu live blocks, %llu MiB live, %llu MiB held, %llu MiB address space; "
 	       "peak live %zu MiB; pager: %llu major faults, %llu writebacks\n",
 	       b->label, THREADS, run.ops, (unsigned long long)hs.mallocs,
-	       (unsigned long long)(run.checked_bytes >> 20),
-	       (unsigned long long)run.reallocs, (unsigned long long)run.cross_frees,
-	       (unsigned long long)hs.blocks_live, (unsigned long long)(hs.bytes_live >> 20),
-	       (unsigned long long)(hs.bytes_held >> 20),
+	       (unsigned long long)(run.checked_bytes >> 20), (unsigned long long)run.reallocs,
+	       (unsigned long long)run.cross_frees, (unsigned long long)hs.blocks_live,
+	       (unsigned long long)(hs.bytes_live >> 20), (unsigned long long)(hs.bytes_held >> 20),
 	       (unsigned long long)(hs.address_space_used >> 20), (size_t)(run.peak >> 20),
 	       (unsigned long long)st.faults_major, (unsigned long long)st.writebacks);
 	CHECK_EQ(hs.size, sizeof(hs));

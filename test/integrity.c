@@ -69,7 +69,8 @@ static void *worker_main(void *arg)
 				uint64_t v = rng_next(&s);
 				memcpy(buf + i, &v, len - i < 8 ? len - i : 8);
 			}
-			memcpy(run->shadow + off, buf, len); /* shadow first: never read back stale */
+			memcpy(run->shadow + off, buf,
+			       len); /* shadow first: never read back stale */
 			memcpy(run->region + off, buf, len);
 		} else {
 			verify_range(run, off, len);
@@ -142,7 +143,9 @@ static void body(const struct test_backend *b, void *arg)
 
 	for (unsigned i = 0; i < 2; i++) {
 		for (unsigned threads = 1; threads <= 2; threads++) {
-			struct run run = { .b = b, .page_size = page_sizes[i], .threads = threads,
+			struct run run = { .b = b,
+					   .page_size = page_sizes[i],
+					   .threads = threads,
 					   .policy = policy };
 			one_run(&run);
 		}

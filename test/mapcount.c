@@ -48,7 +48,8 @@ int main(void)
 	const char *want = getenv("UPAGER_BACKEND");
 
 	if (want && *want && strcmp(want, "sigsegv")) {
-		printf("UPAGER_BACKEND=%s: this test is about the sigsegv backend: skipped\n", want);
+		printf("UPAGER_BACKEND=%s: this test is about the sigsegv backend: skipped\n",
+		       want);
 		return TEST_SKIP;
 	}
 	if (limit <= 0 || limit > 1 << 20) {
@@ -97,7 +98,8 @@ int main(void)
 	 * leaving enough for the pager's rings and threads but not for the
 	 * backend's reservation. */
 	long eat = limit - map_count() - 1000;
-	char *block = mmap(NULL, (size_t)eat * 2 * PS, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *block = mmap(NULL, (size_t)eat * 2 * PS, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			   0);
 	CHECK(block != MAP_FAILED);
 	for (long i = 1; i < eat / 2; i++)
 		mprotect(block + i * 2 * PS, PS, PROT_NONE); /* two mappings more each */

@@ -81,8 +81,8 @@ static uint32_t lst_pop_oldest(struct lst *l)
 /* REPLACE(x, p): T1's LRU page to B1's MRU end if T1 is not empty and
  * either |T1| exceeds p or x is in B2 and |T1| = p; else T2's LRU page to
  * B2's MRU end. */
-static void arc_replace(struct lst *t1, struct lst *t2, struct lst *b1, struct lst *b2,
-			double p, bool x_in_b2)
+static void arc_replace(struct lst *t1, struct lst *t2, struct lst *b1, struct lst *b2, double p,
+			bool x_in_b2)
 {
 	if (t1->n >= 1 && ((x_in_b2 && (double)t1->n == p) || (double)t1->n > p))
 		lst_push(b1, lst_pop_oldest(t1));
@@ -205,8 +205,7 @@ static uint64_t ref_2q(const uint32_t *ids, size_t n, uint32_t c)
 /* ---- CAR, Fig. 2 of the FAST 2004 paper ----
  * T1 and T2 are clocks: index 0 is the head (where the hand looks), the
  * end is the tail (where pages enter). B1 and B2 are LRU lists. */
-static uint64_t ref_car(const uint32_t *ids, size_t n, uint32_t nids, uint32_t c,
-			bool intdelta)
+static uint64_t ref_car(const uint32_t *ids, size_t n, uint32_t nids, uint32_t c, bool intdelta)
 {
 	struct lst t1 = lst_new(2 * c), t2 = lst_new(2 * c), b1 = lst_new(2 * c),
 		   b2 = lst_new(2 * c);

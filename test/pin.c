@@ -152,7 +152,8 @@ static void pin_on_freed_view(const struct test_backend *b)
 		if (c) {
 			for (size_t i = 0; i < 4 * PS; i++)
 				if (c[i] != 0x42)
-					FAILF("%s: byte %zu of the clone is %#x", b->label, i, c[i]);
+					FAILF("%s: byte %zu of the clone is %#x", b->label, i,
+					      c[i]);
 			CHECK_OK(upager_unmap(p, c));
 		}
 		CHECK_OK(upager_close(p));

@@ -27,8 +27,7 @@ static uint64_t faults(const char *spec, uint32_t frames, const uint64_t *keys, 
 
 /* The textbook string (Silberschatz et al.): with 3 frames FIFO has 15
  * faults, LRU 12 and OPT 9. */
-static const uint64_t textbook[] = { 7, 0, 1, 2, 0, 3, 0, 4, 2, 3,
-				     0, 3, 2, 1, 2, 0, 1, 7, 0, 1 };
+static const uint64_t textbook[] = { 7, 0, 1, 2, 0, 3, 0, 4, 2, 3, 0, 3, 2, 1, 2, 0, 1, 7, 0, 1 };
 
 static void test_fifo_lru_opt(void)
 {
@@ -264,8 +263,8 @@ static void test_clockpro(void)
 		loop[i] = i % 12;
 	CHECK_EQ(FAULTS("lru", 10, loop), 600);
 	uint64_t opt = FAULTS("opt", 10, loop), cp = FAULTS("clockpro", 10, loop);
-	printf("loop of 12 in 10 frames: opt %llu faults, clockpro %llu\n",
-	       (unsigned long long)opt, (unsigned long long)cp);
+	printf("loop of 12 in 10 frames: opt %llu faults, clockpro %llu\n", (unsigned long long)opt,
+	       (unsigned long long)cp);
 	CHECK_CMP(cp, <, 300);
 }
 
@@ -319,7 +318,8 @@ static void contract(const char *name)
 			if (nused == N) {
 				int64_t v = o->victim(s);
 				if (v < 0 || v >= N || !used[v])
-					FAILF("%s: victim %lld with a full pool", name, (long long)v);
+					FAILF("%s: victim %lld with a full pool", name,
+					      (long long)v);
 				if (rng_next(&seed) % 8 == 0) { /* busy */
 					o->reference(s, (uint32_t)v, false);
 					continue;
@@ -337,8 +337,9 @@ static void contract(const char *name)
 				nused++;
 			}
 			/* Mostly new keys, sometimes a recent one (ghost hits). */
-			uint64_t key = rng_next(&seed) % 3 ? next_key++
-							   : next_key - 1 - rng_next(&seed) % (2 * N);
+			uint64_t key = rng_next(&seed) % 3
+					       ? next_key++
+					       : next_key - 1 - rng_next(&seed) % (2 * N);
 			if (o->miss && rng_next(&seed) % 2)
 				o->miss(s, key, false);
 			o->insert(s, f, key, rng_next(&seed) % 2);
@@ -354,7 +355,8 @@ static void contract(const char *name)
 			if (step % 7 == 0) {
 				int64_t v = o->victim(s);
 				if (v < 0 || v >= N || !used[v])
-					FAILF("%s: victim %lld, not a filled frame", name, (long long)v);
+					FAILF("%s: victim %lld, not a filled frame", name,
+					      (long long)v);
 				o->reference(s, (uint32_t)v, false);
 			}
 		} else {
@@ -382,12 +384,14 @@ static void test_params(void)
 {
 	static const char *const good[] = {
 		"s3fifo:promote=0x2", "s3fifo:small=0.25,promote=3", "arc:intdelta=1",
-		"car:intdelta=0", "2q:kin=1e-1,kout=2", "clockpro:nonres=16",
+		"car:intdelta=0",     "2q:kin=1e-1,kout=2",          "clockpro:nonres=16",
 	};
 	static const char *const bad[] = {
-		"s3fifo:promote=-1", "s3fifo:promote=2.5", "s3fifo:promote=4",
-		"s3fifo:promote=99999999999999999999999", "s3fifo:small=", "s3fifo:small=0.1x",
-		"s3fifo:small=nan", "arc:intdelta=2", "car:intdelta=yes", "2q:kout=17",
+		"s3fifo:promote=-1", "s3fifo:promote=2.5",
+		"s3fifo:promote=4",  "s3fifo:promote=99999999999999999999999",
+		"s3fifo:small=",     "s3fifo:small=0.1x",
+		"s3fifo:small=nan",  "arc:intdelta=2",
+		"car:intdelta=yes",  "2q:kout=17",
 	};
 	uint64_t k[] = { 1, 2, 3 };
 	upager_sim_result_t r;

@@ -51,7 +51,8 @@ static void run(const char *policy)
 	}
 	for (size_t off = 0; off < len; off += PAGE)
 		if (memcmp(region + off, shadow + off, PAGE))
-			FAILF("%s: page %zu differs from the shadow at the end", policy, off / PAGE);
+			FAILF("%s: page %zu differs from the shadow at the end", policy,
+			      off / PAGE);
 
 	CHECK_OK(upager_stats(p, &st));
 	printf("  %-10s zero %llu minor %llu major %llu evict %llu written %llu\n", st.policy,

@@ -82,7 +82,8 @@ static void sequential(const struct test_backend *b)
 	       b->label, (unsigned long long)w.faults_zero, (unsigned long long)w.faultaround_pages,
 	       (unsigned long long)(r.faults_major - w.faults_major),
 	       (unsigned long long)(r.readahead_pages - w.readahead_pages));
-	CHECK_CMP(w.faults_zero + w.faultaround_pages, >=, PAGES); /* + zero pages evicted unwritten */
+	CHECK_CMP(w.faults_zero + w.faultaround_pages, >=,
+		  PAGES); /* + zero pages evicted unwritten */
 	CHECK_CMP(w.faults_zero, <, PAGES / 4);
 	CHECK_CMP(r.readahead_pages - w.readahead_pages, >, 0);
 	CHECK_CMP(r.faults_major - w.faults_major, <, PAGES / 4);

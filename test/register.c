@@ -67,7 +67,8 @@ static void lifo_remove(void *state, uint32_t frame, upager_policy_reason_t why)
 
 	for (uint32_t i = 0; i < l->len; i++)
 		if (l->stack[i] == frame) {
-			memmove(l->stack + i, l->stack + i + 1, (l->len - i - 1) * sizeof(*l->stack));
+			memmove(l->stack + i, l->stack + i + 1,
+				(l->len - i - 1) * sizeof(*l->stack));
 			l->len--;
 			return;
 		}
@@ -128,8 +129,9 @@ int main(void)
 	CHECK_EQ(n, 12);
 	CHECK_EQ(upager_policy_list(NULL, 0), 12);
 	CHECK(!strcmp(list[11]->name, "lifo"));
-	static const char *const builtins[] = { "fifo", "random", "clock", "lru", "lfu", "2q",
-						"arc", "car", "s3fifo", "sieve", "clockpro" };
+	static const char *const builtins[] = { "fifo",   "random", "clock",   "lru",
+						"lfu",    "2q",     "arc",     "car",
+						"s3fifo", "sieve",  "clockpro" };
 	for (size_t i = 0; i < 11; i++)
 		CHECK(!strcmp(list[i]->name, builtins[i]));
 

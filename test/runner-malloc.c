@@ -58,7 +58,8 @@ int main(void)
 {
 	/* Sizes no allocator can give, hidden from the compiler's checks. */
 	volatile size_t huge = SIZE_MAX - 4096, half = SIZE_MAX / 2;
-	size_t sizes[] = { 0, 1, 15, 16, 17, 100, 4096, 65535, 65536, 200000, 1 << 20, (1 << 20) + 1,
+	size_t sizes[] = { 0,       1,       15,    16,     17,      100,
+			   4096,    65535,   65536, 200000, 1 << 20, (1 << 20) + 1,
 			   5 << 20, 40 << 20 };
 	long pg = sysconf(_SC_PAGESIZE);
 	void *p, *q;
@@ -125,7 +126,9 @@ int main(void)
 	p = realloc(NULL, 100);
 	CHECK(p);
 	fill(p, 100, 1);
-	size_t steps[] = { 200, 5000, 70000, 1 << 20, 3 << 20, 17 << 20, 2 << 20, 900000, 3000, 50 };
+	size_t steps[] = {
+		200, 5000, 70000, 1 << 20, 3 << 20, 17 << 20, 2 << 20, 900000, 3000, 50
+	};
 	size_t have = 100;
 	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		q = realloc(p, steps[i]);
@@ -251,7 +254,8 @@ int main(void)
 				CHECK(c);
 				for (size_t j = 0; j < sz; j++)
 					if (c[j] != (unsigned char)(j + i))
-						FAILF("early block %zu byte %zu lost in realloc", i, j);
+						FAILF("early block %zu byte %zu lost in realloc", i,
+						      j);
 				free(c);
 			}
 		}

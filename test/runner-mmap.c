@@ -22,7 +22,8 @@ static void check(const unsigned char *p, size_t n, unsigned seed)
 {
 	for (size_t i = 0; i < n; i += 512)
 		if (p[i] != (unsigned char)(seed + i / 512))
-			FAILF("byte %zu is %u, expected %u", i, p[i], (unsigned char)(seed + i / 512));
+			FAILF("byte %zu is %u, expected %u", i, p[i],
+			      (unsigned char)(seed + i / 512));
 }
 
 static void check_zero(const unsigned char *p, size_t n)
@@ -108,8 +109,8 @@ int main(void)
 	unsigned char *m[64];
 	for (int round = 0; round < 3; round++) {
 		for (int i = 0; i < 64; i++) {
-			m[i] = mmap(NULL, MiB, PROT_READ | PROT_WRITE,
-				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			m[i] = mmap(NULL, MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				    -1, 0);
 			CHECK(m[i] != MAP_FAILED);
 			check_zero(m[i], MiB);
 			fill(m[i], MiB, (unsigned)i);

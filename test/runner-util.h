@@ -17,23 +17,22 @@
 		fprintf(stderr, "\n");                               \
 		exit(1);                                             \
 	} while (0)
-#define CHECK(c)                                          \
-	do {                                              \
-		if (!(c))                                 \
-			FAILF("check failed: %s", #c);    \
+#define CHECK(c)                                       \
+	do {                                           \
+		if (!(c))                              \
+			FAILF("check failed: %s", #c); \
 	} while (0)
-#define CHECK_EQ(a, b)                                                              \
-	do {                                                                        \
-		long long va_ = (long long)(a), vb_ = (long long)(b);               \
-		if (va_ != vb_)                                                     \
-			FAILF("%s == %s: %lld != %lld", #a, #b, va_, vb_);          \
+#define CHECK_EQ(a, b)                                                     \
+	do {                                                               \
+		long long va_ = (long long)(a), vb_ = (long long)(b);      \
+		if (va_ != vb_)                                            \
+			FAILF("%s == %s: %lld != %lld", #a, #b, va_, vb_); \
 	} while (0)
-#define CHECK_CMP(a, op, b)                                                         \
-	do {                                                                        \
-		unsigned long long va_ = (unsigned long long)(a),                   \
-				   vb_ = (unsigned long long)(b);                   \
-		if (!(va_ op vb_))                                                  \
-			FAILF("%s %s %s: %llu vs %llu", #a, #op, #b, va_, vb_);     \
+#define CHECK_CMP(a, op, b)                                                                      \
+	do {                                                                                     \
+		unsigned long long va_ = (unsigned long long)(a), vb_ = (unsigned long long)(b); \
+		if (!(va_ op vb_))                                                               \
+			FAILF("%s %s %s: %llu vs %llu", #a, #op, #b, va_, vb_);                  \
 	} while (0)
 
 /* Under upager-run (UPAGER_RUN_ROOT is set by the launcher): is addr in

@@ -230,8 +230,7 @@ static bool next_permutation(unsigned *a, unsigned n)
  * region -> snapshot -> clone -> snapshot -> clone -> clone: each object
  * reads through the one before it.
  */
-static void chain(upager_t *p, struct obj *o, const unsigned *order, const char *how,
-		  uint64_t *s)
+static void chain(upager_t *p, struct obj *o, const unsigned *order, const char *how, uint64_t *s)
 {
 	char when[96];
 
@@ -298,7 +297,8 @@ static void readers_during_frees(upager_t *p, struct obj *o, uint64_t *s)
 {
 	struct obj *r = &o[0], *snap = &o[1], *cs = &o[2], *s2 = &o[3], *cr = &o[4];
 	atomic_bool stop = false;
-	struct reader rd[2] = { { snap, tu_rng(0x1111), &stop, 0 }, { cs, tu_rng(0x2222), &stop, 0 } };
+	struct reader rd[2] = { { snap, tu_rng(0x1111), &stop, 0 },
+				{ cs, tu_rng(0x2222), &stop, 0 } };
 	pthread_t tid[2];
 
 	new_region(p, r, "region", s);

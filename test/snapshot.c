@@ -101,8 +101,8 @@ static void expect_same(const char *what, size_t off, const unsigned char *got,
 						 sizeof(matches) - strlen(matches), " %s",
 						 known[k].name);
 			if (memcmp(got + i, zeros, n) == 0)
-				snprintf(matches + strlen(matches), sizeof(matches) - strlen(matches),
-					 " zeros");
+				snprintf(matches + strlen(matches),
+					 sizeof(matches) - strlen(matches), " zeros");
 			fprintf(stderr,
 				"  %s: page %zu differs from byte %zu (offset %zu): %#x, expected %#x;"
 				" the page's bytes here match:%s\n",
@@ -637,7 +637,8 @@ static void *writer_main(void *arg)
 
 static void wait_for(struct writer *w, size_t n)
 {
-	while (atomic_load_explicit(&w->done, memory_order_acquire) < n && !atomic_load(&w->finished))
+	while (atomic_load_explicit(&w->done, memory_order_acquire) < n &&
+	       !atomic_load(&w->finished))
 		usleep(200);
 }
 
@@ -698,7 +699,8 @@ static size_t prefix_in(const char *what, const unsigned char *base, const unsig
 				" that value is store %ld of the thread's log%s\n",
 				what, w->id, pg, off % PS / 8, (unsigned long long)got,
 				(unsigned long long)want, written_at,
-				written_at < 0 ? " (none: not a value the thread stored there)" : "");
+				written_at < 0 ? " (none: not a value the thread stored there)"
+					       : "");
 			shown++;
 		}
 	}

@@ -52,7 +52,7 @@ static void body(const struct test_backend *b, void *arg)
 	upager_t *p;
 	unsigned char *a;
 	upager_stats_t st;
-	bool fast; /* system calls need pins (fast mode, sigsegv backend) */
+	bool fast;             /* system calls need pins (fast mode, sigsegv backend) */
 	size_t span = 16 * PS; /* the buffer the system calls use */
 	unsigned char *expect = malloc(span);
 

@@ -42,50 +42,50 @@ uint64_t tu_rng(uint64_t stream);
  * stderr; the failure macros call it before exiting. */
 void tu_rerun_hint(void);
 
-#define FAILF(...)                                                     \
-	do {                                                           \
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);   \
-		fprintf(stderr, __VA_ARGS__);                          \
-		fprintf(stderr, "\n");                                 \
-		tu_rerun_hint();                                       \
-		exit(1);                                               \
+#define FAILF(...)                                                   \
+	do {                                                         \
+		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+		fprintf(stderr, __VA_ARGS__);                        \
+		fprintf(stderr, "\n");                               \
+		tu_rerun_hint();                                     \
+		exit(1);                                             \
 	} while (0)
 
-#define CHECK(cond)                                  \
-	do {                                         \
-		if (!(cond))                         \
+#define CHECK(cond)                                       \
+	do {                                              \
+		if (!(cond))                              \
 			FAILF("check failed: %s", #cond); \
 	} while (0)
 
-#define CHECK_EQ(a, b)                                                                      \
-	do {                                                                                \
-		long long va_ = (long long)(a), vb_ = (long long)(b);                       \
-		if (va_ != vb_)                                                             \
-			FAILF("%s == %s: %lld != %lld", #a, #b, va_, vb_);                  \
+#define CHECK_EQ(a, b)                                                     \
+	do {                                                               \
+		long long va_ = (long long)(a), vb_ = (long long)(b);      \
+		if (va_ != vb_)                                            \
+			FAILF("%s == %s: %lld != %lld", #a, #b, va_, vb_); \
 	} while (0)
 
-#define CHECK_CMP(a, op, b)                                                                 \
-	do {                                                                                \
-		long long va_ = (long long)(a), vb_ = (long long)(b);                       \
-		if (!(va_ op vb_))                                                          \
-			FAILF("%s %s %s: %lld vs %lld", #a, #op, #b, va_, vb_);             \
+#define CHECK_CMP(a, op, b)                                                     \
+	do {                                                                    \
+		long long va_ = (long long)(a), vb_ = (long long)(b);           \
+		if (!(va_ op vb_))                                              \
+			FAILF("%s %s %s: %lld vs %lld", #a, #op, #b, va_, vb_); \
 	} while (0)
 
 /* An upager call that must succeed. */
-#define CHECK_OK(expr)                                                                      \
-	do {                                                                                \
-		int err_ = (expr);                                                          \
-		if (err_ < 0)                                                               \
+#define CHECK_OK(expr)                                                                           \
+	do {                                                                                     \
+		int err_ = (expr);                                                               \
+		if (err_ < 0)                                                                    \
 			FAILF("%s: %s (%s)", #expr, upager_strerror(err_), upager_last_error()); \
 	} while (0)
 
 /* An upager call that must fail with a given code. */
-#define CHECK_ERR(expr, code)                                                               \
-	do {                                                                                \
-		int err_ = (expr);                                                          \
-		if (err_ != (code))                                                         \
-			FAILF("%s returned %d (%s), expected %d (%s)", #expr, err_,         \
-			      upager_strerror(err_), (int)(code), upager_strerror(code));   \
+#define CHECK_ERR(expr, code)                                                             \
+	do {                                                                              \
+		int err_ = (expr);                                                        \
+		if (err_ != (code))                                                       \
+			FAILF("%s returned %d (%s), expected %d (%s)", #expr, err_,       \
+			      upager_strerror(err_), (int)(code), upager_strerror(code)); \
 	} while (0)
 
 /* One way of running the pager: a backend and a fault mode. */

@@ -26,7 +26,10 @@ static const char *put(const char *name, enum comp c, const void *data, size_t l
 {
 	static char path[256];
 
-	snprintf(path, sizeof(path), "%s/%s%s", dir, name, c == GZ ? ".gz" : c == ZST ? ".zst" : "");
+	snprintf(path, sizeof(path), "%s/%s%s", dir, name,
+		 c == GZ    ? ".gz"
+		 : c == ZST ? ".zst"
+			    : "");
 	if (c == GZ) {
 		gzFile g = gzopen(path, "wb");
 		CHECK(g);
@@ -96,7 +99,8 @@ static void read_fails(const char *path, enum trace_format fmt, const char *want
 static void test_text_formats(void)
 {
 	static const char lirs[] = "# comment\n5\n*\n  7 \n\n*\n123456789012\n5\r\n";
-	static const char addr[] = "l 0x1fffff50 1\ns 0x1fffff58 1\nl 0x2000 6\nL 0xFFF 2\ns 12345 0\n";
+	static const char addr[] =
+		"l 0x1fffff50 1\ns 0x1fffff58 1\nl 0x2000 6\nL 0xFFF 2\ns 12345 0\n";
 	static const char range[] = "100 3 extra fields\n7 1\n\n0x10 2 x\n5 0\n";
 	uint64_t k[16];
 	unsigned f[16];
@@ -137,8 +141,10 @@ static void test_text_formats(void)
 	}
 
 	/* Bad input names the file and line. */
-	read_fails(put("bad1", PLAIN, "1\n2\nx3\n", 7), TRACE_LIRS, ":3: expected one block number");
-	read_fails(put("bad2", GZ, "l 0x10 1\nq 0x20 1\n", 18), TRACE_ADDR, ":2: expected 'l' or 's'");
+	read_fails(put("bad1", PLAIN, "1\n2\nx3\n", 7), TRACE_LIRS,
+		   ":3: expected one block number");
+	read_fails(put("bad2", GZ, "l 0x10 1\nq 0x20 1\n", 18), TRACE_ADDR,
+		   ":2: expected 'l' or 's'");
 	read_fails(put("bad3", ZST, "1 2\n3\n", 6), TRACE_RANGE, ":2: expected 'start count'");
 	read_fails(put("bad4", PLAIN, "l 0xZZ 1\n", 9), TRACE_ADDR, "bad address");
 	read_fails("/nonexistent/trace", TRACE_LIRS, "cannot open trace");
@@ -184,10 +190,18 @@ static void test_roundtrip(void)
 	for (size_t i = 0; i < N; i++) {
 		uint64_t r = rng_next(&s);
 		switch (r % 4) {
-		case 0: keys[i] = i ? keys[i - 1] + 1 : 0; break;            /* sequential */
-		case 1: keys[i] = ((r >> 8) % 16) << 44 | ((r >> 20) % 4096); break; /* regions */
-		case 2: keys[i] = r; break;                                    /* anything */
-		default: keys[i] = i ? keys[i - 1] - (r >> 60) : 7; break;     /* backwards */
+		case 0:
+			keys[i] = i ? keys[i - 1] + 1 : 0;
+			break; /* sequential */
+		case 1:
+			keys[i] = ((r >> 8) % 16) << 44 | ((r >> 20) % 4096);
+			break; /* regions */
+		case 2:
+			keys[i] = r;
+			break; /* anything */
+		default:
+			keys[i] = i ? keys[i - 1] - (r >> 60) : 7;
+			break; /* backwards */
 		}
 		if (i >= N - 3) /* the extremes of the delta */
 			keys[i] = i == N - 2 ? UINT64_MAX : 0;
@@ -203,8 +217,9 @@ static void test_roundtrip(void)
 	CHECK_EQ(n, N);
 	for (size_t i = 0; i < N; i++) {
 		if (rk[i] != keys[i] || rf[i] != flags[i])
-			FAILF("record %zu: read %llx/%u, wrote %llx/%u", i, (unsigned long long)rk[i],
-			      rf[i], (unsigned long long)keys[i], flags[i]);
+			FAILF("record %zu: read %llx/%u, wrote %llx/%u", i,
+			      (unsigned long long)rk[i], rf[i], (unsigned long long)keys[i],
+			      flags[i]);
 	}
 	CHECK_EQ(rk[N - 2], UINT64_MAX);
 	/* Compact: a sequential key with its flags fits in one byte. */

@@ -39,7 +39,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t base;
 static size_t npages, page, top, used_pages;
 static unsigned shift;
-static uint64_t *bits;  /* 1 = allocated */
+static uint64_t *bits; /* 1 = allocated */
 static struct fext *freelist;
 
 static bool bit(size_t i)

@@ -209,7 +209,8 @@ static void *serve(void *arg)
 	if (buf && read_all(sv->sock, &req, 1) == 0 && req == 'C') {
 		for (int i = 0; i < sv->n; i++) {
 			for (size_t off = 0; off < sv->r[i].used; off += PIECE) {
-				size_t n = sv->r[i].used - off < PIECE ? sv->r[i].used - off : PIECE;
+				size_t n = sv->r[i].used - off < PIECE ? sv->r[i].used - off
+								       : PIECE;
 				struct piece_hdr h = { sv->r[i].base + off, n };
 
 				if (upager_snapshot_read(sv->r[i].snap, off, buf, n) < 0)

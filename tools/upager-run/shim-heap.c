@@ -74,10 +74,9 @@ void heap_print_stats(int fd)
 		     "heap_address_space_used: %llu\nheap_mallocs: %llu\nheap_frees: %llu\n"
 		     "heap_failed: %llu\nheap_bad_frees: %llu\n",
 		     (unsigned long long)st.bytes_live, (unsigned long long)st.blocks_live,
-		     (unsigned long long)st.bytes_held,
-		     (unsigned long long)st.address_space_used, (unsigned long long)st.mallocs,
-		     (unsigned long long)st.frees, (unsigned long long)st.failed,
-		     (unsigned long long)st.bad_frees);
+		     (unsigned long long)st.bytes_held, (unsigned long long)st.address_space_used,
+		     (unsigned long long)st.mallocs, (unsigned long long)st.frees,
+		     (unsigned long long)st.failed, (unsigned long long)st.bad_frees);
 	if (write(fd, buf, (size_t)n) < 0)
 		return;
 }

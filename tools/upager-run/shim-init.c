@@ -245,8 +245,7 @@ int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)
 int __real_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
 			  void *arg);
 
-int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
-			  void *arg)
+int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
 	struct tramp *t = __libc_malloc(sizeof(*t));
 	int err;
@@ -332,7 +331,7 @@ static void __attribute__((destructor)) shim_fini(void)
 	print_once();
 }
 
-static const int term_sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGABRT, SIGUSR1,
+static const int term_sigs[] = { SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGABRT,  SIGUSR1,
 				 SIGUSR2, SIGALRM, SIGPIPE, SIGXCPU, SIGVTALRM };
 
 /* A terminating signal the program does not handle: print, then die of

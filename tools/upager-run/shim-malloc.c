@@ -38,9 +38,9 @@
 #define MIN_ALIGN 16
 
 struct big {
-	uint64_t magic;  /* BIG_MAGIC ^ the user pointer */
-	size_t ext_len;  /* the extent's length in bytes */
-	size_t offset;   /* user pointer - extent base */
+	uint64_t magic; /* BIG_MAGIC ^ the user pointer */
+	size_t ext_len; /* the extent's length in bytes */
+	size_t offset;  /* user pointer - extent base */
 	size_t unused;
 };
 

@@ -191,8 +191,9 @@ SHIM_API int mprotect(void *addr, size_t len, int prot)
 		errno = EACCES;
 		return -1;
 	}
-	uprot = (prot & PROT_WRITE) ? (UPAGER_PROT_READ | UPAGER_PROT_WRITE)
-				    : (prot & PROT_READ) ? UPAGER_PROT_READ : UPAGER_PROT_NONE;
+	uprot = (prot & PROT_WRITE)  ? (UPAGER_PROT_READ | UPAGER_PROT_WRITE)
+		: (prot & PROT_READ) ? UPAGER_PROT_READ
+				     : UPAGER_PROT_NONE;
 	len = (len + arena_page() - 1) & ~(arena_page() - 1);
 	shim_enter();
 	err = upager_protect(shim_pager, addr, len, uprot);

@@ -119,26 +119,26 @@ static void unpin(struct pins *ps)
 
 /* The next definition (libc's), found once. The type argument is for
  * the reader; the declaration in libc's header gives the real one. */
-#define REAL(name, type)                                                      \
-	static __typeof__(&name) real_##name;                                 \
-	if (!real_##name) {                                                   \
-		shim_enter();                                                 \
-		real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name);                  \
-		shim_leave();                                                 \
+#define REAL(name, type)                                                  \
+	static __typeof__(&name) real_##name;                             \
+	if (!real_##name) {                                               \
+		shim_enter();                                             \
+		real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name); \
+		shim_leave();                                             \
 	}
 
-#define PIN_SIMPLE(ret_t, name, params, args, buf, len, write, type)          \
-	SHIM_API ret_t name params                                            \
-	{                                                                     \
-		struct pins ps = { 0 };                                       \
-		ret_t r;                                                      \
-		REAL(name, type);                                             \
-		if (!shim_wrap_syscalls)                                      \
-			return real_##name args;                              \
-		pin(&ps, buf, len, write);                                    \
-		r = real_##name args;                                         \
-		unpin(&ps);                                                   \
-		return r;                                                     \
+#define PIN_SIMPLE(ret_t, name, params, args, buf, len, write, type) \
+	SHIM_API ret_t name params                                   \
+	{                                                            \
+		struct pins ps = { 0 };                              \
+		ret_t r;                                             \
+		REAL(name, type);                                    \
+		if (!shim_wrap_syscalls)                             \
+			return real_##name args;                     \
+		pin(&ps, buf, len, write);                           \
+		r = real_##name args;                                \
+		unpin(&ps);                                          \
+		return r;                                            \
 	}
 
 /* read-like: a buffer bigger than a piece is read piece by piece while
@@ -158,63 +158,62 @@ static bool seekable(int fd)
 #define CALL_RECV(b, l) (fd, b, l, flags)
 #define CALL_RECVFROM(b, l) (fd, b, l, flags, sa, sl)
 
-#define PIN_READ(name, params, call, buf, advance, may_loop)                  \
-	SHIM_API ssize_t name params                                          \
-	{                                                                     \
-		struct pins ps = { 0 };                                       \
-		ssize_t r, done = 0;                                          \
-		bool loop;                                                    \
-		REAL(name, 0);                                                \
-		if (!shim_wrap_syscalls || !is_paged(buf))                    \
-			return real_##name call(buf, n);                      \
-		loop = n > chunk && (may_loop) && seekable(fd);               \
-		while (n > 0) {                                               \
-			size_t piece = n > chunk ? chunk : n;                 \
-			pin(&ps, (char *)buf + done, piece, 1);               \
-			r = real_##name call((char *)buf + done, piece);      \
-			unpin(&ps);                                           \
-			if (r < 0)                                            \
-				return done ? done : r;                       \
-			done += r;                                            \
-			n -= (size_t)r;                                       \
-			advance;                                              \
-			if ((size_t)r < piece || !loop)                       \
-				break;                                        \
-		}                                                             \
-		return done;                                                  \
+#define PIN_READ(name, params, call, buf, advance, may_loop)             \
+	SHIM_API ssize_t name params                                     \
+	{                                                                \
+		struct pins ps = { 0 };                                  \
+		ssize_t r, done = 0;                                     \
+		bool loop;                                               \
+		REAL(name, 0);                                           \
+		if (!shim_wrap_syscalls || !is_paged(buf))               \
+			return real_##name call(buf, n);                 \
+		loop = n > chunk && (may_loop) && seekable(fd);          \
+		while (n > 0) {                                          \
+			size_t piece = n > chunk ? chunk : n;            \
+			pin(&ps, (char *)buf + done, piece, 1);          \
+			r = real_##name call((char *)buf + done, piece); \
+			unpin(&ps);                                      \
+			if (r < 0)                                       \
+				return done ? done : r;                  \
+			done += r;                                       \
+			n -= (size_t)r;                                  \
+			advance;                                         \
+			if ((size_t)r < piece || !loop)                  \
+				break;                                   \
+		}                                                        \
+		return done;                                             \
 	}
 
 PIN_READ(read, (int fd, void *buf, size_t n), CALL_READ, buf, (void)0, 1)
 PIN_READ(pread, (int fd, void *buf, size_t n, off_t off), CALL_PREAD, buf, off += r, 1)
 PIN_READ(pread64, (int fd, void *buf, size_t n, off_t off), CALL_PREAD, buf, off += r, 1)
 PIN_READ(recv, (int fd, void *buf, size_t n, int flags), CALL_RECV, buf, (void)0, 0)
-PIN_READ(recvfrom,
-	 (int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *sl),
+PIN_READ(recvfrom, (int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *sl),
 	 CALL_RECVFROM, buf, (void)0, 0)
 
 /* write-like: piece after piece while each is written in full. */
-#define PIN_WRITE(name, params, call, buf, advance, type)                     \
-	SHIM_API ssize_t name params                                          \
-	{                                                                     \
-		struct pins ps = { 0 };                                       \
-		ssize_t r, done = 0;                                          \
-		REAL(name, type);                                             \
-		if (!shim_wrap_syscalls || !is_paged(buf))                    \
-			return real_##name call(buf, n);                      \
-		while (n > 0) {                                               \
-			size_t piece = n > chunk ? chunk : n;                 \
-			pin(&ps, (const char *)buf + done, piece, 0);         \
+#define PIN_WRITE(name, params, call, buf, advance, type)                      \
+	SHIM_API ssize_t name params                                           \
+	{                                                                      \
+		struct pins ps = { 0 };                                        \
+		ssize_t r, done = 0;                                           \
+		REAL(name, type);                                              \
+		if (!shim_wrap_syscalls || !is_paged(buf))                     \
+			return real_##name call(buf, n);                       \
+		while (n > 0) {                                                \
+			size_t piece = n > chunk ? chunk : n;                  \
+			pin(&ps, (const char *)buf + done, piece, 0);          \
 			r = real_##name call((const char *)buf + done, piece); \
-			unpin(&ps);                                           \
-			if (r < 0)                                            \
-				return done ? done : r;                       \
-			done += r;                                            \
-			n -= (size_t)r;                                       \
-			advance;                                              \
-			if ((size_t)r < piece)                                \
-				break;                                        \
-		}                                                             \
-		return done;                                                  \
+			unpin(&ps);                                            \
+			if (r < 0)                                             \
+				return done ? done : r;                        \
+			done += r;                                             \
+			n -= (size_t)r;                                        \
+			advance;                                               \
+			if ((size_t)r < piece)                                 \
+				break;                                         \
+		}                                                              \
+		return done;                                                   \
 	}
 
 #define CALL_WRITE(b, l) (fd, b, l)
@@ -254,28 +253,28 @@ static void pin_iov(struct pins *ps, const struct iovec *iov, int cnt, int write
 	}
 }
 
-#define PIN_IOV(name, params, args, iov, cnt, write, type)                    \
-	SHIM_API ssize_t name params                                          \
-	{                                                                     \
-		struct pins ps = { 0 };                                       \
-		ssize_t r;                                                    \
-		REAL(name, type);                                             \
-		if (!shim_wrap_syscalls)                                      \
-			return real_##name args;                              \
-		pin_iov(&ps, iov, cnt, write);                                \
-		r = real_##name args;                                         \
-		unpin(&ps);                                                   \
-		return r;                                                     \
+#define PIN_IOV(name, params, args, iov, cnt, write, type) \
+	SHIM_API ssize_t name params                       \
+	{                                                  \
+		struct pins ps = { 0 };                    \
+		ssize_t r;                                 \
+		REAL(name, type);                          \
+		if (!shim_wrap_syscalls)                   \
+			return real_##name args;           \
+		pin_iov(&ps, iov, cnt, write);             \
+		r = real_##name args;                      \
+		unpin(&ps);                                \
+		return r;                                  \
 	}
 
 PIN_IOV(readv, (int fd, const struct iovec *iov, int cnt), (fd, iov, cnt), iov, cnt, 1,
 	ssize_t (*)(int, const struct iovec *, int))
 PIN_IOV(writev, (int fd, const struct iovec *iov, int cnt), (fd, iov, cnt), iov, cnt, 0,
 	ssize_t (*)(int, const struct iovec *, int))
-PIN_IOV(preadv, (int fd, const struct iovec *iov, int cnt, off_t off), (fd, iov, cnt, off),
-	iov, cnt, 1, ssize_t (*)(int, const struct iovec *, int, off_t))
-PIN_IOV(pwritev, (int fd, const struct iovec *iov, int cnt, off_t off), (fd, iov, cnt, off),
-	iov, cnt, 0, ssize_t (*)(int, const struct iovec *, int, off_t))
+PIN_IOV(preadv, (int fd, const struct iovec *iov, int cnt, off_t off), (fd, iov, cnt, off), iov,
+	cnt, 1, ssize_t (*)(int, const struct iovec *, int, off_t))
+PIN_IOV(pwritev, (int fd, const struct iovec *iov, int cnt, off_t off), (fd, iov, cnt, off), iov,
+	cnt, 0, ssize_t (*)(int, const struct iovec *, int, off_t))
 
 static void pin_msg(struct pins *ps, const struct msghdr *m, int write)
 {
@@ -290,7 +289,7 @@ SHIM_API ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	struct pins ps = { 0 };
 	ssize_t r;
 
-	REAL(recvmsg, ssize_t (*)(int, struct msghdr *, int));
+	REAL(recvmsg, ssize_t(*)(int, struct msghdr *, int));
 	if (!shim_wrap_syscalls)
 		return real_recvmsg(fd, m, flags);
 	pin_msg(&ps, m, 1);
@@ -304,7 +303,7 @@ SHIM_API ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 	struct pins ps = { 0 };
 	ssize_t r;
 
-	REAL(sendmsg, ssize_t (*)(int, const struct msghdr *, int));
+	REAL(sendmsg, ssize_t(*)(int, const struct msghdr *, int));
 	if (!shim_wrap_syscalls)
 		return real_sendmsg(fd, m, flags);
 	pin_msg(&ps, m, 0);
@@ -326,33 +325,30 @@ PIN_SIMPLE(int, lstat64, (const char *path, struct stat64 *st), (path, st), st, 
 	   int (*)(const char *, struct stat *))
 PIN_SIMPLE(int, fstat64, (int fd, struct stat64 *st), (fd, st), st, sizeof(*st), 1,
 	   int (*)(int, struct stat *))
-PIN_SIMPLE(int, fstatat, (int dfd, const char *path, struct stat *st, int fl),
-	   (dfd, path, st, fl), st, sizeof(*st), 1,
-	   int (*)(int, const char *, struct stat *, int))
+PIN_SIMPLE(int, fstatat, (int dfd, const char *path, struct stat *st, int fl), (dfd, path, st, fl),
+	   st, sizeof(*st), 1, int (*)(int, const char *, struct stat *, int))
 PIN_SIMPLE(int, fstatat64, (int dfd, const char *path, struct stat64 *st, int fl),
-	   (dfd, path, st, fl), st, sizeof(*st), 1,
-	   int (*)(int, const char *, struct stat *, int))
+	   (dfd, path, st, fl), st, sizeof(*st), 1, int (*)(int, const char *, struct stat *, int))
 PIN_SIMPLE(int, statx, (int dfd, const char *path, int fl, unsigned mask, struct statx *st),
 	   (dfd, path, fl, mask, st), st, sizeof(*st), 1,
 	   int (*)(int, const char *, int, unsigned, struct statx *))
 PIN_SIMPLE(ssize_t, getdents64, (int fd, void *buf, size_t n), (fd, buf, n), buf,
 	   n > chunk ? chunk : n, 1, ssize_t (*)(int, void *, size_t))
-PIN_SIMPLE(int, epoll_wait, (int efd, struct epoll_event *ev, int max, int to),
-	   (efd, ev, max, to), ev, sizeof(*ev) * (size_t)(max > 0 ? max : 0), 1,
+PIN_SIMPLE(int, epoll_wait, (int efd, struct epoll_event *ev, int max, int to), (efd, ev, max, to),
+	   ev, sizeof(*ev) * (size_t)(max > 0 ? max : 0), 1,
 	   int (*)(int, struct epoll_event *, int, int))
-PIN_SIMPLE(int, poll, (struct pollfd *fds, nfds_t n, int to), (fds, n, to), fds,
-	   sizeof(*fds) * n, 1, int (*)(struct pollfd *, nfds_t, int))
+PIN_SIMPLE(int, poll, (struct pollfd * fds, nfds_t n, int to), (fds, n, to), fds, sizeof(*fds) * n,
+	   1, int (*)(struct pollfd *, nfds_t, int))
 PIN_SIMPLE(ssize_t, getrandom, (void *buf, size_t n, unsigned fl), (buf, n, fl), buf,
 	   n > chunk ? chunk : n, 1, ssize_t (*)(void *, size_t, unsigned))
 PIN_SIMPLE(int, pipe, (int fds[2]), (fds), fds, 2 * sizeof(int), 1, int (*)(int *))
 PIN_SIMPLE(int, pipe2, (int fds[2], int fl), (fds, fl), fds, 2 * sizeof(int), 1,
 	   int (*)(int *, int))
-PIN_SIMPLE(int, socketpair, (int d, int t, int p, int fds[2]), (d, t, p, fds), fds,
-	   2 * sizeof(int), 1, int (*)(int, int, int, int *))
-PIN_SIMPLE(ssize_t, readlink, (const char *path, char *buf, size_t n), (path, buf, n), buf, n,
-	   1, ssize_t (*)(const char *, char *, size_t))
-PIN_SIMPLE(char *, getcwd, (char *buf, size_t n), (buf, n), buf, n, 1,
-	   char *(*)(char *, size_t))
+PIN_SIMPLE(int, socketpair, (int d, int t, int p, int fds[2]), (d, t, p, fds), fds, 2 * sizeof(int),
+	   1, int (*)(int, int, int, int *))
+PIN_SIMPLE(ssize_t, readlink, (const char *path, char *buf, size_t n), (path, buf, n), buf, n, 1,
+	   ssize_t (*)(const char *, char *, size_t))
+PIN_SIMPLE(char *, getcwd, (char *buf, size_t n), (buf, n), buf, n, 1, char *(*)(char *, size_t))
 
 /* Paths in paged memory: the kernel reads them. strlen() faults the
  * string in, the pin keeps it there for the call. */
@@ -362,25 +358,23 @@ static void pin_path(struct pins *ps, const char *path)
 		pin(ps, path, strlen(path) + 1, 0);
 }
 
-#define PIN_PATH(ret_t, name, params, args, path, type)                       \
-	SHIM_API ret_t name params                                            \
-	{                                                                     \
-		struct pins ps = { 0 };                                       \
-		ret_t r;                                                      \
-		REAL(name, type);                                             \
-		if (!shim_wrap_syscalls)                                      \
-			return real_##name args;                              \
-		pin_path(&ps, path);                                          \
-		r = real_##name args;                                         \
-		unpin(&ps);                                                   \
-		return r;                                                     \
+#define PIN_PATH(ret_t, name, params, args, path, type) \
+	SHIM_API ret_t name params                      \
+	{                                               \
+		struct pins ps = { 0 };                 \
+		ret_t r;                                \
+		REAL(name, type);                       \
+		if (!shim_wrap_syscalls)                \
+			return real_##name args;        \
+		pin_path(&ps, path);                    \
+		r = real_##name args;                   \
+		unpin(&ps);                             \
+		return r;                               \
 	}
 
-PIN_PATH(int, access, (const char *path, int mode), (path, mode), path,
-	 int (*)(const char *, int))
+PIN_PATH(int, access, (const char *path, int mode), (path, mode), path, int (*)(const char *, int))
 PIN_PATH(int, unlink, (const char *path), (path), path, int (*)(const char *))
-PIN_PATH(int, mkdir, (const char *path, mode_t m), (path, m), path,
-	 int (*)(const char *, mode_t))
+PIN_PATH(int, mkdir, (const char *path, mode_t m), (path, m), path, int (*)(const char *, mode_t))
 PIN_PATH(int, chdir, (const char *path), (path), path, int (*)(const char *))
 PIN_PATH(FILE *, fopen, (const char *path, const char *mode), (path, mode), path,
 	 FILE *(*)(const char *, const char *))
@@ -403,22 +397,22 @@ SHIM_API int rename(const char *a, const char *b)
 	return r;
 }
 
-#define OPEN_LIKE(name, params, args)                                        \
-	SHIM_API int name params                                              \
-	{                                                                     \
-		struct pins ps = { 0 };                                       \
-		mode_t mode = 0;                                              \
-		va_list ap;                                                   \
-		int r;                                                        \
-		REAL(name, int (*)(const char *, int, ...));                                        \
-		va_start(ap, flags);                                          \
-		if (flags & (O_CREAT | O_TMPFILE))                            \
-			mode = va_arg(ap, mode_t);                            \
-		va_end(ap);                                                   \
-		pin_path(&ps, path);                                          \
-		r = real_##name args;                                         \
-		unpin(&ps);                                                   \
-		return r;                                                     \
+#define OPEN_LIKE(name, params, args)                        \
+	SHIM_API int name params                             \
+	{                                                    \
+		struct pins ps = { 0 };                      \
+		mode_t mode = 0;                             \
+		va_list ap;                                  \
+		int r;                                       \
+		REAL(name, int (*)(const char *, int, ...)); \
+		va_start(ap, flags);                         \
+		if (flags & (O_CREAT | O_TMPFILE))           \
+			mode = va_arg(ap, mode_t);           \
+		va_end(ap);                                  \
+		pin_path(&ps, path);                         \
+		r = real_##name args;                        \
+		unpin(&ps);                                  \
+		return r;                                    \
 	}
 
 OPEN_LIKE(open, (const char *path, int flags, ...), (path, flags, mode))

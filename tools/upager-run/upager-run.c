@@ -78,14 +78,10 @@ struct opt {
 };
 
 static const struct opt opts[] = {
-	{ "ram", "UPAGER_RAM", 1 },
-	{ "swap", "UPAGER_SWAP", 1 },
-	{ "policy", "UPAGER_POLICY", 1 },
-	{ "backend", "UPAGER_BACKEND", 1 },
-	{ "mode", "UPAGER_MODE", 1 },
-	{ "page-size", "UPAGER_PAGE_SIZE", 1 },
-	{ "stats", "UPAGER_STATS", 0 },
-	{ "no-children", "UPAGER_RUN_CHILDREN", 0 },
+	{ "ram", "UPAGER_RAM", 1 },       { "swap", "UPAGER_SWAP", 1 },
+	{ "policy", "UPAGER_POLICY", 1 }, { "backend", "UPAGER_BACKEND", 1 },
+	{ "mode", "UPAGER_MODE", 1 },     { "page-size", "UPAGER_PAGE_SIZE", 1 },
+	{ "stats", "UPAGER_STATS", 0 },   { "no-children", "UPAGER_RUN_CHILDREN", 0 },
 };
 
 /* Parses the options into the environment; returns the index of PROGRAM. */
@@ -250,7 +246,8 @@ static void check_config(void)
 		    *msg ? ": " : "", msg);
 	}
 	st.size = sizeof(st);
-	if (upager_stats(p, &st) == 0 && getenv("UPAGER_STATS") && !strcmp(getenv("UPAGER_STATS"), "1")) {
+	if (upager_stats(p, &st) == 0 && getenv("UPAGER_STATS") &&
+	    !strcmp(getenv("UPAGER_STATS"), "1")) {
 		upager_backend(p, &why);
 		fprintf(stderr,
 			"upager-run: backend %s, mode %s, budget %zu MiB: system calls on paged "
@@ -280,8 +277,8 @@ int main(int argc, char **argv)
 	const char *preload, *old;
 	char *ld;
 	int first, st, fpipe[2];
-	static const int fwd[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
-				   SIGALRM, SIGWINCH, SIGCONT, SIGTSTP };
+	static const int fwd[] = { SIGHUP,  SIGINT,  SIGQUIT,  SIGTERM, SIGUSR1,
+				   SIGUSR2, SIGALRM, SIGWINCH, SIGCONT, SIGTSTP };
 	struct sigaction sa;
 	size_t k;
 

@@ -15,7 +15,7 @@
 
 #define W 860
 #define H 520
-#define ML 80  /* margins */
+#define ML 80 /* margins */
 #define MR 190
 #define MT 50
 #define MB 70
@@ -75,14 +75,16 @@ int plot_svg(const char *path, const char *title, const uint32_t *sizes, size_t 
 		logx = false;
 	}
 	double pw = W - ML - MR, ph = H - MT - MB;
-#define XPOS(v) (ML + pw * (logx ? (log(v) - log(xmin)) / (log(xmax) - log(xmin)) \
-				  : ((v) - xmin) / (xmax - xmin)))
+#define XPOS(v)                                                           \
+	(ML + pw * (logx ? (log(v) - log(xmin)) / (log(xmax) - log(xmin)) \
+			 : ((v)-xmin) / (xmax - xmin)))
 #define YPOS(v) (MT + ph * (1 - (v) / ytop))
 
-	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-		   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-		   "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"13\">\n"
-		   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+	fprintf(f,
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+		"viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"13\">\n"
+		"<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
 		W, H, W, H);
 	fprintf(f, "<text x=\"%g\" y=\"28\" text-anchor=\"middle\" font-size=\"16\">", ML + pw / 2);
 	xml_text(f, title);
@@ -90,7 +92,8 @@ int plot_svg(const char *path, const char *title, const uint32_t *sizes, size_t 
 
 	/* Grid and y ticks. */
 	for (double y = 0; y <= ytop + 1e-9; y += ystep) {
-		fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n",
+		fprintf(f,
+			"<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n",
 			ML, YPOS(y), ML + pw, YPOS(y));
 		fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", ML - 8,
 			YPOS(y) + 4, y);
@@ -98,7 +101,8 @@ int plot_svg(const char *path, const char *title, const uint32_t *sizes, size_t 
 	/* x ticks: at the simulated sizes when few, else round values. */
 	if (nsizes <= 12) {
 		for (size_t i = 0; i < nsizes; i++) {
-			fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>\n",
+			fprintf(f,
+				"<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>\n",
 				XPOS(sizes[i]), MT + (int)ph, XPOS(sizes[i]), MT + (int)ph + 5);
 			fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%u</text>\n",
 				XPOS(sizes[i]), MT + (int)ph + 20, sizes[i]);
@@ -106,7 +110,8 @@ int plot_svg(const char *path, const char *title, const uint32_t *sizes, size_t 
 	} else {
 		double step = nice_step(xmax - xmin, 6);
 		for (double x = ceil(xmin / step) * step; x <= xmax + 1e-9; x += step) {
-			fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>\n",
+			fprintf(f,
+				"<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>\n",
 				XPOS(x), MT + (int)ph, XPOS(x), MT + (int)ph + 5);
 			fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n",
 				XPOS(x), MT + (int)ph + 20, x);
@@ -119,8 +124,9 @@ int plot_svg(const char *path, const char *title, const uint32_t *sizes, size_t 
 		MT + (int)ph, ML + pw, MT + (int)ph);
 	fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">cache size (pages%s)</text>\n",
 		ML + pw / 2, H - 20, logx ? ", log scale" : "");
-	fprintf(f, "<text x=\"22\" y=\"%.1f\" text-anchor=\"middle\" "
-		   "transform=\"rotate(-90 22 %.1f)\">miss ratio (%%)</text>\n",
+	fprintf(f,
+		"<text x=\"22\" y=\"%.1f\" text-anchor=\"middle\" "
+		"transform=\"rotate(-90 22 %.1f)\">miss ratio (%%)</text>\n",
 		MT + ph / 2, MT + ph / 2);
 
 	/* One line per policy, with markers, and the legend. */
@@ -128,14 +134,16 @@ int plot_svg(const char *path, const char *title, const uint32_t *sizes, size_t 
 		const char *c = colors[s % (sizeof(colors) / sizeof(colors[0]))];
 		fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", c);
 		for (size_t i = 0; i < nsizes; i++)
-			fprintf(f, "%s%.1f,%.1f", i ? " " : "", XPOS(sizes[i]), YPOS(series[s].y[i]));
+			fprintf(f, "%s%.1f,%.1f", i ? " " : "", XPOS(sizes[i]),
+				YPOS(series[s].y[i]));
 		fputs("\"/>\n", f);
 		for (size_t i = 0; i < nsizes; i++)
 			fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n",
 				XPOS(sizes[i]), YPOS(series[s].y[i]), c);
 		double ly = MT + 10 + 22.0 * (double)s;
-		fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\" "
-			   "stroke-width=\"3\"/>\n",
+		fprintf(f,
+			"<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\" "
+			"stroke-width=\"3\"/>\n",
 			W - MR + 20, ly, W - MR + 50, ly, c);
 		fprintf(f, "<text x=\"%d\" y=\"%.1f\">", W - MR + 58, ly + 4);
 		xml_text(f, series[s].name);

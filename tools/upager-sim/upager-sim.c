@@ -239,12 +239,24 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		char *end;
 		switch (c) {
-		case 't': trace_path = optarg; break;
-		case 'f': format = optarg; break;
-		case 'p': policy_list = optarg; break;
-		case 's': size_list = optarg; break;
-		case 'c': csv_path = optarg; break;
-		case 'g': plot_path = optarg; break;
+		case 't':
+			trace_path = optarg;
+			break;
+		case 'f':
+			format = optarg;
+			break;
+		case 'p':
+			policy_list = optarg;
+			break;
+		case 's':
+			size_list = optarg;
+			break;
+		case 'c':
+			csv_path = optarg;
+			break;
+		case 'g':
+			plot_path = optarg;
+			break;
 		case 'P':
 			page_shift = (unsigned)strtoul(optarg, &end, 10);
 			if (*end || !*optarg || page_shift > 40)
@@ -255,11 +267,20 @@ int main(int argc, char **argv)
 			if (*end || !*optarg || !limit)
 				die(2, "bad --limit '%s'", optarg);
 			break;
-		case 'S': speed = true; break;
-		case 'q': quiet = true; break;
-		case 'w': write_path = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: die(2, "bad arguments");
+		case 'S':
+			speed = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'w':
+			write_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			die(2, "bad arguments");
 		}
 	}
 	if (optind < argc)
@@ -306,7 +327,8 @@ int main(int argc, char **argv)
 		die(1, "%s", upager_last_error());
 	trace_close(rd);
 	if (!t.n)
-		die(1, "%s: no references in this trace (is --format %s right?)", trace_path, format);
+		die(1, "%s: no references in this trace (is --format %s right?)", trace_path,
+		    format);
 	double load_s = now() - t0;
 
 	FILE *csv = fopen(csv_path, "w");
@@ -325,7 +347,8 @@ int main(int argc, char **argv)
 			double dt = now() - t1;
 			if (err)
 				die(1, "%s at size %u: %s", policies[p], sizes[s],
-				    upager_last_error()[0] ? upager_last_error() : upager_strerror(err));
+				    upager_last_error()[0] ? upager_last_error()
+							   : upager_strerror(err));
 			hit[p * nsizes + s] = 100.0 * (double)r.hits / (double)r.requests;
 			fprintf(csv, "%s,%u,%llu,%llu,%.2f\n", policies[p], sizes[s],
 				(unsigned long long)r.requests, (unsigned long long)r.hits,
