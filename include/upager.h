@@ -64,10 +64,14 @@
  * without upager. For signals the library does not own, and when no pager
  * owns any, both calls go straight to the C library. When the last pager
  * using the signal closes, the chained handler is installed for real.
- * There is no switch to turn this off (no configuration field, no
- * environment variable). A program whose own handler must run first can
- * only use a pager that owns no signal: the uffd backend in transparent
- * mode (backend "uffd", UPAGER_MODE_TRANSPARENT). A program linked
+ * To turn it off, set UPAGER_SIGNAL_CHAIN=0 in the environment (read at
+ * the first sigaction() or signal() call): both calls then go straight to
+ * the C library, and a handler the program installs later replaces
+ * upager's. Such a program must then pass every fault it does not own to
+ * the handler sigaction() reported as the old one (upager's), and put
+ * that handler back before the pager closes; otherwise faults on regions
+ * reach the program as SIGSEGV. The uffd backend in transparent mode
+ * owns no signal and needs neither. A program linked
  * statically against the library gets no interposition: it keeps
  * whatever SIGSEGV or SIGBUS handler it installs last.
  */

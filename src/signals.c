@@ -24,12 +24,20 @@
  * The interposition needs libupager to be a shared library found before
  * libc, which is what linking with -lupager gives. A program linked
  * statically keeps whatever handler it installs last.
+ *
+ * UPAGER_SIGNAL_CHAIN=0 in the environment turns the interposition off:
+ * both calls then go straight to the C library, for programs (or
+ * runtimes) that chain handlers themselves and must see every fault
+ * first. Such a program's handler has to pass the faults it does not own
+ * to the handler sigaction() reported as the old one, which may be
+ * upager's.
  */
 #include "internal.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
@@ -196,12 +204,30 @@ void upager__signal_raise_sigbus(uintptr_t addr, void *uc)
 
 /* ---- the interposed C library entry points ---- */
 
+/* -1 until the first call reads UPAGER_SIGNAL_CHAIN; then 1 (chain) or 0. */
+static _Atomic int chain_signals = -1;
+
+static NOT_INSTRUMENTED bool chaining(void)
+{
+	int on = atomic_load_explicit(&chain_signals, memory_order_relaxed);
+
+	if (on < 0) {
+		/* Read once: sigaction() may be called from a signal handler,
+		 * and the environment does not change under a running program
+		 * in a way this switch should follow. */
+		const char *v = getenv("UPAGER_SIGNAL_CHAIN");
+		on = !(v && v[0] == '0' && v[1] == '\0');
+		atomic_store_explicit(&chain_signals, on, memory_order_relaxed);
+	}
+	return on;
+}
+
 NOT_INSTRUMENTED UPAGER_API int sigaction(int sig, const struct sigaction *act,
 					  struct sigaction *old)
 {
 	int i = slot(sig);
 
-	if (i >= 0 && atomic_load_explicit(&owned_flag[i], memory_order_acquire)) {
+	if (i >= 0 && atomic_load_explicit(&owned_flag[i], memory_order_acquire) && chaining()) {
 		pthread_mutex_lock(&owned_lock);
 		if (owned[i].users > 0) {
 			if (old)
