@@ -5,7 +5,7 @@
  * allocations of the library itself.
  *
  * The library is linked into the shim with --wrap for malloc, free,
- * calloc, realloc, strdup, qsort, pthread_create and the mmap family
+ * calloc, realloc, strdup, pthread_create and the mmap family
  * (Makefile.am), so that its own calls land in the __wrap_ functions
  * below instead of the program's (replaced) malloc and the interposed
  * mmap: the pager's metadata never lives in paged memory, and its own
@@ -178,52 +178,6 @@ void *__wrap_mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
 		va_end(ap);
 	}
 	return (void *)syscall(SYS_mremap, old, oldlen, newlen, flags, newaddr);
-}
-
-/* glibc's qsort allocates a temporary array with malloc when it is more
- * than 1 KiB; the library sorts on the fault path. A heapsort needs no
- * memory. */
-void __wrap_qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
-
-static void swap_bytes(char *a, char *b, size_t size)
-{
-	while (size--) {
-		char t = *a;
-		*a++ = *b;
-		*b++ = t;
-	}
-}
-
-static void sift(char *base, size_t root, size_t n, size_t size,
-		 int (*cmp)(const void *, const void *))
-{
-	for (;;) {
-		size_t child = 2 * root + 1;
-
-		if (child >= n)
-			return;
-		if (child + 1 < n && cmp(base + child * size, base + (child + 1) * size) < 0)
-			child++;
-		if (cmp(base + root * size, base + child * size) >= 0)
-			return;
-		swap_bytes(base + root * size, base + child * size, size);
-		root = child;
-	}
-}
-
-void __wrap_qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
-{
-	char *b = base;
-	size_t i;
-
-	if (n < 2)
-		return;
-	for (i = n / 2; i-- > 0;)
-		sift(b, i, n, size, cmp);
-	for (i = n - 1; i > 0; i--) {
-		swap_bytes(b, b + i * size, size);
-		sift(b, 0, i, size, cmp);
-	}
 }
 
 struct tramp {
