@@ -388,36 +388,6 @@ static uint64_t ref_sieve(const uint32_t *ids, size_t n, uint32_t nids, uint32_t
 
 /* ---- driver ---- */
 
-/* Renames keys to 0..d-1 by sorting (not the simulator's hash table). */
-struct kpos {
-	uint64_t key;
-	size_t pos;
-};
-
-static int by_key(const void *a, const void *b)
-{
-	const struct kpos *x = a, *y = b;
-	return x->key < y->key ? -1 : x->key > y->key;
-}
-
-static uint32_t *dense_ids(const uint64_t *keys, size_t n, uint32_t *nids)
-{
-	struct kpos *v = malloc(n * sizeof(*v));
-	uint32_t *ids = malloc(n * sizeof(*ids)), d = 0;
-
-	CHECK(v && ids);
-	for (size_t i = 0; i < n; i++)
-		v[i] = (struct kpos){ keys[i], i };
-	qsort(v, n, sizeof(*v), by_key);
-	for (size_t i = 0; i < n; i++) {
-		if (i && v[i].key != v[i - 1].key)
-			d++;
-		ids[v[i].pos] = d;
-	}
-	*nids = n ? d + 1 : 0;
-	free(v);
-	return ids;
-}
 
 /* The reference named spec ("arc", "arc:intdelta=1", ...). */
 static uint64_t reference(const char *spec, const uint32_t *ids, size_t n, uint32_t nids,
@@ -481,7 +451,7 @@ static void one_trace(const char *dir, const char *name, const uint32_t *sizes, 
 	sim_trace_init(&t);
 	uint64_t *keys = read_trace(path, &n, &t);
 	CHECK_CMP(n, >, 1000);
-	uint32_t *ids = dense_ids(keys, n, &nids);
+	uint32_t *ids = tu_dense_ids(keys, n, &nids);
 	CHECK_EQ(nids, t.nids);
 
 	for (size_t s = 0; s < nsizes; s++) {
@@ -516,7 +486,7 @@ int main(int argc, char **argv)
 		size_t n;
 		uint32_t nids, c = (uint32_t)strtoul(argv[3], NULL, 10);
 		uint64_t *keys = read_trace(argv[2], &n, NULL);
-		uint32_t *ids = dense_ids(keys, n, &nids);
+		uint32_t *ids = tu_dense_ids(keys, n, &nids);
 		CHECK(c > 0);
 		printf("%llu\n", (unsigned long long)reference(argv[1], ids, n, nids, c));
 		free(keys);

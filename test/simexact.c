@@ -44,36 +44,6 @@ static uint64_t brute_lru(const uint64_t *keys, size_t n, uint32_t c)
 	return hits;
 }
 
-/* Renames keys to 0..d-1 by sorting (not the simulator's hash table). */
-struct kpos {
-	uint64_t key;
-	size_t pos;
-};
-
-static int by_key(const void *a, const void *b)
-{
-	const struct kpos *x = a, *y = b;
-	return x->key < y->key ? -1 : x->key > y->key;
-}
-
-static uint32_t *dense_ids(const uint64_t *keys, size_t n, uint32_t *nids)
-{
-	struct kpos *v = malloc(n * sizeof(*v));
-	uint32_t *ids = malloc(n * sizeof(*ids)), d = 0;
-
-	CHECK(v && ids);
-	for (size_t i = 0; i < n; i++)
-		v[i] = (struct kpos){ keys[i], i };
-	qsort(v, n, sizeof(*v), by_key);
-	for (size_t i = 0; i < n; i++) {
-		if (i && v[i].key != v[i - 1].key)
-			d++;
-		ids[v[i].pos] = d;
-	}
-	*nids = n ? d + 1 : 0;
-	free(v);
-	return ids;
-}
 
 static uint64_t brute_opt(const uint32_t *ids, size_t n, uint32_t nids, uint32_t c)
 {
@@ -144,7 +114,7 @@ static void one_trace(const char *dir, const char *name, const uint32_t *sizes, 
 	CHECK_OK(ret);
 	trace_close(r);
 	CHECK_CMP(n, >, 1000);
-	uint32_t nids, *ids = dense_ids(keys, n, &nids);
+	uint32_t nids, *ids = tu_dense_ids(keys, n, &nids);
 	CHECK_EQ(nids, t.nids);
 
 	for (size_t i = 0; i < nsizes; i++) {

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -224,4 +225,35 @@ void tu_rerun_hint(void)
 			(unsigned long long)run_seed, name);
 	else
 		fprintf(stderr, "rerun: make check TESTS=test/%s\n", name);
+}
+
+/* Renames keys to 0..d-1 by sorting (not the simulator's hash table). */
+struct kpos {
+	uint64_t key;
+	size_t pos;
+};
+
+static int by_key(const void *a, const void *b)
+{
+	const struct kpos *x = a, *y = b;
+	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+uint32_t *tu_dense_ids(const uint64_t *keys, size_t n, uint32_t *nids)
+{
+	struct kpos *v = malloc(n * sizeof(*v));
+	uint32_t *ids = malloc(n * sizeof(*ids)), d = 0;
+
+	CHECK(v && ids);
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct kpos){ keys[i], i };
+	qsort(v, n, sizeof(*v), by_key);
+	for (size_t i = 0; i < n; i++) {
+		if (i && v[i].key != v[i - 1].key)
+			d++;
+		ids[v[i].pos] = d;
+	}
+	*nids = n ? d + 1 : 0;
+	free(v);
+	return ids;
 }

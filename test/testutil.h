@@ -126,6 +126,12 @@ bool died_of(int status, const char *child_stderr, int sig);
 /* /proc/self/status fields, in KiB. */
 uint64_t proc_status_kb(const char *field);
 
+/* Renames a trace's keys to 0..d-1 (d distinct keys, stored in *nids),
+ * by sorting rather than with the simulator's hash table, so that the
+ * brute-force references check the simulator with a method of their own.
+ * Returns a malloc'ed array of n ids. */
+uint32_t *tu_dense_ids(const uint64_t *keys, size_t n, uint32_t *nids);
+
 /* A fast deterministic generator. */
 static inline uint64_t rng_next(uint64_t *s)
 {
