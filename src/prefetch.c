@@ -126,6 +126,18 @@ void upager__window_release(struct region *r, struct window *w, unsigned from)
 		w->n = from;
 }
 
+/* The window's pages, now resident, go to the policy, then their locks. */
+static void window_publish(struct upager *p, struct region *r, struct window *w)
+{
+	pthread_mutex_lock(&p->policy_lock);
+	for (unsigned i = 0; i < w->n; i++)
+		p->policy->ops->insert(p->policy->state, w->frame[i],
+				       region_page_key(r, w->first + i), false);
+	pthread_mutex_unlock(&p->policy_lock);
+	for (unsigned i = 0; i < w->n; i++)
+		upager__pte_unlock(w->e[i]);
+}
+
 void upager__window_commit(struct region *r, struct window *w, bool writable)
 {
 	struct upager *p = r->p;
@@ -141,13 +153,7 @@ void upager__window_commit(struct region *r, struct window *w, bool writable)
 		pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY, PTE_RESIDENT);
 		pte_set_mapped(p, e, writable);
 	}
-	pthread_mutex_lock(&p->policy_lock);
-	for (unsigned i = 0; i < w->n; i++)
-		p->policy->ops->insert(p->policy->state, w->frame[i],
-				       region_page_key(r, w->first + i), false);
-	pthread_mutex_unlock(&p->policy_lock);
-	for (unsigned i = 0; i < w->n; i++)
-		upager__pte_unlock(w->e[i]);
+	window_publish(p, r, w);
 }
 
 void upager__window_discard(struct region *r, struct window *w, const char *src)
@@ -179,13 +185,7 @@ void upager__window_discard(struct region *r, struct window *w, const char *src)
 		pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY | PTE_SAMPLED,
 			   PTE_RESIDENT | (e->slot ? 0 : PTE_DIRTY));
 	}
-	pthread_mutex_lock(&p->policy_lock);
-	for (unsigned i = 0; i < w->n; i++)
-		p->policy->ops->insert(p->policy->state, w->frame[i],
-				       region_page_key(r, w->first + i), false);
-	pthread_mutex_unlock(&p->policy_lock);
-	for (unsigned i = 0; i < w->n; i++)
-		upager__pte_unlock(w->e[i]);
+	window_publish(p, r, w);
 	w->n = 0;
 }
 
