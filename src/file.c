@@ -160,6 +160,31 @@ int upager__file_writeback(struct region *r, uint64_t first, uint64_t end)
 	return err;
 }
 
+int upager__file_read_page(struct upager *p, int fd, uint64_t off, size_t len, struct region *dst,
+			   uint64_t pg)
+{
+	struct io_ring *ring = io_ring_get(&p->io);
+	char *buf = io_ring_bounce(ring);
+	struct io_req q = { .op = IO_READ, .buf = buf, .len = len, .off = off };
+	int ret = io_ring_run(&p->io, ring, fd, &q, 1);
+
+	if (ret > 0)
+		STAT_ADD(p, io_submits, (uint64_t)ret);
+	if (ret >= 0)
+		ret = q.res == (int)len ? 0 : q.res < 0 ? q.res : -EIO;
+	if (ret == 0) {
+		STAT_ADD(p, bytes_read, len);
+		memset(buf + len, 0, p->page_size - len);
+		ssize_t put = pwrite(dst->memfd, buf, p->page_size, (off_t)(pg << p->page_shift));
+		if (put != (ssize_t)p->page_size)
+			ret = put < 0 ? -errno : -EIO;
+	} else {
+		STAT_INC(p, io_errors);
+	}
+	io_ring_put(&p->io, ring);
+	return ret;
+}
+
 UPAGER_API int upager_sync(upager_t *p, void *addr, size_t len)
 {
 	struct region *r;

@@ -129,12 +129,7 @@ static void shared_rmw(void)
 	CHECK_OK(upager_stats(p, &st));
 	CHECK_CMP(st.writebacks, >, 0);
 	CHECK_CMP(st.faults_major, >, FILE_PAGES); /* pages came back from the file */
-	/* A snapshot of a file region is refused, clearly. */
-	upager_snapshot_t *snap;
-	CHECK_ERR(upager_snapshot(p, a, &snap), -ENOTSUP);
-	void *clone;
-	CHECK_ERR(upager_clone(p, a, &clone), -ENOTSUP);
-	for (int k = 0; k < 500; k++) { /* dirty again, left for unmap */
+	for (int k = 0; k < 500; k++) {            /* dirty again, left for unmap */
 		size_t i = rng_next(&seed) % bytes;
 		a[i] ^= 0x5a;
 		shadow[i] ^= 0x5a;
