@@ -411,16 +411,71 @@ static void uffd_detach(struct region *r)
 	ioctl(U(r)->fd, UFFDIO_UNREGISTER, &range);
 }
 
-/* Runs a uffd fill ioctl, retrying while the address space is changing. */
-static int fill_ioctl(int fd, unsigned long req, void *arg)
+/*
+ * Runs a uffd fill ioctl (COPY, ZEROPAGE, CONTINUE) over the range its
+ * argument holds at *start and *len (and *src, for COPY), retrying while
+ * it says EAGAIN. The kernel may fill part of the range and then return
+ * EAGAIN with the bytes it filled in *done (a later page failed, or the
+ * address space was changing): the next try starts after them, because a
+ * try over pages already filled fails with EEXIST (they are there), which
+ * would pass for a failure of the whole range. Returns 0 or a negative
+ * code; *filled is how many bytes from the start are filled (all of them
+ * on 0, the pages before the one that failed otherwise).
+ */
+static int fill_ioctl(int fd, unsigned long req, void *arg, __u64 *start, __u64 *len, __u64 *src,
+		      __s64 *done, uint64_t *filled)
 {
-	for (int tries = 0; tries < 1000; tries++) {
-		if (ioctl(fd, req, arg) == 0)
+	int stalls = 0;
+
+	*filled = 0;
+	for (;;) {
+		*done = 0;
+		if (ioctl(fd, req, arg) == 0) {
+			*filled += *len;
 			return 0;
+		}
 		if (errno != EAGAIN)
 			return -errno;
+		if (*done > 0) {
+			uint64_t d = (uint64_t)*done < *len ? (uint64_t)*done : *len;
+			*filled += d;
+			*start += d;
+			*len -= d;
+			if (src)
+				*src += d;
+			if (!*len)
+				return 0;
+			stalls = 0;
+			continue;
+		}
+		if (++stalls >= 1000)
+			return -EAGAIN;
 	}
-	return -EAGAIN;
+}
+
+/*
+ * The end of a fill of pages pg..pg+n-1: a failed fill leaves none of
+ * them filled (the backend's rule: all or nothing), since the caller
+ * takes none for filled and would fill the faulting page again, which
+ * fails on a page that is there. Filled pages are punched (install: the
+ * memfd got them) or unmapped (map). A deferred wake happens last, so
+ * that no thread woken by the fill runs on a page taken back.
+ */
+static int fill_end(struct region *r, uint64_t pg, uint64_t n, int err, uint64_t filled, bool punch,
+		    bool wake)
+{
+	uint64_t k = filled >> r->p->page_shift;
+	struct uffdio_range range = { (uintptr_t)region_page_addr(r, pg), n << r->p->page_shift };
+
+	if (err < 0 && k) {
+		if (punch)
+			upager__punch(r, pg, k);
+		else
+			madvise(region_page_addr(r, pg), k << r->p->page_shift, MADV_DONTNEED);
+	}
+	if (wake)
+		ioctl(U(r)->fd, UFFDIO_WAKE, &range);
+	return err;
 }
 
 static int uffd_install(struct region *r, uint64_t pg, uint64_t n, const void *src, bool writable)
@@ -428,25 +483,39 @@ static int uffd_install(struct region *r, uint64_t pg, uint64_t n, const void *s
 	struct uffd *u = U(r);
 	uintptr_t dst = (uintptr_t)region_page_addr(r, pg);
 	size_t len = n << r->p->page_shift;
+	/* Several pages: threads waiting on them (transparent mode) are
+	 * woken once all are in, or none (fill_end). */
+	bool defer_wake = !u->fast && n > 1;
+	uint64_t filled, more;
 	int err;
 
 	if (!src && writable) {
-		struct uffdio_zeropage z = { .range = { dst, len }, .mode = 0 };
-		return fill_ioctl(u->fd, UFFDIO_ZEROPAGE, &z);
+		struct uffdio_zeropage z = { .range = { dst, len },
+					     .mode = defer_wake ? UFFDIO_ZEROPAGE_MODE_DONTWAKE
+								: 0 };
+		err = fill_ioctl(u->fd, UFFDIO_ZEROPAGE, &z, &z.range.start, &z.range.len, NULL,
+				 &z.zeropage, &filled);
+		return fill_end(r, pg, n, err, filled, true, defer_wake);
 	}
 	if (!src)
 		src = u->zero; /* n is 1 for zero pages */
 	bool wp = !writable && atomic_load_explicit(&u->copy_wp, memory_order_relaxed);
-	struct uffdio_copy c = {
-		.dst = dst, .src = (uintptr_t)src, .len = len, .mode = wp ? UFFDIO_COPY_MODE_WP : 0
-	};
-	err = fill_ioctl(u->fd, UFFDIO_COPY, &c);
+	struct uffdio_copy c = { .dst = dst,
+				 .src = (uintptr_t)src,
+				 .len = len,
+				 .mode = (wp ? UFFDIO_COPY_MODE_WP : 0) |
+					 (defer_wake ? UFFDIO_COPY_MODE_DONTWAKE : 0) };
+	err = fill_ioctl(u->fd, UFFDIO_COPY, &c, &c.dst, &c.len, &c.src, &c.copy, &filled);
 	if (err == -EINVAL && wp) {
+		/* A kernel without write-protected copies: mapped writable,
+		 * which the caller must hear (> 0). Goes on where it stopped. */
 		atomic_store(&u->copy_wp, false);
-		c.mode = 0;
-		c.copy = 0;
-		err = fill_ioctl(u->fd, UFFDIO_COPY, &c);
+		wp = false;
+		c.mode &= ~(__u64)UFFDIO_COPY_MODE_WP;
+		err = fill_ioctl(u->fd, UFFDIO_COPY, &c, &c.dst, &c.len, &c.src, &c.copy, &more);
+		filled += more;
 	}
+	err = fill_end(r, pg, n, err, filled, true, defer_wake);
 	if (err < 0)
 		return err;
 	return writable || wp ? 0 : 1;
@@ -456,18 +525,25 @@ static int uffd_map(struct region *r, uint64_t pg, uint64_t n, bool writable)
 {
 	struct uffd *u = U(r);
 	bool wp = !writable && atomic_load_explicit(&u->continue_wp, memory_order_relaxed);
+	bool defer_wake = !u->fast && n > 1;
 	struct uffdio_continue c = {
 		.range = { (uintptr_t)region_page_addr(r, pg), n << r->p->page_shift },
-		.mode = wp ? UFFDIO_CONTINUE_MODE_WP : 0,
+		.mode = (wp ? UFFDIO_CONTINUE_MODE_WP : 0) |
+			(defer_wake ? UFFDIO_CONTINUE_MODE_DONTWAKE : 0),
 	};
-	int err = fill_ioctl(u->fd, UFFDIO_CONTINUE, &c);
+	uint64_t filled, more;
+	int err = fill_ioctl(u->fd, UFFDIO_CONTINUE, &c, &c.range.start, &c.range.len, NULL,
+			     &c.mapped, &filled);
 
 	if (err == -EINVAL && wp) {
 		atomic_store(&u->continue_wp, false);
-		c.mode = 0;
-		c.mapped = 0;
-		err = fill_ioctl(u->fd, UFFDIO_CONTINUE, &c);
+		wp = false;
+		c.mode &= ~(__u64)UFFDIO_CONTINUE_MODE_WP;
+		err = fill_ioctl(u->fd, UFFDIO_CONTINUE, &c, &c.range.start, &c.range.len, NULL,
+				 &c.mapped, &more);
+		filled += more;
 	}
+	err = fill_end(r, pg, n, err, filled, false, defer_wake);
 	if (err < 0)
 		return err;
 	return writable || wp ? 0 : 1;

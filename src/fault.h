@@ -18,6 +18,9 @@
  *   application view.
  * - A page becomes visible only complete: install() and map() make the
  *   whole page accessible in one step once its contents are in place.
+ * - install() and map() of several pages are all or nothing: on failure
+ *   none of the pages is left filled (the core then fills the faulting
+ *   page alone, which must not find it there).
  * - A fault that the core answers with FAULT_NOT_OURS goes to whatever
  *   handled that signal before upager (or the default action); one
  *   answered with FAULT_SIGBUS ends in SIGBUS for the faulting thread.

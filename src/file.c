@@ -24,7 +24,9 @@
  * not grow), and the part of the last page past the end is not written
  * either, as with mmap(). If the file shrinks later, a page not resident
  * whose place is now past the end reads short, which is an I/O error:
- * SIGBUS, as the kernel gives for a mapping past the end of its file.
+ * SIGBUS, as the kernel gives for a mapping past the end of its file; and
+ * what a shared region writes back is cut at the file's end as it is then
+ * (one fstat() a page written), so the file does not grow back.
  *
  * upager_sync() writes a range's dirty pages back in io_uring batches
  * (stopping writes to each page first, so what reaches the file is what
@@ -52,6 +54,22 @@ void upager__file_req(struct region *r, uint64_t pg, struct io_req *q, enum io_o
 
 	if (at + len > r->file_bytes)
 		len = r->file_bytes > at ? r->file_bytes - at : 0;
+	if (op == IO_WRITE) {
+		/* The file may have shrunk since the map: what is past its end
+		 * now is not written, which would grow it again (the kernel
+		 * drops a shared mapping's pages past a truncation). A write
+		 * of nothing succeeds. O_DIRECT writes whole pages only: a
+		 * page the new end cuts is written whole. */
+		struct stat st;
+		uint64_t end = r->file_off + at + len;
+		if (fstat(r->file_fd, &st) == 0 && (uint64_t)st.st_size < end) {
+			uint64_t keep = (uint64_t)st.st_size > r->file_off + at
+						? (uint64_t)st.st_size - r->file_off - at
+						: 0;
+			if (!r->file_direct || !(keep & (r->p->page_size - 1)))
+				len = keep;
+		}
+	}
 	*q = (struct io_req){ .op = op, .buf = buf, .len = len, .off = r->file_off + at };
 }
 
@@ -158,6 +176,31 @@ int upager__file_writeback(struct region *r, uint64_t first, uint64_t end)
 		err = ret;
 	io_ring_put(&p->io, ring);
 	return err;
+}
+
+int upager__file_read_page(struct upager *p, int fd, uint64_t off, size_t len, struct region *dst,
+			   uint64_t pg)
+{
+	struct io_ring *ring = io_ring_get(&p->io);
+	char *buf = io_ring_bounce(ring);
+	struct io_req q = { .op = IO_READ, .buf = buf, .len = len, .off = off };
+	int ret = io_ring_run(&p->io, ring, fd, &q, 1);
+
+	if (ret > 0)
+		STAT_ADD(p, io_submits, (uint64_t)ret);
+	if (ret >= 0)
+		ret = q.res == (int)len ? 0 : q.res < 0 ? q.res : -EIO;
+	if (ret == 0) {
+		STAT_ADD(p, bytes_read, len);
+		memset(buf + len, 0, p->page_size - len);
+		ssize_t put = pwrite(dst->memfd, buf, p->page_size, (off_t)(pg << p->page_shift));
+		if (put != (ssize_t)p->page_size)
+			ret = put < 0 ? -errno : -EIO;
+	} else {
+		STAT_INC(p, io_errors);
+	}
+	io_ring_put(&p->io, ring);
+	return ret;
 }
 
 UPAGER_API int upager_sync(upager_t *p, void *addr, size_t len)

@@ -337,6 +337,13 @@ void upager__file_req(struct region *r, uint64_t pg, struct io_req *q, enum io_o
 /* Writes the dirty pages of [first, end) of a shared file region to the
  * file (they stay resident, clean); 0 or the first error. */
 int upager__file_writeback(struct region *r, uint64_t first, uint64_t end);
+/* Reads len bytes (at most a page) of fd from off, zeros after them,
+ * into page pg of region dst's memfd, through a ring's bounce buffer (an
+ * O_DIRECT descriptor needs an aligned one): how a snapshot or a clone of
+ * a file region gets a page it reads through to the file (snapshot.c).
+ * 0 or a negative code. */
+int upager__file_read_page(struct upager *p, int fd, uint64_t off, size_t len, struct region *dst,
+			   uint64_t pg);
 
 static inline void *region_page_addr(struct region *r, uint64_t pg);
 static inline char *region_pview(struct region *r, uint64_t pg);

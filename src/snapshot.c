@@ -27,6 +27,15 @@
  * turn when it has snapshots, and a chain whose origin is unmapped ends in
  * what the origin borrowed from (its `fallback`), or in zero.
  *
+ * A file region's page that is in no frame or slot (PTE_NONE) is its
+ * file's. Its chain keeps a descriptor of the file (a duplicate, so that
+ * it outlives the origin's unmapping), and a version found there, at the
+ * origin or past an origin that is gone, is read from the file into a
+ * frame of the receiver: never left as a reference to the file, since a
+ * shared origin's later writes reach the file. A restore gives a shared
+ * file region dirty resident pages (never a shared slot), which is how
+ * they reach the file. A clone of a file region is anonymous.
+ *
  * Freeing snapshot S hands the pages it owns to the next older snapshot,
  * which was reading through S, unless that one has its own. Memory comes
  * back when the last page table that names a frame or slot lets go.
@@ -46,6 +55,7 @@
 #include "policy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +65,12 @@ struct snap_chain {
 	struct region *origin; /* NULL once unmapped */
 	struct upager_snapshot *oldest, *newest;
 	struct upager_snapshot *fallback; /* origin unmapped: what it borrowed from */
+	/* The origin is a file region: where the chain ends, a page the
+	 * origin holds in no frame or slot (PTE_NONE, file_pages of them)
+	 * is its file's. A descriptor of the chain's own, so that it
+	 * outlives the origin's unmapping; -1 for other origins. */
+	int file_fd;
+	uint64_t file_off, file_bytes, file_pages;
 };
 
 struct upager_snapshot {
@@ -93,14 +109,46 @@ static void share_slot(struct upager *p, struct upte *from, struct upte *to)
 	to->slot = from->slot;
 }
 
+/* Page pg of chain c's file into a frame of dst, as the empty, locked
+ * page `to`: always a copy, never a reference to the file, because a
+ * shared origin's own writes reach the file later. */
+static int give_file_page(struct snap_chain *c, struct region *dst, uint64_t pg, struct upte *to)
+{
+	struct upager *p = dst->p;
+	uint64_t at = pg << p->page_shift;
+	size_t len = c->file_bytes - at < p->page_size ? (size_t)(c->file_bytes - at)
+						       : p->page_size;
+	int64_t frame = upager__get_frame(p);
+	int ret;
+
+	if (frame < 0)
+		return (int)frame;
+	ret = upager__file_read_page(p, c->file_fd, c->file_off + at, len, dst, pg);
+	if (ret < 0) {
+		frames_free(&p->frames, (uint32_t)frame);
+		return ret;
+	}
+	upager__page_install_unmapped(dst, pg, to, (uint32_t)frame, PTE_OWNED);
+	STAT_INC(p, pages_copied);
+	return 0;
+}
+
+/* The chain whose file holds the pages origin r has in no frame or slot
+ * (NULL: r is no file region's origin). */
+static struct snap_chain *file_chain(struct region *r)
+{
+	return !r->self && r->chain && r->chain->file_fd >= 0 ? r->chain : NULL;
+}
+
 /*
  * Makes the empty, locked page `to` (page pg of dst) an owned copy of the
- * locked page `from` of src (NULL: a page never touched, so zero).
+ * locked page `from` of src (NULL: a page never touched, so zero, or if
+ * fc is a file region's chain, what the file holds there).
  * will_read: the copy is about to be read, so a resident page is copied
  * into a frame even where its swap slot could be shared.
  */
-static int give_version(struct region *src, struct upte *from, struct region *dst, uint64_t pg,
-			struct upte *to, bool will_read)
+static int give_version(struct region *src, struct upte *from, struct snap_chain *fc,
+			struct region *dst, uint64_t pg, struct upte *to, bool will_read)
 {
 	struct upager *p = dst->p;
 	uint32_t f = from ? pte_flags(from) : 0;
@@ -109,6 +157,8 @@ static int give_version(struct region *src, struct upte *from, struct region *ds
 
 	switch (pte_state(f)) {
 	case PTE_NONE:
+		if (fc && fc->file_fd >= 0 && pg < fc->file_pages)
+			return give_file_page(fc, dst, pg, to);
 		pte_update(to, PTE_STATE_MASK, PTE_NONE | PTE_OWNED);
 		STAT_INC(p, pages_shared);
 		return 0;
@@ -183,7 +233,7 @@ static int give_unless_owned(struct region *src, struct upte *from, struct regio
 		return -ENOMEM;
 	upager__pte_lock(to);
 	if (!(pte_flags(to) & PTE_OWNED)) {
-		ret = give_version(src, from, dst, pg, to, false);
+		ret = give_version(src, from, file_chain(src), dst, pg, to, false);
 		if (ret == 0)
 			ret = 1;
 		else if (poison_on_failure)
@@ -225,11 +275,16 @@ static bool held_try(struct held *h, struct upte *e)
  * Finds the page pg that a reader of chain c sees, starting at snapshot s
  * (NULL: past the newest). own is the reader's own page, locked by the
  * caller (the newest snapshot's, when the reader is that snapshot). On 0,
- * *vr and *ve are the version's region and page, locked (ve NULL: zero).
+ * *vr and *ve are the version's region and page, locked (ve NULL: zero);
+ * *vc is the chain whose end it is (an origin's page, or past an origin
+ * that was unmapped), whose file holds it if it is in no frame or slot,
+ * or NULL if it is a snapshot's own.
  */
 static int find_version(struct snap_chain *c, snap_t *s, uint64_t pg, struct upte *own,
-			struct held *h, struct region **vr, struct upte **ve)
+			struct held *h, struct region **vr, struct upte **ve,
+			struct snap_chain **vc)
 {
+	*vc = NULL;
 	for (;;) {
 		for (; s; s = s->newer) {
 			struct upte *se;
@@ -263,6 +318,7 @@ static int find_version(struct snap_chain *c, snap_t *s, uint64_t pg, struct upt
 			if (!o->backing || (oe && (pte_flags(oe) & PTE_OWNED))) {
 				*vr = o;
 				*ve = oe;
+				*vc = c;
 				return 0;
 			}
 			s = o->backing;
@@ -272,6 +328,7 @@ static int find_version(struct snap_chain *c, snap_t *s, uint64_t pg, struct upt
 		if (!s) {
 			*vr = NULL;
 			*ve = NULL;
+			*vc = c;
 			return 0;
 		}
 		/* A snapshot's view never changes: what was passed on the
@@ -284,18 +341,19 @@ static int find_version(struct snap_chain *c, snap_t *s, uint64_t pg, struct upt
 int upager__cow_read_through(struct region *r, uint64_t pg, struct upte *e, bool write)
 {
 	struct held h = { .n = 0 };
+	struct snap_chain *vc;
 	struct region *vr;
 	struct upte *ve;
 	int ret;
 
 	if (r->self)
-		ret = find_version(r->self->chain, r->self->newer, pg, e, &h, &vr, &ve);
+		ret = find_version(r->self->chain, r->self->newer, pg, e, &h, &vr, &ve, &vc);
 	else
-		ret = find_version(r->backing->chain, r->backing, pg, e, &h, &vr, &ve);
+		ret = find_version(r->backing->chain, r->backing, pg, e, &h, &vr, &ve, &vc);
 	if (ret == 0) {
 		if (write)
 			STAT_INC(r->p, faults_cow);
-		ret = give_version(vr, ve, r, pg, e, true);
+		ret = give_version(vr, ve, vc, r, pg, e, true);
 	}
 	held_release(&h);
 	return ret;
@@ -417,6 +475,13 @@ static int protect_writable(struct region *r, struct region *view)
 	return err;
 }
 
+static void chain_free(struct snap_chain *c)
+{
+	if (c->file_fd >= 0)
+		close(c->file_fd);
+	free(c);
+}
+
 static void snap_list_remove(struct upager *p, snap_t *s)
 {
 	snap_t **pp;
@@ -442,12 +507,29 @@ static int snap_take(struct region *r, bool for_program, snap_t **out, struct do
 	if (!s)
 		return -ENOMEM;
 	if (!r->chain) {
-		r->chain = calloc(1, sizeof(*r->chain));
-		if (!r->chain) {
+		struct snap_chain *c = calloc(1, sizeof(*c));
+		if (!c) {
 			free(s);
 			return -ENOMEM;
 		}
-		r->chain->origin = r;
+		c->origin = r;
+		c->file_fd = -1;
+		if (r->is_file) {
+			c->file_fd = fcntl(r->file_fd, F_DUPFD_CLOEXEC, 0);
+			if (c->file_fd < 0) {
+				err = upager__fail(
+					-errno,
+					"a snapshot of file region %p needs a descriptor of its own: %s",
+					(void *)r->base, strerror(errno));
+				free(c);
+				free(s);
+				return err;
+			}
+			c->file_off = r->file_off;
+			c->file_bytes = r->file_bytes;
+			c->file_pages = r->file_pages;
+		}
+		r->chain = c;
 	}
 	err = upager__region_new(p, r->len, &view);
 	if (err < 0)
@@ -486,7 +568,7 @@ static int snap_take(struct region *r, bool for_program, snap_t **out, struct do
 
 fail:
 	if (!r->chain->newest) {
-		free(r->chain);
+		chain_free(r->chain);
 		r->chain = NULL;
 	}
 	free(s);
@@ -512,10 +594,6 @@ UPAGER_API int upager_snapshot(upager_t *p, void *region, upager_snapshot_t **ou
 			UPAGER_ESNAPSHOT,
 			"upager_snapshot: %p is a snapshot's view, which never changes; use the snapshot",
 			region);
-	else if (r->is_file)
-		err = upager__fail(-ENOTSUP,
-				   "upager_snapshot: %p is a file region; not supported yet",
-				   region);
 	else
 		err = snap_take(r, true, out, &d);
 	pthread_rwlock_unlock(&p->cow_lock);
@@ -652,7 +730,7 @@ static void chain_drop(struct snap_chain *c, struct doomed *d)
 		c->origin->chain = NULL;
 	else if (c->fallback)
 		snap_put(c->fallback, d);
-	free(c);
+	chain_free(c);
 }
 
 /* Unlinks s from its chain and tears it down; cow_lock held for writing. */
@@ -771,7 +849,8 @@ void upager__cow_close(struct upager *p)
 			s->chain = NULL;
 	while ((s = p->snaps)) {
 		p->snaps = s->next_all;
-		free(s->chain);
+		if (s->chain)
+			chain_free(s->chain);
 		free(s);
 	}
 	free(p->cow_scratch);
@@ -788,6 +867,27 @@ struct restore {
 	int err;
 };
 
+/* Puts the bytes of the locked page ve of vr (a snapshot's own: in a
+ * frame, in swap, or zero) into dst, a page of a pager view. */
+static int version_bytes(struct upager *p, struct region *vr, uint64_t pg, struct upte *ve,
+			 char *dst)
+{
+	uint32_t vf = pte_flags(ve);
+
+	if (pte_state(vf) == PTE_RESIDENT) {
+		memcpy(dst, region_pview(vr, pg), p->page_size);
+	} else if (pte_state(vf) == PTE_SWAPPED) {
+		ssize_t got = pread(p->swap.fd, dst, p->page_size,
+				    (off_t)((ve->slot - 1) * p->page_size));
+		if (got != (ssize_t)p->page_size)
+			return got < 0 ? -errno : -EIO;
+		STAT_ADD(p, bytes_read, p->page_size);
+	} else {
+		memset(dst, 0, p->page_size);
+	}
+	return 0;
+}
+
 /* Makes the origin's locked page oe the contents of the locked page ve. */
 static int restore_page(struct region *o, uint64_t pg, struct upte *oe, struct region *vr,
 			struct upte *ve)
@@ -799,18 +899,9 @@ static int restore_page(struct region *o, uint64_t pg, struct upte *oe, struct r
 
 	if (pte_state(of) == PTE_RESIDENT && pte_state(vf) != PTE_POISONED) {
 		/* In place: the frame stays, pinned or not. */
-		char *dst = region_pview(o, pg);
-		if (pte_state(vf) == PTE_RESIDENT) {
-			memcpy(dst, region_pview(vr, pg), p->page_size);
-		} else if (pte_state(vf) == PTE_SWAPPED) {
-			ssize_t got = pread(p->swap.fd, dst, p->page_size,
-					    (off_t)((ve->slot - 1) * p->page_size));
-			if (got != (ssize_t)p->page_size)
-				return got < 0 ? -errno : -EIO;
-			STAT_ADD(p, bytes_read, p->page_size);
-		} else {
-			memset(dst, 0, p->page_size);
-		}
+		ret = version_bytes(p, vr, pg, ve, region_pview(o, pg));
+		if (ret < 0)
+			return ret;
 		if (oe->slot) {
 			swap_put(&p->swap, oe->slot - 1);
 			oe->slot = 0;
@@ -818,10 +909,30 @@ static int restore_page(struct region *o, uint64_t pg, struct upte *oe, struct r
 		pte_update(oe, 0, PTE_DIRTY | own);
 		return 0;
 	}
+	if (region_file_page(o, pg) && o->file_shared && pte_state(vf) != PTE_POISONED) {
+		/* A shared file region's page comes back resident and dirty,
+		 * never as a shared swap slot: only a dirty resident page is
+		 * written to the file (at eviction, sync or unmap). */
+		int64_t frame = upager__get_frame(p);
+		if (frame < 0)
+			return (int)frame;
+		ret = upager__page_discard(o, pg, oe);
+		if (ret == 0)
+			ret = version_bytes(p, vr, pg, ve, region_pview(o, pg));
+		if (ret < 0) {
+			upager__punch(o, pg, 1);
+			frames_free(&p->frames, (uint32_t)frame);
+			return ret;
+		}
+		upager__page_install_unmapped(o, pg, oe, (uint32_t)frame, 0);
+		return 0;
+	}
 	ret = upager__page_discard(o, pg, oe);
 	if (ret < 0)
 		return ret;
-	ret = give_version(vr, ve, o, pg, oe, false);
+	/* A snapshot's own page is never left to the file (give_file_page),
+	 * so its NONE is a zero page: no file chain here. */
+	ret = give_version(vr, ve, NULL, o, pg, oe, false);
 	if (ret == 0 && !own)
 		pte_update(oe, PTE_OWNED, 0);
 	return ret;
@@ -914,11 +1025,6 @@ UPAGER_API int upager_clone(upager_t *p, void *region, void **new_region)
 			UPAGER_ENOREGION,
 			"upager_clone: %p is not the base of a region or a snapshot's view",
 			region);
-		goto out;
-	}
-	if (r->is_file) {
-		err = upager__fail(-ENOTSUP, "upager_clone: %p is a file region; not supported yet",
-				   region);
 		goto out;
 	}
 	if (r->self) {

@@ -7,7 +7,8 @@
  * - private: the program reads its own writes back after eviction, the
  *   file does not change;
  * - the file's end: the last partial page and pages past the end read as
- *   zero, the file keeps its size; a file that shrank gives SIGBUS;
+ *   zero, the file keeps its size; a file that shrank gives SIGBUS, and
+ *   a shared region writes nothing back past its new end;
  * - bad arguments give their documented codes; RDONLY stores give SIGSEGV;
  * - injected I/O errors (white-box): upager_sync() reports a failed write
  *   once and loses nothing, a failed read is SIGBUS with a message;
@@ -78,6 +79,11 @@ static upager_t *open_pager(void)
 
 	test_config(&cfg, current);
 	cfg.ram_bytes = BUDGET_PAGES * PS;
+	/* Buffered unless UPAGER_DIRECT_IO says: with O_DIRECT each of the
+	 * thousands of page I/Os costs milliseconds on a busy shared disk
+	 * (shrink_shared() and test/filesnap use O_DIRECT). */
+	if (!getenv("UPAGER_DIRECT_IO"))
+		cfg.direct_io = 0;
 	CHECK_OK(upager_open(&cfg, &p));
 	return p;
 }
@@ -129,12 +135,7 @@ static void shared_rmw(void)
 	CHECK_OK(upager_stats(p, &st));
 	CHECK_CMP(st.writebacks, >, 0);
 	CHECK_CMP(st.faults_major, >, FILE_PAGES); /* pages came back from the file */
-	/* A snapshot of a file region is refused, clearly. */
-	upager_snapshot_t *snap;
-	CHECK_ERR(upager_snapshot(p, a, &snap), -ENOTSUP);
-	void *clone;
-	CHECK_ERR(upager_clone(p, a, &clone), -ENOTSUP);
-	for (int k = 0; k < 500; k++) { /* dirty again, left for unmap */
+	for (int k = 0; k < 500; k++) {            /* dirty again, left for unmap */
 		size_t i = rng_next(&seed) % bytes;
 		a[i] ^= 0x5a;
 		shadow[i] ^= 0x5a;
@@ -212,6 +213,45 @@ static void file_end(void)
 	CHECK_EQ(a[4 * PS + 9], 0x77);
 	CHECK_OK(upager_unmap(p, a));
 	check_file(fd, shadow, bytes, "end, after unmap");
+	CHECK_OK(upager_close(p));
+	close(fd);
+}
+
+/* A shared region's writes past the end of a file that shrank are not
+ * written back: the file keeps its new size. Buffered (the cut page is
+ * written up to the new end) and O_DIRECT (whole pages: a truncation at
+ * a page boundary). */
+static void shrink_shared(bool direct)
+{
+	size_t bytes = 4 * PS, cut = direct ? 2 * PS : PS + 100;
+	unsigned char shadow[4 * PS];
+	unsigned char *a;
+	upager_config_t cfg;
+	upager_t *p;
+	struct stat st;
+
+	int fd = make_file(bytes, shadow, 8);
+	test_config(&cfg, current);
+	cfg.ram_bytes = BUDGET_PAGES * PS;
+	cfg.direct_io = direct;
+	CHECK_OK(upager_open(&cfg, &p));
+	CHECK_OK(upager_map_file(p, fd, 0, bytes, UPAGER_MAP_SHARED, (void **)&a));
+	for (size_t pg = 0; pg < 4; pg++) {
+		a[pg * PS + 50] = (unsigned char)(0x30 + pg);
+		shadow[pg * PS + 50] = (unsigned char)(0x30 + pg);
+	}
+	a[PS + 99] = 0x99;
+	shadow[PS + 99] = 0x99;
+	CHECK_EQ(ftruncate(fd, (off_t)cut), 0);
+	CHECK_OK(upager_sync(p, a, bytes));
+	CHECK_EQ(fstat(fd, &st), 0);
+	CHECK_EQ(st.st_size, cut);
+	check_file(fd, shadow, cut, "shrunk, after sync");
+	a[3 * PS + 1] = 1; /* dirty again, past the end: unmap drops it too */
+	CHECK_OK(upager_unmap(p, a));
+	CHECK_EQ(fstat(fd, &st), 0);
+	CHECK_EQ(st.st_size, cut);
+	check_file(fd, shadow, cut, "shrunk, after unmap");
 	CHECK_OK(upager_close(p));
 	close(fd);
 }
@@ -406,6 +446,8 @@ static void body(const struct test_backend *b, void *arg)
 	shared_rmw();
 	private_map();
 	file_end();
+	shrink_shared(false);
+	shrink_shared(true);
 	bad_arguments();
 	deaths();
 	sync_error();
