@@ -261,7 +261,7 @@ enum upager_phase {
 	 * waking the threads that waited for the page. */
 	UPAGER_PHASE_WAKE = 5,
 	UPAGER_PHASE_MISS = 6,  /* the whole miss, from the resolver's start */
-	UPAGER_PHASE_ZAP = 7,   /* eviction: unmapping and write-protecting the victims */
+	UPAGER_PHASE_ZAP = 7,   /* eviction: unmapping, write-protecting, sorting the victims */
 	UPAGER_PHASE_PUNCH = 8, /* eviction: freeing their memory (hole punch) */
 	UPAGER_PHASE_WRITE = 9, /* eviction: writing the dirty ones, submit to completion */
 };
