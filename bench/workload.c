@@ -173,6 +173,27 @@ static uint64_t zipf_draw(const struct zipf *z, uint64_t *rng)
 static struct zipf zipf;
 static uint64_t zipf_mult; /* rank -> page: (rank * mult) mod npages, a bijection */
 
+/* The pattern's true working set, in pages: the pages it draws from
+ * (sequential and uniform passes: all of them; Zipf: the most popular
+ * pages that take ZIPF_WS_MASS of the accesses, where a budget stops
+ * paying off). */
+#define ZIPF_WS_MASS 0.9
+static uint64_t zipf_ws_pages;
+
+static uint64_t zipf_mass_pages(uint64_t n, double s, double mass)
+{
+	double total = 0, sum = 0;
+
+	for (uint64_t k = 1; k <= n; k++)
+		total += pow((double)k, -s);
+	for (uint64_t k = 1; k <= n; k++) {
+		sum += pow((double)k, -s);
+		if (sum >= mass * total)
+			return k;
+	}
+	return n;
+}
+
 static uint64_t gcd(uint64_t a, uint64_t b)
 {
 	while (b) {
@@ -418,6 +439,40 @@ static uint64_t cgroup_limit(void)
 static uint64_t budget_bytes;
 static char mode_name[16] = "-";
 
+/* What upager's own statistics say about the pass: its working set
+ * estimate and thrashing, and where a miss's time went (microseconds per
+ * miss, per evicted page for the evictor's phases). */
+static void report_upager(const struct pass_result *r, const upager_stats_t *x,
+			  const upager_stats_t *y)
+{
+	static const char *const names[] = { "entry", "lock", "frame", "io",    "map",
+					     "wake",  "miss", "zap",   "punch", "write" };
+	double mb = 1024.0 * 1024.0;
+	uint64_t misses = 0;
+	uint64_t evictions = y->evictions - x->evictions;
+
+	for (int k = 0; k < UPAGER_LATENCY_BUCKETS; k++)
+		misses += y->phase_hist[UPAGER_PHASE_MISS][k] - x->phase_hist[UPAGER_PHASE_MISS][k];
+	printf(" up_ws_mb=%.1f up_refaults=%llu up_refaults_recent=%llu up_stall_s=%.3f "
+	       "up_thrashing=%llu up_thrash_windows=%llu up_misses=%llu",
+	       (double)(y->workingset_pages * y->page_size) / mb,
+	       (unsigned long long)(y->refaults - x->refaults),
+	       (unsigned long long)(y->refaults_recent - x->refaults_recent),
+	       (double)(y->stall_ns - x->stall_ns) / 1e9, (unsigned long long)y->thrashing,
+	       (unsigned long long)(y->thrash_windows - x->thrash_windows),
+	       (unsigned long long)misses);
+	for (int ph = 0; ph < (int)(sizeof(names) / sizeof(names[0])); ph++) {
+		uint64_t per = ph >= UPAGER_PHASE_ZAP ? evictions : misses;
+		double ns = (double)(y->phase_ns[ph] - x->phase_ns[ph]);
+		printf(" up_ph_%s_us=%.2f", names[ph], per ? ns / 1e3 / (double)per : 0.0);
+	}
+	/* The program's wall time per miss, all threads together: what the
+	 * pager's phases leave of it is the kernel's part (the trap, the
+	 * hand-off to a handler thread and back) and the program's own work. */
+	printf(" up_wall_per_miss_us=%.2f",
+	       misses ? r->elapsed * 1e6 * o.threads / (double)misses : 0.0);
+}
+
 static void report(enum pat pat, const struct pass_result *r, const struct counters *a,
 		   const struct counters *b)
 {
@@ -437,6 +492,10 @@ static void report(enum pat pat, const struct pass_result *r, const struct count
 	       (double)(b->io_write - a->io_write) / mb, io_src());
 	if (pat == PAT_SEQ_READ)
 		printf(" check=%s", data_known ? (r->errors ? "FAILED" : "ok") : "-");
+	printf(" ws_true_mb=%.1f",
+	       (double)(pat == PAT_ZIPF_RMW ? zipf_ws_pages : npages) * PAGE / mb);
+	if (o.sys == SYS_UPAGER)
+		report_upager(r, &a->up, &b->up);
 	if (o.sys == SYS_UPAGER) {
 		const upager_stats_t *x = &a->up, *y = &b->up;
 #define D(f) (unsigned long long)(y->f - x->f)
@@ -751,6 +810,7 @@ int main(int argc, char **argv)
 		exit(2);
 	}
 	zipf_init(&zipf, npages, o.alpha);
+	zipf_ws_pages = zipf_mass_pages(npages, o.alpha, ZIPF_WS_MASS);
 	zipf_mult = 0x9e3779b97f4a7c15ull % npages;
 	if (!zipf_mult)
 		zipf_mult = 1;

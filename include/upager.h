@@ -115,8 +115,8 @@ extern "C" {
  * built before they existed calls the plain symbol, which fills the
  * layout of version 2 (the first published one) and never more.
  */
-#define UPAGER_CONFIG_VERSION 2
-#define UPAGER_STATS_VERSION 3 /* 3: punch_failures */
+#define UPAGER_CONFIG_VERSION 3 /* 3: on_thrash */
+#define UPAGER_STATS_VERSION 4  /* 3: punch_failures; 4: phases, working set, thrashing */
 
 /* Library error codes, below the errno range. */
 #define UPAGER_EPAGESIZE (-10001) /* page size not a power of two in [4 KiB, 2 MiB] */
@@ -164,6 +164,28 @@ typedef struct upager_error_info {
  */
 typedef void (*upager_error_fn)(void *arg, const upager_error_info_t *info);
 
+/* What the thrashing callback is told (see upager_thrash_fn). */
+typedef struct upager_thrash_info {
+	uint64_t window_ns;        /* the window these figures cover */
+	uint64_t misses;           /* zero-fill and major faults in it */
+	uint64_t refaults;         /* ... of pages evicted shortly before (fewer
+				    * than 4 budgets' worth of evictions) */
+	uint64_t stall_ns;         /* time at least one thread was stalled on a miss */
+	uint64_t workingset_pages; /* the working set estimate */
+	uint64_t budget_pages;     /* the RAM budget */
+	uint64_t page_size;
+} upager_thrash_info_t;
+
+/*
+ * Called when the pager starts thrashing (most misses refault pages
+ * evicted shortly before, and misses stall the program most of the time),
+ * at most once a minute, from the fault path (possibly in a signal
+ * handler). Return true to have the one-line warning written to stderr
+ * (UPAGER_STATS=1 writes it anyway). Keep it short and
+ * async-signal-safe, as the error callback.
+ */
+typedef bool (*upager_thrash_fn)(void *arg, const upager_thrash_info_t *info);
+
 /*
  * Configuration. Fill it with upager_config_init() (defaults, then the
  * UPAGER_* environment), change fields, pass it to upager_open(). Strings
@@ -209,9 +231,41 @@ typedef struct upager_config {
 	/* Set by upager_config_init() when an UPAGER_* variable did not
 	 * parse; upager_open() then fails with UPAGER_EENV. */
 	char env_error[120];
+	/* Version 3. */
+	upager_thrash_fn on_thrash; /* optional, see upager_thrash_fn */
+	void *on_thrash_arg;
 } upager_config_t;
 
 #define UPAGER_LATENCY_BUCKETS 32
+
+/*
+ * The phases of a miss (a zero-fill or major fault) and of an eviction
+ * batch, timed by the pager: phase_hist[phase] is a latency histogram
+ * like latency_hist, phase_ns[phase] the total time. Miss phases count
+ * once per miss that went through them; eviction phases once per batch
+ * (divide phase_ns by evictions for a cost per page).
+ */
+enum upager_phase {
+	/* From the handler getting the fault (signal handler entered,
+	 * handler thread woken) to the pager's resolver; the kernel's part
+	 * before it carries no timestamp and is not seen. */
+	UPAGER_PHASE_ENTRY = 0,
+	UPAGER_PHASE_LOCK = 1,  /* waiting for the page lock (and copy-on-write lock) */
+	UPAGER_PHASE_FRAME = 2, /* getting a free frame, evicting for one if none is free */
+	UPAGER_PHASE_IO = 3,    /* swap or file read, submit to completion */
+	/* Installing the page in the view (UFFDIO_COPY, UFFDIO_CONTINUE,
+	 * UFFDIO_ZEROPAGE; pwrite and mprotect). In transparent mode this
+	 * call also wakes the faulting thread. */
+	UPAGER_PHASE_MAP = 4,
+	/* After the page is mapped: bookkeeping, the policy, unlocking and
+	 * waking the threads that waited for the page. */
+	UPAGER_PHASE_WAKE = 5,
+	UPAGER_PHASE_MISS = 6,  /* the whole miss, from the resolver's start */
+	UPAGER_PHASE_ZAP = 7,   /* eviction: unmapping, write-protecting, sorting the victims */
+	UPAGER_PHASE_PUNCH = 8, /* eviction: freeing their memory (hole punch) */
+	UPAGER_PHASE_WRITE = 9, /* eviction: writing the dirty ones, submit to completion */
+};
+#define UPAGER_PHASES 16 /* room for more phases; unused ones stay zero */
 
 /*
  * Statistics. Counters only grow, except the gauges marked as such.
@@ -271,6 +325,22 @@ typedef struct upager_stats {
 	uint64_t punch_failures; /* pages whose memory fallocate() could not
 				  * free; a fallback may have, else the page
 				  * kept its frame */
+	/* Version 4. */
+	uint64_t phase_ns[UPAGER_PHASES]; /* see enum upager_phase */
+	uint64_t phase_hist[UPAGER_PHASES][UPAGER_LATENCY_BUCKETS];
+	uint64_t refaults;        /* misses on pages that were evicted before */
+	uint64_t refaults_recent; /* ... less than frames_total evictions before:
+				   * with twice the budget they would have hit */
+	uint64_t workingset_pages; /* gauge: estimate of the pages the program
+				    * keeps using (resident pages plus the
+				    * recent refault distance) */
+	uint64_t stall_ns;        /* time at least one thread was stalled on a
+				   * miss (like the kernel's PSI "some") */
+	uint64_t thrashing;       /* gauge: 1 while the last window judged thrashed
+				   * (judged every 0.5 s of misses; 0 after a
+				   * second without a miss) */
+	uint64_t thrash_windows;  /* windows (about 0.5 s) that thrashed */
+	uint64_t thrash_warnings; /* warnings written (at most one a minute) */
 } upager_stats_t;
 /* clang-format on */
 

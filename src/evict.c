@@ -270,6 +270,7 @@ struct reclaim_scratch {
 	struct io_req reqs[MAX_BATCH];
 	uint64_t slots[MAX_BATCH];
 	struct iovec iov[MAX_BATCH];
+	uint64_t zap_ns, punch_ns; /* this batch's, for the phase statistics */
 };
 
 size_t upager__reclaim_scratch_bytes(void)
@@ -479,6 +480,7 @@ static void victim_leaves(struct upager *p, struct victim *x)
 	}
 	pte_clear_mapped(p, x->e); /* the punch took it from the view */
 	pte_update(x->e, PTE_STATE_MASK | PTE_DIRTY, state);
+	upager__evicted_mark(p, x->e);
 	frames_free(&p->frames, x->frame);
 	upager__pte_unlock(x->e);
 	upager__region_put(x->r);
@@ -493,9 +495,13 @@ static unsigned free_victims(struct upager *p, struct reclaim_scratch *sc, unsig
 	struct victim *v = sc->v;
 	unsigned freed = 0;
 
+	uint64_t t0 = upager__now_ns();
 	if (p->backend->unmap_zaps)
 		zap_victims(p, v, n, sc->iov, true);
+	uint64_t t1 = upager__now_ns();
 	punch_runs(p, v, n);
+	sc->zap_ns += t1 - t0;
+	sc->punch_ns = upager__now_ns() - t1;
 	for (unsigned i = 0; i < n; i++) {
 		if (v[i].fate == FATE_FAILED || v[i].fate == FATE_UNPUNCHED) {
 			victim_stays(p, &v[i]);
@@ -523,10 +529,17 @@ int upager__reclaim(struct upager *p, unsigned want)
 		return -EAGAIN;
 	}
 	upager__sort(sc->v, n, sizeof(sc->v[0]), by_page);
+	uint64_t t0 = upager__now_ns();
 	nwrite = stop_writes(p, sc, n); /* 1, 2 */
-	if (nwrite)
+	uint64_t t1 = upager__now_ns();
+	sc->zap_ns = t1 - t0;
+	if (nwrite) {
 		err = write_victims(p, ring, sc, n, nwrite); /* 3 */
-	freed = free_victims(p, sc, n);                      /* 4 */
+		upager__phase(p, UPAGER_PHASE_WRITE, upager__now_ns() - t1);
+	}
+	freed = free_victims(p, sc, n); /* 4 */
+	upager__phase(p, UPAGER_PHASE_ZAP, sc->zap_ns);
+	upager__phase(p, UPAGER_PHASE_PUNCH, sc->punch_ns);
 	io_ring_put(&p->io, ring);
 	if (freed)
 		atomic_fetch_add_explicit(&p->evicted_unsampled, freed, memory_order_relaxed);

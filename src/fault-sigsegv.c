@@ -220,6 +220,7 @@ static int area_handler(void *fault_address, void *user_arg)
 static void segv_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
+	uint64_t entered = upager__now_ns();
 	uintptr_t addr = (uintptr_t)si->si_addr;
 	struct dispatch d = { .write = upager__fault_is_write(uc) };
 
@@ -235,6 +236,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
 		errno = saved_errno;
 		return;
 	}
+	upager__entry_ns = entered;
 	d.res = upager__fault(d.r, addr, d.write, &d.err);
 	if (d.res == FAULT_SIGBUS)
 		upager__report_fault_error(d.r, addr, d.err);

@@ -170,6 +170,7 @@ static int uffd_probe(const upager_config_t *cfg, char *why, size_t whylen)
 static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
+	uint64_t entered = upager__now_ns();
 	uintptr_t addr = (uintptr_t)si->si_addr;
 	struct region *r = upager__region_find(addr);
 	int err = 0;
@@ -183,6 +184,7 @@ static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 		errno = saved_errno;
 		return;
 	}
+	upager__entry_ns = entered;
 	if (upager__fault(r, addr, upager__fault_is_write(uc), &err) == FAULT_SIGBUS) {
 		upager__report_fault_error(r, addr, err);
 		upager__region_put(r);
@@ -222,7 +224,7 @@ static void deliver_sigbus(struct uffd *u, struct region *r, uintptr_t addr, pid
 	syscall(SYS_tgkill, getpid(), tid, SIGBUS);
 }
 
-static void handle_message(struct uffd *u, struct uffd_msg *m)
+static void handle_message(struct uffd *u, struct uffd_msg *m, uint64_t woken)
 {
 	if (m->event != UFFD_EVENT_PAGEFAULT)
 		return;
@@ -237,6 +239,7 @@ static void handle_message(struct uffd *u, struct uffd_msg *m)
 		ioctl(u->fd, UFFDIO_WAKE, &range);
 		return;
 	}
+	upager__entry_ns = woken;
 	switch (upager__fault(r, addr, write, &err)) {
 	case FAULT_SIGBUS:
 		upager__report_fault_error(r, addr, err);
@@ -273,6 +276,7 @@ static void *handler_main(void *arg)
 		}
 		if (pfd[1].revents)
 			break;
+		uint64_t woken = upager__now_ns();
 		ssize_t n = read(u->fd, msgs, sizeof(msgs));
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
@@ -280,7 +284,7 @@ static void *handler_main(void *arg)
 			break;
 		}
 		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
-			handle_message(u, &msgs[i]);
+			handle_message(u, &msgs[i], woken);
 	}
 	return NULL;
 }

@@ -90,6 +90,9 @@ struct upte {
  * the region's own version. Without it, the page reads through to the
  * region it was made from. */
 #define PTE_OWNED (1u << 10)
+/* Left its frame by eviction: frame holds the low 32 bits of the
+ * eviction count at that moment, for the refault distance (observe.c). */
+#define PTE_EVICTED (1u << 11)
 
 static inline uint32_t pte_state(uint32_t f)
 {
@@ -358,11 +361,33 @@ struct stats {
 	_Atomic uint64_t readahead_pages, faultaround_pages, pages_copied, pages_shared;
 	_Atomic uint64_t punch_failures;
 	_Atomic uint64_t latency_hist[UPAGER_LATENCY_BUCKETS];
+	/* observe.c */
+	_Atomic uint64_t phase_ns[UPAGER_PHASES];
+	_Atomic uint64_t phase_hist[UPAGER_PHASES][UPAGER_LATENCY_BUCKETS];
+	_Atomic uint64_t refaults, refaults_recent, stall_ns, thrash_windows, thrash_warnings;
 };
 
 #define STAT_ADD(p, field, n) \
 	atomic_fetch_add_explicit(&(p)->stats.field, (n), memory_order_relaxed)
 #define STAT_INC(p, field) STAT_ADD(p, field, 1)
+
+/* The working set and thrashing state of a pager (observe.c). */
+struct observe {
+	uint64_t t_base; /* stall times are microseconds since this */
+	/* (start_us << 16) | threads stalled: start_us is when the count
+	 * last rose above zero. */
+	_Atomic uint64_t stall_word;
+	_Atomic uint64_t misses;
+	_Atomic uint64_t refaults_near; /* distance below NEAR_BUDGETS budgets */
+	_Atomic uint64_t dist_ewma;     /* refault distance, scaled by 2^EWMA_SCALE */
+	_Atomic uint64_t last_refault_ns;
+	/* The current window: its start and the counters then. */
+	_Atomic uint64_t win_start;
+	_Atomic uint64_t win_misses, win_refaults, win_stall;
+	_Atomic uint64_t win_end; /* end of the last window judged */
+	_Atomic bool thrashing;
+	_Atomic uint64_t last_warn; /* 0: never */
+};
 
 /* ---- the pager ---- */
 
@@ -454,6 +479,7 @@ struct upager {
 	_Atomic uint64_t debug_faults; /* debug.c: when to walk everything */
 
 	struct stats stats;
+	struct observe obs;
 };
 
 #define PUNCH_FAIL_FALLOCATE 1u
@@ -499,6 +525,8 @@ static inline void frame_bind(struct upager *p, uint32_t frame, struct region *r
 	fr->pte = e;
 	fr->pg = pg;
 	e->frame = frame;
+	if (pte_flags(e) & PTE_EVICTED) /* brought in ahead: no longer an eviction's mark */
+		pte_update(e, PTE_EVICTED, 0);
 }
 
 /* ---- the fault path (pager.c) ---- */
@@ -801,5 +829,53 @@ static inline void upager__debug_at_close(struct upager *p)
 /* ---- time ---- */
 uint64_t upager__now_ns(void);
 void upager__record_latency(struct upager *p, uint64_t ns);
+
+/* ---- observability (observe.c) ----
+ *
+ * The fault path leaves timestamps of its phases in the thread's miss
+ * clock; upager__fault() turns them into the phase histograms when the
+ * fault was a miss. A few clock reads per miss, none on a hit (a hit
+ * takes no fault). */
+struct miss_clock {
+	uint64_t entry;    /* upager__entry_ns at the fault's start; 0: unknown */
+	uint64_t start;    /* upager__fault()'s start */
+	uint64_t locked;   /* page lock taken */
+	uint64_t frame;    /* free frame in hand */
+	uint64_t io0, io1; /* read submitted, completed (0: no read) */
+	uint64_t mapped;   /* installed in the view */
+	bool miss;         /* went through fault_fill */
+	uint64_t refault;  /* refault distance + 1, 0: not a refault */
+};
+extern __thread struct miss_clock upager__mc;
+/* When the backend got the fault, set just before upager__fault(). */
+extern __thread uint64_t upager__entry_ns;
+
+/* Adds one occurrence of a phase that took ns. */
+void upager__phase(struct upager *p, unsigned phase, uint64_t ns);
+/* A miss starts stalling the program at t (upager__mc.start). */
+void upager__stall_begin(struct upager *p, uint64_t t);
+/* The miss that began at mc->start ended at end: phases, stall, and the
+ * thrashing window. */
+void upager__miss_done(struct upager *p, const struct miss_clock *mc, uint64_t end);
+/* The locked page e, about to be filled: if it was evicted, note the
+ * refault (its distance) in upager__mc and clear the mark. */
+static inline void upager__refault_check(struct upager *p, struct upte *e)
+{
+	if (pte_flags(e) & PTE_EVICTED) {
+		uint32_t now = (uint32_t)atomic_load_explicit(&p->stats.evictions,
+							      memory_order_relaxed);
+		upager__mc.refault = (uint64_t)(uint32_t)(now - e->frame) + 1;
+		pte_update(e, PTE_EVICTED, 0);
+	}
+}
+/* The locked page e leaves its frame by eviction: mark it. */
+static inline void upager__evicted_mark(struct upager *p, struct upte *e)
+{
+	e->frame = (uint32_t)atomic_load_explicit(&p->stats.evictions, memory_order_relaxed);
+	pte_update(e, 0, PTE_EVICTED);
+}
+void upager__observe_init(struct upager *p);
+/* The estimate behind workingset_pages; thrashing as last judged. */
+void upager__observe_fill(struct upager *p, upager_stats_t *out);
 
 #endif /* UPAGER_INTERNAL_H */

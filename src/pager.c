@@ -198,9 +198,15 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 {
 	struct upager *p = r->p;
 	const struct fault_backend *be = p->backend;
-	int64_t frame = upager__get_frame(p);
+	struct miss_clock *mc = &upager__mc;
 	int ret;
 
+	mc->miss = true;
+	/* From the handler's first sight of the fault, where known. */
+	upager__stall_begin(p, mc->entry && mc->entry <= mc->start ? mc->entry : mc->start);
+	upager__refault_check(p, e);
+	int64_t frame = upager__get_frame(p);
+	mc->frame = upager__now_ns();
 	if (frame < 0)
 		return (int)frame;
 
@@ -225,6 +231,7 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 			STAT_ADD(p, faultaround_pages, w->n);
 		}
 		ret = be->install(r, pg, 1 + (w ? w->n : 0), NULL, write);
+		mc->mapped = upager__now_ns();
 		if (w && w->n && ret < 0) {
 			/* As in upager__read_in(): the faulting page alone. */
 			STAT_ADD(p, faultaround_pages, -(uint64_t)w->n);
@@ -263,10 +270,15 @@ out_free:
 enum fault_result upager__fault(struct region *r, uintptr_t addr, bool write, int *err)
 {
 	struct upager *p = r->p;
+	struct miss_clock *mc = &upager__mc;
 	uint64_t t0 = upager__now_ns();
 	uint64_t pg = (addr - r->base) >> p->page_shift;
 	struct upte *e;
 	int ret;
+
+	/* The backend's stamp of the fault's arrival, then a clean clock. */
+	*mc = (struct miss_clock){ .entry = upager__entry_ns, .start = t0 };
+	upager__entry_ns = 0;
 
 	if (addr < r->base || addr >= r->base + r->len)
 		return FAULT_NOT_OURS;
@@ -278,6 +290,7 @@ enum fault_result upager__fault(struct region *r, uintptr_t addr, bool write, in
 again:
 	pthread_rwlock_rdlock(&p->cow_lock);
 	upager__pte_lock(e);
+	mc->locked = upager__now_ns();
 	if (r->dying) {
 		/* A fault racing with upager_unmap(): the program is using
 		 * memory it is unmapping. Let it go; it will fault again on
@@ -343,7 +356,10 @@ out:
 	upager__debug_check_pte(r, pg, e);
 	upager__pte_unlock(e);
 	pthread_rwlock_unlock(&p->cow_lock);
-	upager__record_latency(p, upager__now_ns() - t0);
+	uint64_t t_end = upager__now_ns();
+	upager__record_latency(p, t_end - t0);
+	if (mc->miss)
+		upager__miss_done(p, mc, t_end);
 	upager__debug_after_fault(p);
 	if (ret < 0) {
 		*err = ret;
@@ -516,6 +532,7 @@ UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 	p->self_pid = getpid();
 	p->self_pidfd_open = (int)syscall(SYS_pidfd_open, p->self_pid, 0u);
 	atomic_store(&p->self_pidfd, p->self_pidfd_open);
+	upager__observe_init(p);
 	err = upager__fault_select(p);
 	if (err)
 		goto fail_io;
@@ -638,6 +655,16 @@ static void stats_fill(upager_t *p, upager_stats_t *out)
 	out->pages_copied = LOAD(pages_copied);
 	out->pages_shared = LOAD(pages_shared);
 	out->punch_failures = LOAD(punch_failures);
+	for (int ph = 0; ph < UPAGER_PHASES; ph++) {
+		out->phase_ns[ph] = LOAD(phase_ns[ph]);
+		for (int i = 0; i < UPAGER_LATENCY_BUCKETS; i++)
+			out->phase_hist[ph][i] = LOAD(phase_hist[ph][i]);
+	}
+	out->refaults = LOAD(refaults);
+	out->refaults_recent = LOAD(refaults_recent);
+	out->thrash_windows = LOAD(thrash_windows);
+	out->thrash_warnings = LOAD(thrash_warnings);
+	upager__observe_fill(p, out);
 	upager__trace_counts(p, &out->trace_records, &out->trace_dropped);
 	out->pinned_pages = atomic_load(&p->pinned);
 	for (int i = 0; i < UPAGER_LATENCY_BUCKETS; i++)
@@ -654,6 +681,9 @@ static void stats_fill(upager_t *p, upager_stats_t *out)
 	for (r = p->regions; r; r = r->next)
 		pt_bytes += atomic_load(&r->pt.bytes);
 	pthread_mutex_unlock(&p->regions_lock);
+	/* No more pages than the regions have. */
+	if (out->workingset_pages > out->region_bytes / p->page_size)
+		out->workingset_pages = out->region_bytes / p->page_size;
 	out->metadata_bytes = pt_bytes + (uint64_t)p->nframes * sizeof(struct frame) +
 			      (uint64_t)p->io.nrings * p->io.bounce_bytes;
 	snprintf(out->backend, sizeof(out->backend), "%s", p->backend->name);
@@ -688,10 +718,31 @@ UPAGER_API int upager_stats(upager_t *p, upager_stats_t *out)
 	return upager_stats_sized(p, out, UPAGER__STATS_V2_SIZE);
 }
 
+/* One histogram line, in groups of 4x from 1 us. */
+static void stats_print_hist(char *buf, size_t cap, int *n, const char *label, const uint64_t *hist)
+{
+	static const char *const labels[] = { "<1",     "1-4",    "4-16",  "16-64",
+					      "64-256", "256-1k", "1k-4k", ">4k" };
+	uint64_t groups[8] = { 0 };
+
+	for (int k = 0; k < UPAGER_LATENCY_BUCKETS; k++) {
+		int g = k < 10 ? 0 : (k - 10) / 2 + 1; /* 2^10 ns ~ 1 us, then x4 per group */
+		groups[g > 7 ? 7 : g] += hist[k];
+	}
+	if ((size_t)*n < cap)
+		*n += snprintf(buf + *n, cap - (size_t)*n, "%s", label);
+	for (int g = 0; g < 8; g++)
+		if ((size_t)*n < cap)
+			*n += snprintf(buf + *n, cap - (size_t)*n, "%s%s:%llu", g ? " " : "",
+				       labels[g], (unsigned long long)groups[g]);
+	if ((size_t)*n < cap)
+		*n += snprintf(buf + *n, cap - (size_t)*n, "\n");
+}
+
 UPAGER_API int upager_stats_print(upager_t *p, int fd)
 {
 	upager_stats_t s;
-	char buf[4096];
+	char buf[8192];
 	int n = 0, err;
 
 	err = upager_stats_sized(p, &s, sizeof(s));
@@ -734,17 +785,31 @@ UPAGER_API int upager_stats_print(upager_t *p, int fd)
 	if (s.punch_failures)
 		OUT("  punch failures:     %llu pages\n", (unsigned long long)s.punch_failures);
 	OUT("  metadata:           %.1f MiB\n", s.metadata_bytes / 1048576.0);
-	OUT("  fault latency (us): ");
-	static const char *const labels[] = { "<1",     "1-4",    "4-16",  "16-64",
-					      "64-256", "256-1k", "1k-4k", ">4k" };
-	uint64_t groups[8] = { 0 };
-	for (int k = 0; k < UPAGER_LATENCY_BUCKETS; k++) {
-		int g = k < 10 ? 0 : (k - 10) / 2 + 1; /* 2^10 ns ~ 1 us, then x4 per group */
-		groups[g > 7 ? 7 : g] += s.latency_hist[k];
+	OUT("  working set:        about %llu pages (%.1f MiB); %llu refaults, %llu of pages "
+	    "evicted less than a budget before\n",
+	    (unsigned long long)s.workingset_pages,
+	    (double)(s.workingset_pages * s.page_size) / 1048576.0, (unsigned long long)s.refaults,
+	    (unsigned long long)s.refaults_recent);
+	OUT("  stalled on misses:  %.3f s; thrashing: %s (%llu windows, %llu warnings)\n",
+	    s.stall_ns / 1e9, s.thrashing ? "yes" : "no", (unsigned long long)s.thrash_windows,
+	    (unsigned long long)s.thrash_warnings);
+	stats_print_hist(buf, sizeof(buf), &n, "  fault latency (us): ", s.latency_hist);
+	static const char *const phase_names[] = { "entry", "lock", "frame", "io",    "map",
+						   "wake",  "miss", "zap",   "punch", "write" };
+	OUT("  phases, mean us (count): ");
+	for (int ph = 0; ph < (int)ARRAY_SIZE(phase_names); ph++) {
+		uint64_t cnt = 0;
+		for (int k = 0; k < UPAGER_LATENCY_BUCKETS; k++)
+			cnt += s.phase_hist[ph][k];
+		OUT("%s%s %.1f (%llu)", ph ? ", " : "", phase_names[ph],
+		    cnt ? s.phase_ns[ph] / 1e3 / (double)cnt : 0.0, (unsigned long long)cnt);
 	}
-	for (int g = 0; g < 8; g++)
-		OUT("%s%s:%llu", g ? " " : "", labels[g], (unsigned long long)groups[g]);
 	OUT("\n");
+	for (int ph = 0; ph < (int)ARRAY_SIZE(phase_names); ph++) {
+		char label[32];
+		snprintf(label, sizeof(label), "  %-6s (us):       ", phase_names[ph]);
+		stats_print_hist(buf, sizeof(buf), &n, label, s.phase_hist[ph]);
+	}
 #undef OUT
 	if (n > (int)sizeof(buf))
 		n = sizeof(buf);

@@ -234,7 +234,10 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 			.off = (x->slot - 1) * p->page_size,
 		};
 	}
+	struct miss_clock *mc = &upager__mc;
+	mc->io0 = upager__now_ns();
 	ret = io_ring_run(&p->io, ring, from_file ? r->file_fd : p->swap.fd, reqs, 1 + w->n);
+	mc->io1 = upager__now_ns();
 	if (ret > 0)
 		STAT_ADD(p, io_submits, (uint64_t)ret);
 	if (ret >= 0 && reqs[0].res != (int)reqs[0].len)
@@ -283,6 +286,7 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 				upager__window_discard(r, w, buf + p->page_size);
 		}
 	}
+	mc->mapped = upager__now_ns();
 	if (ret < 0)
 		upager__window_discard(r, w, buf + p->page_size);
 	if (w->n < counted)

@@ -49,7 +49,7 @@ int upager__page_discard(struct region *r, uint64_t pg, struct upte *e)
 	pte_drop_swap_copy(p, e);
 	pte_clear_mapped(p, e);
 	/* A page lost to an I/O error is whole again: zero, like new. */
-	pte_update(e, PTE_STATE_MASK | PTE_DIRTY | PTE_SAMPLED, PTE_NONE);
+	pte_update(e, PTE_STATE_MASK | PTE_DIRTY | PTE_SAMPLED | PTE_EVICTED, PTE_NONE);
 	return 0;
 }
 
@@ -109,7 +109,8 @@ static bool release_page(uint64_t pg, struct upte *e, void *arg)
 	}
 	pte_drop_swap_copy(p, e);
 	pte_clear_mapped(p, e);
-	pte_update(e, PTE_STATE_MASK | PTE_DIRTY | PTE_NOWRITE | PTE_NOACCESS, PTE_NONE);
+	pte_update(e, PTE_STATE_MASK | PTE_DIRTY | PTE_NOWRITE | PTE_NOACCESS | PTE_EVICTED,
+		   PTE_NONE);
 	upager__pte_unlock(e);
 	return false;
 }
