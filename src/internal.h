@@ -447,6 +447,10 @@ struct upager {
 	_Atomic uint64_t debug_faults; /* debug.c: when to walk everything */
 
 	struct stats stats;
+
+	/* Asynchronous readahead of file regions (prefetch.c): started by
+	 * the first upager_map_file(), stopped at close. */
+	struct readahead *_Atomic ra;
 };
 
 #define PUNCH_FAIL_FALLOCATE 1u
@@ -587,6 +591,10 @@ void upager__window_done(struct region *r, uint64_t pg, unsigned n);
 int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, unsigned window);
 /* The scratch a fault needs in its ring. */
 size_t upager__prefetch_scratch_bytes(void);
+/* The readahead thread of file regions: started once (from a normal
+ * call, not a fault), stopped before the regions go. */
+int upager__readahead_start(struct upager *p);
+void upager__readahead_stop(struct upager *p);
 
 /* ---- sampling and recording (sample.c) ---- */
 
