@@ -303,8 +303,11 @@ struct region {
 	void *backend_data;
 	struct region *next; /* the pager's list of regions */
 	/* Sequential detection (prefetch.c): the page after the last one
-	 * brought in, the window that did it, upager_advise()'s advice. */
+	 * brought in, the window that did it, upager_advise()'s advice;
+	 * seq_next_other: where the run before it goes on (two threads
+	 * reading a region each in its own run). */
 	_Atomic uint64_t seq_next;
+	_Atomic uint64_t seq_next_other;
 	_Atomic unsigned seq_window;
 	_Atomic int advice;
 	/* Copy-on-write (snapshot.c); changed only under p->cow_lock held

@@ -76,8 +76,19 @@ unsigned upager__window_size(struct region *r, uint64_t pg, bool zero)
 		win = max;
 	else if (pg == atomic_load_explicit(&r->seq_next, memory_order_relaxed))
 		win = win ? 2 * win : WINDOW_START;
-	else
+	else if (pg == atomic_load_explicit(&r->seq_next_other, memory_order_relaxed)) {
+		/* The other run goes on: the two trade places. (The window
+		 * is shared: it stays open while both runs go on.) */
+		atomic_store_explicit(&r->seq_next_other,
+				      atomic_load_explicit(&r->seq_next, memory_order_relaxed),
+				      memory_order_relaxed);
+		win = win ? 2 * win : WINDOW_START;
+	} else {
+		atomic_store_explicit(&r->seq_next_other,
+				      atomic_load_explicit(&r->seq_next, memory_order_relaxed),
+				      memory_order_relaxed);
 		win = 0;
+	}
 	if (win > max)
 		win = max;
 	atomic_store_explicit(&r->seq_window, win, memory_order_relaxed);
@@ -333,7 +344,13 @@ static void ra_fill(struct upager *p, struct readahead *ra, struct region *r, ui
 		}
 		STAT_ADD(p, readahead_pages, w->n);
 		upager__window_commit(r, w, iret > 0);
-		upager__window_done(r, w->first - 1, w->n);
+		/* The run this stretch continues (whichever of the two it
+		 * is) now goes on after it. */
+		uint64_t at = w->first;
+		if (!atomic_compare_exchange_strong(&r->seq_next, &at, w->first + w->n)) {
+			at = w->first;
+			atomic_compare_exchange_strong(&r->seq_next_other, &at, w->first + w->n);
+		}
 	}
 	pthread_rwlock_unlock(&p->cow_lock);
 }
