@@ -13,6 +13,8 @@
  *           program runs in (bench/run sets one up, with a swap file)
  *   kmmap   a MAP_SHARED mapping of the file --file; the budget is the
  *           memory cgroup, the backing store is the file itself
+ *   upfile  an upager file region (upager_map_file, UPAGER_MAP_SHARED) of
+ *           the file --file: what kmmap does, paged by upager within --ram
  *
  * Patterns (--pattern, a comma-separated list run in order over the same
  * memory, one output line each):
@@ -23,6 +25,10 @@
  *   zipf-rmw   --zipf-ops (default --ops) increments on pages drawn from a Zipf(--alpha)
  *              distribution (the ranks scattered over the region by a
  *              fixed permutation), at a uniform word in the page
+ *   rand-read, zipf-read  the same draws, 8-byte reads instead of increments
+ *   rand-update  rand-rmw, then the whole region synced to its file inside
+ *              the timed part (kmmap: msync(MS_SYNC); upfile: upager_sync;
+ *              nothing for the anonymous systems)
  * With --threads N, a sequential pass gives each thread a contiguous
  * 1/N of the region and a random pass gives each thread --ops/N
  * operations. A random pass first runs --warmup-ops untimed operations
@@ -32,9 +38,10 @@
  * thread's share).
  *
  * Before the first pass, if it reads data (everything but seq-write), an
- * untimed setup pass writes the whole region (upager, kswap); for kmmap,
- * the file is written only if it is shorter than the region, and its page
- * cache is dropped (fdatasync + POSIX_FADV_DONTNEED). A kmmap seq-write
+ * untimed setup pass writes the whole region (upager, kswap); for kmmap
+ * and upfile, the file is written only if it is shorter than the region,
+ * and its page cache is dropped (fdatasync + POSIX_FADV_DONTNEED).
+ * --prepare only does that to --file, and exits. A kmmap seq-write
  * that comes first truncates the file, so it writes into a fresh, sparse
  * file. Between passes nothing is reset: every system carries its
  * resident set from one pass to the next, the same way.
@@ -66,11 +73,36 @@
 #define WORDS_PER_PAGE (PAGE / 8)
 #define GEN 0x5a5a5a5a00000000ull /* seq-write stores word i ^ GEN: never a zero page */
 
-enum sys { SYS_UPAGER, SYS_KSWAP, SYS_KMMAP };
-static const char *const sys_names[] = { "upager", "kswap", "kmmap" };
+enum sys { SYS_UPAGER, SYS_KSWAP, SYS_KMMAP, SYS_UPFILE, NSYS };
+static const char *const sys_names[] = { "upager", "kswap", "kmmap", "upfile" };
 
-enum pat { PAT_SEQ_WRITE, PAT_SEQ_READ, PAT_RAND_RMW, PAT_ZIPF_RMW, NPAT };
-static const char *const pat_names[] = { "seq-write", "seq-read", "rand-rmw", "zipf-rmw" };
+enum pat {
+	PAT_SEQ_WRITE,
+	PAT_SEQ_READ,
+	PAT_RAND_RMW,
+	PAT_ZIPF_RMW,
+	PAT_RAND_READ,
+	PAT_ZIPF_READ,
+	PAT_RAND_UPDATE,
+	NPAT
+};
+static const char *const pat_names[] = { "seq-write", "seq-read",  "rand-rmw",   "zipf-rmw",
+					 "rand-read", "zipf-read", "rand-update" };
+
+static bool pat_random(enum pat p)
+{
+	return p != PAT_SEQ_WRITE && p != PAT_SEQ_READ;
+}
+
+static bool pat_skewed(enum pat p)
+{
+	return p == PAT_ZIPF_RMW || p == PAT_ZIPF_READ;
+}
+
+static bool pat_reads_only(enum pat p)
+{
+	return p == PAT_SEQ_READ || p == PAT_RAND_READ || p == PAT_ZIPF_READ;
+}
 
 #define MAX_PASSES 16
 #define MAX_THREADS 64
@@ -84,7 +116,7 @@ static struct {
 	double seconds, alpha;
 	const char *file, *swap;
 	uint64_t seed;
-	bool verbose;
+	bool verbose, prepare_only, advise;
 	enum pat passes[MAX_PASSES];
 	unsigned npasses;
 } o = {
@@ -252,10 +284,10 @@ static void seq_read(struct worker *w)
 	w->done = (i - w->lo) / WORDS_PER_PAGE;
 }
 
-static uint64_t random_rmw(struct worker *w, bool skewed, uint64_t ops, bool timed)
+static uint64_t random_ops(struct worker *w, bool skewed, bool write, uint64_t ops, bool timed)
 {
 	uint64_t rng = w->rng;
-	uint64_t done = 0;
+	uint64_t done = 0, sum = 0;
 
 	while (done < ops) {
 		uint64_t chunk = ops - done < 1024 ? ops - done : 1024;
@@ -271,20 +303,25 @@ static uint64_t random_rmw(struct worker *w, bool skewed, uint64_t ops, bool tim
 			}
 			/* One locked add: a single write fault on a missing
 			 * page, as "x[i] += 1" compiles to on x86. */
-			__atomic_fetch_add(&mem[i], 1, __ATOMIC_RELAXED);
+			if (write)
+				__atomic_fetch_add(&mem[i], 1, __ATOMIC_RELAXED);
+			else
+				sum += ((volatile uint64_t *)mem)[i];
 		}
 		done += chunk;
 		if (timed && deadline > 0 && bench_now() >= deadline)
 			break;
 	}
 	w->rng = rng;
+	w->sum += sum;
 	return done;
 }
 
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	bool random = w->pat == PAT_RAND_RMW || w->pat == PAT_ZIPF_RMW;
+	bool random = pat_random(w->pat);
+	bool skewed = pat_skewed(w->pat), write = !pat_reads_only(w->pat);
 
 	/* Independent streams per thread and pattern: splitmix64's state
 	 * advances by its own increment, so seeds that differ by a multiple
@@ -295,7 +332,7 @@ static void *worker_main(void *arg)
 	 * the steady state (resident set full of pages of this pattern,
 	 * dirty victims to write back) rather than what the last pass left. */
 	if (random && w->warmup)
-		random_rmw(w, w->pat == PAT_ZIPF_RMW, w->warmup, false);
+		random_ops(w, skewed, write, w->warmup, false);
 	pthread_barrier_wait(w->warm);
 	pthread_barrier_wait(w->go);
 	switch (w->pat) {
@@ -305,11 +342,8 @@ static void *worker_main(void *arg)
 	case PAT_SEQ_READ:
 		seq_read(w);
 		break;
-	case PAT_RAND_RMW:
-	case PAT_ZIPF_RMW:
-		w->done = random_rmw(w, w->pat == PAT_ZIPF_RMW, w->ops, true);
-		break;
 	default:
+		w->done = random_ops(w, skewed, write, w->ops, true);
 		break;
 	}
 	return NULL;
@@ -322,6 +356,8 @@ struct pass_result {
 
 struct counters;
 static void read_counters(struct counters *c);
+static void sync_file(void);
+static void give_advice(enum pat pat);
 
 /* Runs a pass on o.threads threads: the warm-up, then counters a, the
  * timed part, counters b. */
@@ -333,6 +369,7 @@ static struct pass_result run_threads(enum pat pat, uint64_t warmup, struct coun
 	struct pass_result res = { 0, 0, 0 };
 	uint64_t pages_per = npages / o.threads;
 
+	give_advice(pat);
 	pthread_barrier_init(&warm, NULL, o.threads + 1);
 	pthread_barrier_init(&go, NULL, o.threads + 1);
 	for (unsigned t = 0; t < o.threads; t++) {
@@ -340,7 +377,7 @@ static struct pass_result run_threads(enum pat pat, uint64_t warmup, struct coun
 		w[t].warmup = warmup / o.threads + (t < warmup % o.threads);
 		w[t].lo = t * pages_per * WORDS_PER_PAGE;
 		w[t].hi = t + 1 == o.threads ? nwords : (t + 1) * pages_per * WORDS_PER_PAGE;
-		uint64_t ops = pat == PAT_ZIPF_RMW && o.zipf_ops ? o.zipf_ops : o.ops;
+		uint64_t ops = pat_skewed(pat) && o.zipf_ops ? o.zipf_ops : o.ops;
 		w[t].ops = ops / o.threads + (t < ops % o.threads);
 		int err = pthread_create(&w[t].tid, NULL, worker_main, &w[t]);
 		if (err) {
@@ -349,6 +386,10 @@ static struct pass_result run_threads(enum pat pat, uint64_t warmup, struct coun
 		}
 	}
 	pthread_barrier_wait(&warm);
+	/* The timed part's sync writes what the timed part dirtied, not
+	 * what the warm-up left. */
+	if (pat == PAT_RAND_UPDATE)
+		sync_file();
 	bench_reset_peak_rss();
 	read_counters(a);
 	double t0 = bench_now();
@@ -359,6 +400,9 @@ static struct pass_result run_threads(enum pat pat, uint64_t warmup, struct coun
 		res.ops += w[t].done;
 		res.errors += w[t].errors;
 	}
+	/* An update is done when it is on the file, as after msync(). */
+	if (pat == PAT_RAND_UPDATE)
+		sync_file();
 	res.elapsed = bench_now() - t0;
 	read_counters(b);
 	pthread_barrier_destroy(&warm);
@@ -378,6 +422,7 @@ static const char *io_src(void)
 {
 	switch (o.sys) {
 	case SYS_UPAGER:
+	case SYS_UPFILE:
 		return "upager_stats";
 	case SYS_KSWAP:
 		return "vmstat_pswp"; /* system-wide; bench/run's swap file is the only swap */
@@ -391,6 +436,7 @@ static void read_counters(struct counters *c)
 	getrusage(RUSAGE_SELF, &c->ru);
 	switch (o.sys) {
 	case SYS_UPAGER:
+	case SYS_UPFILE:
 		upager_stats(pager, &c->up);
 		c->io_read = (long long)c->up.bytes_read;
 		c->io_write = (long long)c->up.bytes_written;
@@ -400,6 +446,7 @@ static void read_counters(struct counters *c)
 		c->io_write = bench_proc_value("/proc/vmstat", "pswpout") * (long long)PAGE;
 		break;
 	case SYS_KMMAP:
+	default:
 		c->io_read = bench_proc_value("/proc/self/io", "read_bytes");
 		c->io_write = bench_proc_value("/proc/self/io", "write_bytes");
 		break;
@@ -477,7 +524,7 @@ static void report(enum pat pat, const struct pass_result *r, const struct count
 		   const struct counters *b)
 {
 	double mb = 1024.0 * 1024.0;
-	bool seq = pat == PAT_SEQ_WRITE || pat == PAT_SEQ_READ;
+	bool seq = !pat_random(pat);
 	double bytes = seq ? (double)r->ops * PAGE : (double)r->ops * 8;
 	long hwm = bench_status_kb("VmHWM");
 
@@ -494,9 +541,9 @@ static void report(enum pat pat, const struct pass_result *r, const struct count
 		printf(" check=%s", data_known ? (r->errors ? "FAILED" : "ok") : "-");
 	printf(" ws_true_mb=%.1f",
 	       (double)(pat == PAT_ZIPF_RMW ? zipf_ws_pages : npages) * PAGE / mb);
-	if (o.sys == SYS_UPAGER)
+	if (o.sys == SYS_UPAGER || o.sys == SYS_UPFILE)
 		report_upager(r, &a->up, &b->up);
-	if (o.sys == SYS_UPAGER) {
+	if (o.sys == SYS_UPAGER || o.sys == SYS_UPFILE) {
 		const upager_stats_t *x = &a->up, *y = &b->up;
 #define D(f) (unsigned long long)(y->f - x->f)
 		printf(" up_zero=%llu up_minor=%llu up_major=%llu up_wp=%llu up_evictions=%llu "
@@ -530,13 +577,12 @@ static void run_pass(enum pat pat, bool timed)
 	if (o.verbose)
 		fprintf(stderr, "workload: %s pass: %s\n", timed ? "timed" : "setup",
 			pat_names[pat]);
-	r = run_threads(pat, timed && pat != PAT_SEQ_WRITE && pat != PAT_SEQ_READ ? o.warmup : 0,
-			&a, &b);
+	r = run_threads(pat, timed && pat_random(pat) ? o.warmup : 0, &a, &b);
 	if (timed)
 		report(pat, &r, &a, &b);
 	if (pat == PAT_SEQ_WRITE)
 		data_known = true;
-	else if (pat != PAT_SEQ_READ)
+	else if (!pat_reads_only(pat))
 		data_known = false;
 	else if (data_known && r.errors) {
 		fprintf(stderr, "workload: setup read found %llu wrong words\n",
@@ -578,31 +624,76 @@ static void prepare_file(int fd)
 	data_known = true;
 }
 
+/* Opens --file for kmmap and upfile: written with the seq-write
+ * contents if shorter than --size (truncated instead when the first pass
+ * is seq-write), and out of the page cache, so that every system starts
+ * cold. */
+static void open_data_file(void)
+{
+	struct stat st;
+	bool fresh = !o.prepare_only && o.passes[0] == PAT_SEQ_WRITE;
+
+	if (!o.file) {
+		fprintf(stderr, "workload: --system %s and --prepare need --file PATH\n",
+			sys_names[o.sys]);
+		exit(2);
+	}
+	file_fd = open(o.file, O_RDWR | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0), 0600);
+	if (file_fd < 0)
+		die(o.file, errno);
+	if (fstat(file_fd, &st) < 0)
+		die("fstat", errno);
+	if (!fresh && (uint64_t)st.st_size < o.size) {
+		if (o.verbose)
+			fprintf(stderr, "workload: preparing %s\n", o.file);
+		prepare_file(file_fd);
+	}
+	if (ftruncate(file_fd, (off_t)o.size) < 0)
+		die("ftruncate", errno);
+	if (!fresh) {
+		fdatasync(file_fd);
+		posix_fadvise(file_fd, 0, 0, POSIX_FADV_DONTNEED);
+	}
+}
+
+static void open_pager(void)
+{
+	upager_config_t cfg;
+	upager_stats_t st;
+	int err;
+
+	upager_config_init(&cfg);
+	cfg.ram_bytes = o.ram;
+	if ((int)o.mode >= 0)
+		cfg.mode = (upager_mode_t)o.mode;
+	if (o.swap)
+		cfg.swap_path = o.swap;
+	err = upager_open(&cfg, &pager);
+	if (err < 0)
+		die_up("upager_open", err);
+	upager_stats(pager, &st);
+	snprintf(mode_name, sizeof(mode_name), "%s", st.mode);
+	budget_bytes = o.ram;
+}
+
 static void map_memory(void)
 {
 	int err;
 
 	switch (o.sys) {
-	case SYS_UPAGER: {
-		upager_config_t cfg;
-		upager_config_init(&cfg);
-		cfg.ram_bytes = o.ram;
-		if ((int)o.mode >= 0)
-			cfg.mode = (upager_mode_t)o.mode;
-		if (o.swap)
-			cfg.swap_path = o.swap;
-		err = upager_open(&cfg, &pager);
-		if (err < 0)
-			die_up("upager_open", err);
+	case SYS_UPAGER:
+		open_pager();
 		err = upager_map(pager, o.size, 0, (void **)&mem);
 		if (err < 0)
 			die_up("upager_map", err);
-		upager_stats_t st;
-		upager_stats(pager, &st);
-		snprintf(mode_name, sizeof(mode_name), "%s", st.mode);
-		budget_bytes = o.ram;
 		break;
-	}
+	case SYS_UPFILE:
+		open_data_file();
+		open_pager();
+		err = upager_map_file(pager, file_fd, 0, o.size, UPAGER_MAP_SHARED, (void **)&mem);
+		if (err < 0)
+			die_up("upager_map_file", err);
+		break;
 	case SYS_KSWAP:
 		mem = mmap(NULL, o.size, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -614,56 +705,85 @@ static void map_memory(void)
 		if (bench_proc_value("/proc/meminfo", "SwapTotal") <= 0)
 			fprintf(stderr, "workload: warning: no swap is enabled\n");
 		break;
-	case SYS_KMMAP: {
-		struct stat st;
-		bool fresh = o.passes[0] == PAT_SEQ_WRITE;
-		if (!o.file) {
-			fprintf(stderr, "workload: --system kmmap needs --file PATH\n");
-			exit(2);
-		}
-		file_fd = open(o.file, O_RDWR | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0), 0600);
-		if (file_fd < 0)
-			die(o.file, errno);
-		if (fstat(file_fd, &st) < 0)
-			die("fstat", errno);
-		if (!fresh && (uint64_t)st.st_size < o.size) {
-			if (o.verbose)
-				fprintf(stderr, "workload: preparing %s\n", o.file);
-			prepare_file(file_fd);
-		}
-		if (ftruncate(file_fd, (off_t)o.size) < 0)
-			die("ftruncate", errno);
-		/* Start cold, as the anonymous systems do: nothing of the
-		 * file in the page cache. */
-		if (!fresh) {
-			fdatasync(file_fd);
-			posix_fadvise(file_fd, 0, 0, POSIX_FADV_DONTNEED);
-		}
+	case SYS_KMMAP:
+		open_data_file();
 		mem = mmap(NULL, o.size, PROT_READ | PROT_WRITE, MAP_SHARED, file_fd, 0);
 		if (mem == MAP_FAILED)
 			die("mmap", errno);
 		budget_bytes = cgroup_limit();
 		break;
+	default:
+		break;
 	}
-	}
-	if (o.sys != SYS_UPAGER && !budget_bytes)
+	if ((o.sys == SYS_KSWAP || o.sys == SYS_KMMAP) && !budget_bytes)
 		fprintf(stderr, "workload: warning: not in a memory cgroup with a limit: "
 				"the kernel may use all the RAM\n");
+}
+
+/* --advise: the file systems are told the pattern of each pass, as a
+ * program that knows it would (kmmap: madvise; upfile: upager_advise),
+ * random for the random passes, normal for the sequential ones, before
+ * the pass's warm-up. */
+static void give_advice(enum pat pat)
+{
+	bool random = pat_random(pat);
+	int err;
+
+	if (!o.advise)
+		return;
+	switch (o.sys) {
+	case SYS_UPFILE:
+		err = upager_advise(pager, mem, o.size,
+				    random ? UPAGER_ADVICE_RANDOM : UPAGER_ADVICE_NORMAL);
+		if (err < 0)
+			die_up("upager_advise", err);
+		break;
+	case SYS_KMMAP:
+		if (madvise(mem, o.size, random ? MADV_RANDOM : MADV_NORMAL) < 0)
+			die("madvise", errno);
+		break;
+	default:
+		break;
+	}
+}
+
+/* rand-update's end, inside its timed part: the region's dirty pages on
+ * the file and the file synced. */
+static void sync_file(void)
+{
+	int err;
+
+	switch (o.sys) {
+	case SYS_UPFILE:
+		err = upager_sync(pager, mem, o.size);
+		if (err < 0)
+			die_up("upager_sync", err);
+		break;
+	case SYS_KMMAP:
+		if (msync(mem, o.size, MS_SYNC) < 0)
+			die("msync", errno);
+		break;
+	default:
+		break; /* anonymous memory has no file to sync */
+	}
 }
 
 static void unmap_memory(void)
 {
 	switch (o.sys) {
-	case SYS_UPAGER: {
+	case SYS_UPAGER:
+	case SYS_UPFILE: {
 		int err = upager_close(pager);
 		if (err < 0)
 			die_up("upager_close", err);
+		if (file_fd >= 0)
+			close(file_fd);
 		break;
 	}
 	case SYS_KSWAP:
 		munmap(mem, o.size);
 		break;
-	case SYS_KMMAP:
+	default:
 		munmap(mem, o.size);
 		close(file_fd);
 		break;
@@ -675,17 +795,21 @@ static void unmap_memory(void)
 static void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-		"usage: workload [--system upager|kswap|kmmap] [--mode fast|transparent]\n"
-		"                [--pattern seq-write,seq-read,rand-rmw,zipf-rmw] [--threads N]\n"
+		"usage: workload [--system upager|kswap|kmmap|upfile] [--mode fast|transparent]\n"
+		"                [--pattern seq-write,seq-read,rand-rmw,zipf-rmw,rand-read,zipf-read,\n"
+		"                 rand-update] [--threads N]\n"
 		"                [--size BYTES] [--ram BYTES] [--ops N] [--zipf-ops N] [--warmup-ops N]\n"
 		"                [--seconds S]\n"
-		"                [--alpha A] [--file PATH] [--swap PATH] [--seed N] [-v]\n"
+		"                [--alpha A] [--file PATH] [--swap PATH] [--seed N] [--prepare]\n"
+		"                [--advise] [-v]\n"
 		"  --size   working set (default 1G); --ram upager's budget (default 256M);\n"
 		"           kswap and kmmap get theirs from the memory cgroup they run in\n"
 		"  --ops    operations of a random pass, all threads together (default 200000);\n"
 		"           --zipf-ops overrides it for zipf-rmw; --warmup-ops untimed ones first\n"
 		"  --seconds a random or seq-read pass stops after S seconds\n"
-		"  --file   the data file of kmmap; --swap upager's swap path (default $TMPDIR)\n");
+		"  --file   the data file of kmmap and upfile; --swap upager's swap path\n"
+		"           (default $TMPDIR); --prepare writes --file for them, and exits\n"
+		"  --advise kmmap and upfile are told each pass's pattern (madvise, upager_advise)\n");
 	exit(status);
 }
 
@@ -726,6 +850,8 @@ int main(int argc, char **argv)
 		{ "file", required_argument, NULL, 'f' },
 		{ "swap", required_argument, NULL, 'w' },
 		{ "seed", required_argument, NULL, 'e' },
+		{ "prepare", no_argument, NULL, 'P' },
+		{ "advise", no_argument, NULL, 'A' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -737,9 +863,9 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'S': {
 			unsigned k;
-			for (k = 0; k < 3 && strcmp(optarg, sys_names[k]); k++)
+			for (k = 0; k < NSYS && strcmp(optarg, sys_names[k]); k++)
 				;
-			if (k == 3)
+			if (k == NSYS)
 				usage(2);
 			o.sys = (enum sys)k;
 			break;
@@ -790,6 +916,12 @@ int main(int argc, char **argv)
 		case 'e':
 			o.seed = bench_size_arg("--seed", optarg);
 			break;
+		case 'P':
+			o.prepare_only = true;
+			break;
+		case 'A':
+			o.advise = true;
+			break;
 		case 'v':
 			o.verbose = true;
 			break;
@@ -817,8 +949,13 @@ int main(int argc, char **argv)
 	while (gcd(zipf_mult, npages) != 1)
 		zipf_mult++;
 
+	if (o.prepare_only) {
+		open_data_file();
+		close(file_fd);
+		return 0;
+	}
 	map_memory();
-	if (o.passes[0] != PAT_SEQ_WRITE && o.sys != SYS_KMMAP)
+	if (o.passes[0] != PAT_SEQ_WRITE && (o.sys == SYS_UPAGER || o.sys == SYS_KSWAP))
 		run_pass(PAT_SEQ_WRITE, false);
 	for (unsigned i = 0; i < o.npasses; i++)
 		run_pass(o.passes[i], true);

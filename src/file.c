@@ -367,6 +367,8 @@ UPAGER_API int upager_map_file(upager_t *p, int fd, uint64_t offset, size_t len,
 		upager__region_destroy(r);
 		return err;
 	}
+	/* Without its thread, readahead stays synchronous: not an error. */
+	upager__readahead_start(p);
 	*addr = (void *)r->base;
 	return 0;
 }

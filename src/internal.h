@@ -306,8 +306,11 @@ struct region {
 	void *backend_data;
 	struct region *next; /* the pager's list of regions */
 	/* Sequential detection (prefetch.c): the page after the last one
-	 * brought in, the window that did it, upager_advise()'s advice. */
+	 * brought in, the window that did it, upager_advise()'s advice;
+	 * seq_next_other: where the run before it goes on (two threads
+	 * reading a region each in its own run). */
 	_Atomic uint64_t seq_next;
+	_Atomic uint64_t seq_next_other;
 	_Atomic unsigned seq_window;
 	_Atomic int advice;
 	/* Copy-on-write (snapshot.c); changed only under p->cow_lock held
@@ -480,6 +483,10 @@ struct upager {
 
 	struct stats stats;
 	struct observe obs;
+
+	/* Asynchronous readahead of file regions (prefetch.c): started by
+	 * the first upager_map_file(), stopped at close. */
+	struct readahead *_Atomic ra;
 };
 
 #define PUNCH_FAIL_FALLOCATE 1u
@@ -622,6 +629,10 @@ void upager__window_done(struct region *r, uint64_t pg, unsigned n);
 int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, unsigned window);
 /* The scratch a fault needs in its ring. */
 size_t upager__prefetch_scratch_bytes(void);
+/* The readahead thread of file regions: started once (from a normal
+ * call, not a fault), stopped before the regions go. */
+int upager__readahead_start(struct upager *p);
+void upager__readahead_stop(struct upager *p);
 
 /* ---- sampling and recording (sample.c) ---- */
 

@@ -580,6 +580,7 @@ UPAGER_API int upager_close(upager_t *p)
 	if (p->cfg.print_stats)
 		upager_stats_print(p, STDERR_FILENO);
 	upager__evictor_stop(p);
+	upager__readahead_stop(p);
 	upager__trace_close(p);
 	upager__debug_at_close(p);
 	pthread_mutex_lock(&p->regions_lock);

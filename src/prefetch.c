@@ -20,6 +20,10 @@
  * address order with trylock, so there is no lock-order problem), and for
  * which a frame is free right now: readahead never evicts.
  *
+ * A file region's run that has reached the largest window also has the
+ * stretch after the window read asynchronously, several windows in flight
+ * at once (see "asynchronous readahead" below).
+ *
  * UPAGER_ADVICE_SEQUENTIAL opens the whole window at once, RANDOM keeps it
  * shut, and so does recording a trace (every first access must fault); WILLNEED reads a range in with the same machinery, DONTNEED drops
  * contents and swap copies.
@@ -30,7 +34,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define WINDOW_START 4
 
@@ -68,8 +76,19 @@ unsigned upager__window_size(struct region *r, uint64_t pg, bool zero)
 		win = max;
 	else if (pg == atomic_load_explicit(&r->seq_next, memory_order_relaxed))
 		win = win ? 2 * win : WINDOW_START;
-	else
+	else if (pg == atomic_load_explicit(&r->seq_next_other, memory_order_relaxed)) {
+		/* The other run goes on: the two trade places. (The window
+		 * is shared: it stays open while both runs go on.) */
+		atomic_store_explicit(&r->seq_next_other,
+				      atomic_load_explicit(&r->seq_next, memory_order_relaxed),
+				      memory_order_relaxed);
+		win = win ? 2 * win : WINDOW_START;
+	} else {
+		atomic_store_explicit(&r->seq_next_other,
+				      atomic_load_explicit(&r->seq_next, memory_order_relaxed),
+				      memory_order_relaxed);
 		win = 0;
+	}
 	if (win > max)
 		win = max;
 	atomic_store_explicit(&r->seq_window, win, memory_order_relaxed);
@@ -194,6 +213,274 @@ void upager__window_done(struct region *r, uint64_t pg, unsigned n)
 	atomic_store_explicit(&r->seq_next, pg + 1 + n, memory_order_relaxed);
 }
 
+/* ---- asynchronous readahead of file regions ----
+ *
+ * A fault that reads a file region's window at its largest size (a run
+ * the program keeps following) hands the stretch after that window to the
+ * readahead thread. The thread reads it as several windows in one
+ * submission, so the device sees several large reads in flight, and
+ * installs each window read-only as a fault's window would be: the program
+ * runs into the pages without faulting, and its fault past the stretch
+ * continues the run and asks for the next one. Only the program's own
+ * fault waits for a read; the thread never blocks anything it would have
+ * to wait for: it gives a request up when cow_lock is busy (a snapshot or
+ * an unmap is in progress), when the region is going, and skips pages
+ * that are not in the file (resident, or read by a fault meanwhile). A
+ * read that fails leaves its pages as they were: the program's own fault
+ * reads them again and reports the error. The thread holds a reference on
+ * the region of each queued request, so the region waits for it at unmap.
+ */
+#define RA_BYTES (4u << 20) /* the stretch after a window, at most */
+#define RA_QUEUE 8
+
+struct ra_req {
+	struct region *r;
+	uint64_t first, end;
+};
+
+struct readahead {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool stop;
+	struct ra_req q[RA_QUEUE];
+	unsigned head, len;
+	struct region *last_r; /* the last request queued: a repeat is not queued again */
+	uint64_t last_first, last_end;
+	unsigned nchunks, chunk_pages;
+	struct window *w;    /* nchunks windows */
+	struct io_req *reqs; /* nchunks * chunk_pages */
+	char *buf;           /* as many pages, page-aligned for O_DIRECT */
+	size_t buf_bytes;
+};
+
+static pthread_mutex_t ra_start_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned ra_pages(struct upager *p)
+{
+	uint64_t n = RA_BYTES >> p->page_shift;
+
+	/* A small budget keeps most of its frames for the program. */
+	if (n > p->nframes / 8)
+		n = p->nframes / 8;
+	return (unsigned)n;
+}
+
+/* Reads and installs what can be of [first, end) of r. */
+static void ra_fill(struct upager *p, struct readahead *ra, struct region *r, uint64_t first,
+		    uint64_t end)
+{
+	const struct fault_backend *be = p->backend;
+	unsigned n = 0, total = 0;
+
+	if (end > r->file_pages)
+		end = r->file_pages;
+	if (first >= end || r->dying)
+		return;
+	/* Frames for the stretch, as a fault gets its own: evicting. */
+	uint64_t want = end - first + p->free_low;
+	for (int tries = 0; tries < 8; tries++) {
+		uint32_t nfree = atomic_load_explicit(&p->frames.nfree, memory_order_relaxed);
+		if (nfree >= want)
+			break;
+		if (upager__reclaim(p, want - nfree > 1024 ? 1024 : (unsigned)(want - nfree)) <= 0)
+			break;
+	}
+	if (pthread_rwlock_tryrdlock(&p->cow_lock))
+		return;
+	for (uint64_t pg = first; pg < end && n < ra->nchunks;) {
+		struct window *w = &ra->w[n];
+		uint64_t k = end - pg < ra->chunk_pages ? end - pg : ra->chunk_pages;
+
+		upager__window_claim(r, w, pg, PTE_NONE, (unsigned)k);
+		if (!w->n) {
+			pg++; /* resident, busy, or no frame: the next one */
+			continue;
+		}
+		pg += w->n;
+		n++;
+	}
+	if (r->dying) {
+		for (unsigned c = 0; c < n; c++)
+			upager__window_release(r, &ra->w[c], 0);
+		pthread_rwlock_unlock(&p->cow_lock);
+		return;
+	}
+	for (unsigned c = 0; c < n; c++) {
+		struct window *w = &ra->w[c];
+		char *to = ra->buf + ((size_t)c * ra->chunk_pages << p->page_shift);
+
+		for (unsigned i = 0; i < w->n; i++, total++) {
+			char *page = to + ((size_t)i << p->page_shift);
+			upager__file_req(r, w->first + i, &ra->reqs[total], IO_READ, page);
+			if (ra->reqs[total].len < p->page_size)
+				memset(page + ra->reqs[total].len, 0,
+				       p->page_size - ra->reqs[total].len);
+		}
+	}
+	struct io_ring *ring = io_ring_get(&p->io);
+	int ret = total ? io_ring_run(&p->io, ring, r->file_fd, ra->reqs, total) : 0;
+	io_ring_put(&p->io, ring);
+	if (ret > 0)
+		STAT_ADD(p, io_submits, (uint64_t)ret);
+	total = 0;
+	for (unsigned c = 0; c < n; c++) {
+		struct window *w = &ra->w[c];
+		char *src = ra->buf + ((size_t)c * ra->chunk_pages << p->page_shift);
+		unsigned ok = 0, claimed = w->n;
+
+		while (ret >= 0 && ok < w->n &&
+		       ra->reqs[total + ok].res == (int)ra->reqs[total + ok].len)
+			ok++;
+		total += claimed;
+		upager__window_release(r, w, ok); /* a failed read and the rest */
+		if (!w->n)
+			continue;
+		STAT_ADD(p, bytes_read, (uint64_t)w->n << p->page_shift);
+		int iret = be->install(r, w->first, w->n, src, false);
+		if (iret < 0) {
+			upager__window_discard(r, w, src);
+			continue;
+		}
+		STAT_ADD(p, readahead_pages, w->n);
+		upager__window_commit(r, w, iret > 0);
+		/* The run this stretch continues (whichever of the two it
+		 * is) now goes on after it. */
+		uint64_t at = w->first;
+		if (!atomic_compare_exchange_strong(&r->seq_next, &at, w->first + w->n)) {
+			at = w->first;
+			atomic_compare_exchange_strong(&r->seq_next_other, &at, w->first + w->n);
+		}
+	}
+	pthread_rwlock_unlock(&p->cow_lock);
+}
+
+static void *readahead_main(void *arg)
+{
+	struct upager *p = arg;
+	struct readahead *ra = p->ra;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_mutex_lock(&ra->lock);
+	for (;;) {
+		while (!ra->len && !ra->stop)
+			pthread_cond_wait(&ra->cond, &ra->lock);
+		if (ra->stop)
+			break;
+		struct ra_req q = ra->q[ra->head];
+		ra->head = (ra->head + 1) % RA_QUEUE;
+		ra->len--;
+		pthread_mutex_unlock(&ra->lock);
+		ra_fill(p, ra, q.r, q.first, q.end);
+		upager__region_put(q.r);
+		pthread_mutex_lock(&ra->lock);
+	}
+	pthread_mutex_unlock(&ra->lock);
+	return NULL;
+}
+
+/* From a fault (perhaps in a signal handler, as the evictor's kick is):
+ * queues [first, first + ra_pages) of r, unless it is queued already or
+ * the queue is full. */
+static void readahead_request(struct region *r, uint64_t first)
+{
+	struct upager *p = r->p;
+	struct readahead *ra = atomic_load_explicit(&p->ra, memory_order_acquire);
+	unsigned pages = ra_pages(p);
+
+	if (!ra || !pages || first >= r->file_pages)
+		return;
+	uint64_t end = first + pages;
+	pthread_mutex_lock(&ra->lock);
+	bool repeat = ra->last_r == r && first >= ra->last_first && first < ra->last_end;
+	if (!ra->stop && ra->len < RA_QUEUE && !repeat) {
+		atomic_fetch_add_explicit(&r->refs, 1, memory_order_acquire);
+		ra->q[(ra->head + ra->len) % RA_QUEUE] = (struct ra_req){ r, first, end };
+		ra->len++;
+		ra->last_r = r;
+		ra->last_first = first;
+		ra->last_end = end;
+		pthread_cond_signal(&ra->cond);
+	}
+	pthread_mutex_unlock(&ra->lock);
+}
+
+static void ra_free(struct upager *p, struct readahead *ra)
+{
+	if (ra->buf)
+		munmap(ra->buf, ra->buf_bytes);
+	free(ra->w);
+	free(ra->reqs);
+	pthread_mutex_destroy(&ra->lock);
+	pthread_cond_destroy(&ra->cond);
+	free(ra);
+	(void)p;
+}
+
+int upager__readahead_start(struct upager *p)
+{
+	int err = 0;
+
+	if (atomic_load_explicit(&p->ra, memory_order_acquire))
+		return 0;
+	pthread_mutex_lock(&ra_start_lock);
+	if (atomic_load_explicit(&p->ra, memory_order_acquire) || !ra_pages(p))
+		goto out;
+	struct readahead *ra = calloc(1, sizeof(*ra));
+	if (!ra) {
+		err = -ENOMEM;
+		goto out;
+	}
+	pthread_mutex_init(&ra->lock, NULL);
+	pthread_cond_init(&ra->cond, NULL);
+	ra->chunk_pages = upager__window_max(p, false) + 1;
+	if (ra->chunk_pages > WINDOW_MAX)
+		ra->chunk_pages = WINDOW_MAX;
+	ra->nchunks = (ra_pages(p) + ra->chunk_pages - 1) / ra->chunk_pages;
+	ra->buf_bytes = (size_t)ra->nchunks * ra->chunk_pages << p->page_shift;
+	ra->w = calloc(ra->nchunks, sizeof(*ra->w));
+	ra->reqs = calloc((size_t)ra->nchunks * ra->chunk_pages, sizeof(*ra->reqs));
+	ra->buf = mmap(NULL, ra->buf_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		       0);
+	if (ra->buf == MAP_FAILED)
+		ra->buf = NULL;
+	if (!ra->w || !ra->reqs || !ra->buf) {
+		ra_free(p, ra);
+		err = -ENOMEM;
+		goto out;
+	}
+	atomic_store_explicit(&p->ra, ra, memory_order_release);
+	int perr = pthread_create(&ra->thread, NULL, readahead_main, p);
+	if (perr) {
+		atomic_store(&p->ra, NULL);
+		ra_free(p, ra);
+		err = -perr;
+	}
+out:
+	pthread_mutex_unlock(&ra_start_lock);
+	return err;
+}
+
+void upager__readahead_stop(struct upager *p)
+{
+	struct readahead *ra = atomic_load(&p->ra);
+
+	if (!ra)
+		return;
+	pthread_mutex_lock(&ra->lock);
+	ra->stop = true;
+	pthread_cond_signal(&ra->cond);
+	pthread_mutex_unlock(&ra->lock);
+	pthread_join(ra->thread, NULL);
+	atomic_store(&p->ra, NULL);
+	/* What was still queued lets its regions go. */
+	for (; ra->len; ra->len--, ra->head = (ra->head + 1) % RA_QUEUE)
+		upager__region_put(ra->q[ra->head].r);
+	ra_free(p, ra);
+}
+
 int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, unsigned window)
 {
 	struct upager *p = r->p;
@@ -304,7 +591,15 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 		upager__window_commit(r, w, window_ret > 0);
 	/* Before the ring goes back: the window lives in its scratch. */
 	upager__window_done(r, pg, w->n);
+	/* A plain file region's run at the largest window: the stretch after
+	 * it is read asynchronously. */
+	bool ahead = from_file && w->n && w->n == window &&
+		     window >= upager__window_max(p, false) && !r->chain && !r->backing &&
+		     !r->self && !r->readonly;
+	uint64_t next = pg + 1 + w->n;
 	io_ring_put(&p->io, ring);
+	if (ahead)
+		readahead_request(r, next);
 	return ret;
 }
 

@@ -439,6 +439,46 @@ static void sequential_scan(void)
 	free(shadow);
 }
 
+/* A run at the largest window has the stretch after it read by the
+ * readahead thread: pages beyond what the program touched and its window
+ * become resident without a fault, with the file's contents. */
+static void readahead_thread(void)
+{
+	const size_t pages = 2048, bytes = pages * PS;
+	unsigned char *shadow = malloc(bytes), *a;
+	upager_config_t cfg;
+	upager_stats_t st;
+	upager_t *p;
+
+	CHECK(shadow);
+	int fd = make_file(bytes, shadow, 11);
+	test_config(&cfg, current);
+	cfg.ram_bytes = 4 * bytes; /* room for windows and the stretch */
+	CHECK_OK(upager_open(&cfg, &p));
+	CHECK_OK(upager_map_file(p, fd, 0, bytes, UPAGER_MAP_PRIVATE | UPAGER_MAP_RDONLY,
+				 (void **)&a));
+	size_t touched = 0;
+	uint64_t sum = 0;
+	for (; touched < 400; touched++)
+		sum += ((volatile unsigned char *)a)[touched * PS];
+	(void)sum;
+	/* The thread works in the background: wait for it (not timed). */
+	for (int i = 0; i < 500; i++) {
+		CHECK_OK(upager_stats(p, &st));
+		if (st.resident_pages > touched + 2 * WINDOW_MAX)
+			break;
+		usleep(10000);
+	}
+	CHECK_CMP(st.resident_pages, >, touched + 2 * WINDOW_MAX);
+	uint64_t majors = st.faults_major;
+	CHECK_EQ(memcmp(a, shadow, bytes), 0);
+	CHECK_OK(upager_stats(p, &st));
+	CHECK_CMP(st.faults_major, <, majors + (pages - touched) / 8);
+	CHECK_OK(upager_close(p));
+	close(fd);
+	free(shadow);
+}
+
 static void body(const struct test_backend *b, void *arg)
 {
 	(void)arg;
@@ -452,6 +492,7 @@ static void body(const struct test_backend *b, void *arg)
 	deaths();
 	sync_error();
 	sequential_scan();
+	readahead_thread();
 	printf("  %s: ok\n", b->label);
 }
 
