@@ -540,7 +540,7 @@ static void report(enum pat pat, const struct pass_result *r, const struct count
 	if (pat == PAT_SEQ_READ)
 		printf(" check=%s", data_known ? (r->errors ? "FAILED" : "ok") : "-");
 	printf(" ws_true_mb=%.1f",
-	       (double)(pat == PAT_ZIPF_RMW ? zipf_ws_pages : npages) * PAGE / mb);
+	       (double)(pat_skewed(pat) ? zipf_ws_pages : npages) * PAGE / mb);
 	if (o.sys == SYS_UPAGER || o.sys == SYS_UPFILE)
 		report_upager(r, &a->up, &b->up);
 	if (o.sys == SYS_UPAGER || o.sys == SYS_UPFILE) {
