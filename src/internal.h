@@ -593,7 +593,9 @@ struct region *upager__range_region(struct upager *p, void *addr, size_t len, co
 
 /* ---- readahead and fault-around (prefetch.c) ---- */
 
-#define WINDOW_MAX 64
+/* The largest window in pages, and in bytes (for large pages). */
+#define WINDOW_MAX 256
+#define WINDOW_MAX_BYTES (1u << 20)
 
 /* Pages after a faulting one, claimed (locked, each with a free frame). */
 struct window {
@@ -618,7 +620,8 @@ void upager__window_commit(struct region *r, struct window *w, bool writable);
 /* The window could not be installed: remove what reached the memfd or
  * the view, give the pages back. If the memory cannot be freed, the
  * pages stay resident (unmapped) with src's contents (the window's
- * pages in a row; NULL: zeros). */
+ * pages in a row, which may be their own frames in the pager view when
+ * they were read in place; NULL: zeros). */
 void upager__window_discard(struct region *r, struct window *w, const char *src);
 /* A fault on pg brought n more pages: where a sequential run goes on. */
 void upager__window_done(struct region *r, uint64_t pg, unsigned n);

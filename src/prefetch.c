@@ -6,8 +6,8 @@
  * A fault that continues a sequential run (it lands on the page after the
  * last one the region brought in) takes a window of the following pages
  * with it. The window starts at 4 pages and doubles on each fault that
- * continues the run, up to what one bounce buffer holds (64 pages of
- * 4 KiB); a fault elsewhere closes it. For a page in swap the window's
+ * continues the run, up to 1 MiB with the faulting page (255 pages of
+ * 4 KiB; half that for zero-fill); a fault elsewhere closes it. For a page in swap the window's
  * pages are read in the same io_uring submission as the faulting page
  * (neighbouring slots merge into one request) and mapped read-only and
  * clean in one call; for a first touch they are zero-filled and mapped
@@ -49,13 +49,17 @@ size_t upager__prefetch_scratch_bytes(void)
 
 unsigned upager__window_max(struct upager *p, bool zero)
 {
-	size_t bounce_pages = p->io.bounce_bytes >> p->page_shift;
-	unsigned max = zero ? WINDOW_MAX / 2 : WINDOW_MAX;
+	/* The faulting page and its window in WINDOW_MAX_BYTES: large
+	 * enough that a sequential reader gets several large reads in
+	 * flight (io_ring_run splits a window into vectored requests). */
+	size_t pages = WINDOW_MAX_BYTES >> p->page_shift;
+	unsigned max = WINDOW_MAX;
 
-	/* The faulting page shares the bounce buffer with the window. */
-	if (!zero && bounce_pages - 1 < max)
-		max = bounce_pages ? (unsigned)bounce_pages - 1 : 0;
-	return max;
+	if (pages < 1)
+		pages = 1;
+	if (pages - 1 < max)
+		max = (unsigned)pages - 1;
+	return zero ? max / 2 : max;
 }
 
 unsigned upager__window_size(struct region *r, uint64_t pg, bool zero)
@@ -193,12 +197,14 @@ void upager__window_discard(struct region *r, struct window *w, const char *src)
 	p->backend->unmap(r, w->first, w->n);
 	for (unsigned i = 0; i < w->n; i++) {
 		struct upte *e = w->e[i];
-		char *dst = region_pview(r, w->first + i);
 
-		if (src)
-			memcpy(dst, src + ((size_t)i << p->page_shift), p->page_size);
-		else
+		char *dst = region_pview(r, w->first + i);
+		const char *from = src ? src + ((size_t)i << p->page_shift) : NULL;
+
+		if (!from)
 			memset(dst, 0, p->page_size);
+		else if (from != dst) /* not read in place */
+			memcpy(dst, from, p->page_size);
 		frame_bind(p, w->frame[i], r, w->first + i, e);
 		/* A swapped page's slot stays its clean copy. */
 		pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY | PTE_SAMPLED,
@@ -496,13 +502,21 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	ring = io_ring_get(&p->io);
 	w = io_ring_scratch(ring);
 	reqs = (struct io_req *)(w + 1);
-	buf = io_ring_bounce(ring);
 	/* A file region's page that is in neither a frame nor swap is read
 	 * from its file, with a window of file pages (file.c). */
 	bool from_file = pte_state(pte_flags(e)) == PTE_NONE;
 	if (from_file && window > r->file_pages - pg - 1)
 		window = (unsigned)(r->file_pages - pg - 1);
 	upager__window_claim(r, w, pg + 1, from_file ? PTE_NONE : PTE_SWAPPED, window);
+	/* A window larger than the bounce buffer is read straight into its
+	 * frames through the pager view and mapped from there: no copy,
+	 * but the pager view must let go of the pages afterwards (one TLB
+	 * shootdown for the window, cheaper than copying more than a
+	 * bounce buffer's worth of pages). The application view cannot see
+	 * the pages before they are mapped: their locks are held. */
+	unsigned claimed = w->n;
+	bool in_place = ((size_t)(1 + w->n) << p->page_shift) > p->io.bounce_bytes;
+	buf = in_place ? region_pview(r, pg) : io_ring_bounce(ring);
 	for (unsigned i = 0; i <= w->n; i++) {
 		struct upte *x = i ? w->e[i - 1] : e;
 		char *to = buf + ((size_t)i << p->page_shift);
@@ -530,6 +544,9 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	if (ret >= 0 && reqs[0].res != (int)reqs[0].len)
 		ret = reqs[0].res < 0 ? reqs[0].res : -EIO;
 	if (ret < 0) {
+		/* What the read put in the frames goes. */
+		if (in_place)
+			upager__punch(r, pg, 1 + w->n);
 		upager__window_release(r, w, 0);
 		io_ring_put(&p->io, ring);
 		STAT_INC(p, io_errors);
@@ -540,12 +557,16 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 			swap_put(&p->swap, e->slot - 1);
 		e->slot = 0;
 		pte_update(e, PTE_STATE_MASK, PTE_POISONED);
+		if (in_place)
+			madvise(buf, (size_t)(1 + claimed) << p->page_shift, MADV_DONTNEED);
 		return ret;
 	}
 	/* A window page that did not read stays in swap, and so do the
 	 * ones after it: the window must stay contiguous. */
 	for (unsigned i = 0; i < w->n; i++) {
 		if (reqs[i + 1].res != (int)reqs[i + 1].len) {
+			if (in_place)
+				upager__punch(r, w->first + i, w->n - i);
 			upager__window_release(r, w, i);
 			break;
 		}
@@ -557,25 +578,34 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	int window_ret = 0;
 	if (w->n && !write) {
 		/* Faulting page and window in one call, all read-only. */
-		ret = window_ret = be->install(r, pg, 1 + w->n, buf, false);
+		ret = window_ret = in_place ? be->map(r, pg, 1 + w->n, false)
+					    : be->install(r, pg, 1 + w->n, buf, false);
 		if (ret < 0) {
 			/* The view may be split where the page table does
 			 * not say so (a protection changed and changed back):
 			 * the faulting page alone. */
 			upager__window_discard(r, w, buf + p->page_size);
-			ret = be->install(r, pg, 1, buf, false);
+			ret = in_place ? be->map(r, pg, 1, false)
+				       : be->install(r, pg, 1, buf, false);
 		}
 	} else {
-		ret = be->install(r, pg, 1, buf, write);
+		ret = in_place ? be->map(r, pg, 1, write) : be->install(r, pg, 1, buf, write);
 		if (ret >= 0 && w->n) {
-			window_ret = be->install(r, pg + 1, w->n, buf + p->page_size, false);
+			window_ret = in_place ? be->map(r, pg + 1, w->n, false)
+					      : be->install(r, pg + 1, w->n, buf + p->page_size,
+							    false);
 			if (window_ret < 0)
 				upager__window_discard(r, w, buf + p->page_size);
 		}
 	}
 	mc->mapped = upager__now_ns();
-	if (ret < 0)
+	if (ret < 0) {
 		upager__window_discard(r, w, buf + p->page_size);
+		if (in_place) /* the page stays in swap; its frame goes */
+			upager__punch(r, pg, 1);
+	}
+	if (in_place)
+		madvise(buf, (size_t)(1 + claimed) << p->page_shift, MADV_DONTNEED);
 	if (w->n < counted)
 		STAT_ADD(p, readahead_pages, -(uint64_t)(counted - w->n));
 	if (ret < 0) {
