@@ -336,6 +336,53 @@ static void child_setup(int sock, struct range *r, int n)
 	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
 	sigemptyset(&sa.sa_mask);
 	raw_sigaction(SIGSEGV, &sa, &old_segv);
+	/* Programs fork with every signal blocked (perl does) and touch
+	 * memory before they unblock: a blocked SIGSEGV would kill the child
+	 * instead of fetching the copy. See sigprocmask() below. */
+	sigset_t segv;
+	sigemptyset(&segv);
+	sigaddset(&segv, SIGSEGV);
+	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &segv, NULL, _NSIG / 8);
+}
+
+/* The signal mask, as glibc sets it (its two internal signals, used for
+ * thread cancellation and set*id, are never blocked), except that a
+ * forked child whose copy is still to be fetched never blocks SIGSEGV:
+ * the fetch starts from that signal. Raw system calls, so that this works
+ * before anything is set up. */
+static int set_mask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t local;
+
+	if (set && how != SIG_UNBLOCK) {
+		local = *set;
+		/* glibc's SIGCANCEL and SIGSETXID, 32 and 33 (sigdelset()
+		 * refuses them): bits 31 and 32 of the first word. */
+		local.__val[0] &= ~(3UL << 31);
+		if (in_child && atomic_load(&copy_state))
+			sigdelset(&local, SIGSEGV);
+		set = &local;
+	}
+	return (int)syscall(SYS_rt_sigprocmask, how, set, old, _NSIG / 8) < 0 ? errno : 0;
+}
+
+SHIM_API int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	int err = set_mask(how, set, old);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+SHIM_API int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	int saved = errno, err = set_mask(how, set, old);
+
+	errno = saved;
+	return err;
 }
 
 /* ---- fork ---- */
