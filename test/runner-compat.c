@@ -8,7 +8,8 @@
  *  - a JIT's buffer: written, then made executable (mprotect failed);
  *  - perl forks with every signal blocked and its child touches the heap
  *    before it unblocks them: the SIGSEGV that fetches the child's copy
- *    of the paged memory was blocked, so the child died.
+ *    of the paged memory was blocked, so the child died; git's child
+ *    also sets every signal's handler to the default first.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -113,6 +114,14 @@ static void fork_blocked(int use_pthread)
 	CHECK(pid >= 0);
 	if (pid == 0) {
 		unsigned sum = 0;
+		struct sigaction dfl;
+
+		/* git's child: every handler back to the default first. */
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		for (int sig = 1; sig < 32; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				sigaction(sig, &dfl, NULL);
 
 		for (size_t i = 0; i < n; i += 512) {
 			if (a[i] != (unsigned char)(i / 512))
