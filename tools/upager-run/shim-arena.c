@@ -39,24 +39,35 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t base;
 static size_t npages, page, top, used_pages;
 static unsigned shift;
-static uint64_t *bits; /* 1 = allocated */
+static uint64_t *bits;  /* 1 = allocated */
+static uint64_t *pbits; /* 1 = mprotect()ed to other than read-write */
 static struct fext *freelist;
+
+static bool bit_in(const uint64_t *map, size_t i)
+{
+	return map[i / 64] >> (i % 64) & 1;
+}
 
 static bool bit(size_t i)
 {
-	return bits[i / 64] >> (i % 64) & 1;
+	return bit_in(bits, i);
 }
 
-static void set_bits(size_t start, size_t n, bool on)
+static void set_bits_in(uint64_t *map, size_t start, size_t n, bool on)
 {
 	size_t i;
 
 	for (i = start; i < start + n; i++) {
 		if (on)
-			bits[i / 64] |= 1ULL << (i % 64);
+			map[i / 64] |= 1ULL << (i % 64);
 		else
-			bits[i / 64] &= ~(1ULL << (i % 64));
+			map[i / 64] &= ~(1ULL << (i % 64));
 	}
+}
+
+static void set_bits(size_t start, size_t n, bool on)
+{
+	set_bits_in(bits, start, n, on);
 }
 
 int arena_open(upager_t *p, size_t want)
@@ -80,12 +91,13 @@ int arena_open(upager_t *p, size_t want)
 		return err;
 	base = (uintptr_t)addr;
 	npages = want >> shift;
-	bits = (void *)syscall(SYS_mmap, NULL, (npages + 63) / 64 * 8, PROT_READ | PROT_WRITE,
+	bits = (void *)syscall(SYS_mmap, NULL, (npages + 63) / 64 * 8 * 2, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (bits == MAP_FAILED) {
 		bits = NULL;
 		return -ENOMEM;
 	}
+	pbits = bits + (npages + 63) / 64;
 	return 0;
 }
 
@@ -188,6 +200,40 @@ static void put_free(size_t start, size_t n)
 	}
 }
 
+void arena_protected(const void *addr, size_t len, bool on)
+{
+	size_t first = ((uintptr_t)addr - base) >> shift;
+	size_t end = (((uintptr_t)addr - base) + len + page - 1) >> shift;
+
+	if (end > npages)
+		end = npages;
+	pthread_mutex_lock(&lock);
+	set_bits_in(pbits, first, end - first, on);
+	pthread_mutex_unlock(&lock);
+}
+
+/* A freed extent must come back read-write, as a fresh mmap does: the
+ * program may have made pages of it read-only, inaccessible or
+ * executable before unmapping it. Called with the lock held. */
+static void reset_protection(size_t start, size_t n)
+{
+	size_t i, j;
+
+	for (i = start; i < start + n;) {
+		if (!bit_in(pbits, i)) {
+			i++;
+			continue;
+		}
+		for (j = i; j < start + n && bit_in(pbits, j); j++)
+			;
+		/* On userfaultfd this also drops an execute right. */
+		upager_protect(shim_pager, (void *)(base + (i << shift)), (j - i) << shift,
+			       UPAGER_PROT_READ | UPAGER_PROT_WRITE);
+		set_bits_in(pbits, i, j - i, false);
+		i = j;
+	}
+}
+
 void arena_free(void *addr, size_t len)
 {
 	size_t first, end, i;
@@ -209,6 +255,7 @@ void arena_free(void *addr, size_t len)
 		for (j = i; j < end && bit(j); j++)
 			;
 		shim_enter();
+		reset_protection(i, j - i);
 		upager_advise(shim_pager, (void *)(base + (i << shift)), (j - i) << shift,
 			      UPAGER_ADVICE_DONTNEED);
 		shim_leave();

@@ -297,13 +297,23 @@ static void raw_sigaction(int sig, const struct sigaction *sa, struct sigaction 
 	__sigaction(sig, sa, old);
 }
 
+/* The library's signal ownership (src/signals.c): while the child owns
+ * SIGSEGV, the program's sigaction() calls for it are recorded as the
+ * chained handler instead of replacing on_segv (git's child resets every
+ * handler to the default between fork and exec). */
+int upager__signal_own(int sig, void (*handler)(int, siginfo_t *, void *));
+void upager__signal_pass_on(int sig, siginfo_t *si, void *uc);
+static bool child_owns_segv;
+
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
 	if (atomic_load(&copy_state) && in_ranges((uintptr_t)si->si_addr)) {
 		child_copy();
 		return; /* the access is retried on the copy */
 	}
-	if (old_segv.sa_flags & SA_SIGINFO) {
+	if (child_owns_segv) {
+		upager__signal_pass_on(sig, si, uc);
+	} else if (old_segv.sa_flags & SA_SIGINFO) {
 		old_segv.sa_sigaction(sig, si, uc);
 	} else if (old_segv.sa_handler == SIG_DFL || old_segv.sa_handler == SIG_IGN) {
 		struct sigaction dfl;
@@ -335,7 +345,58 @@ static void child_setup(int sock, struct range *r, int n)
 	sa.sa_sigaction = on_segv;
 	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
 	sigemptyset(&sa.sa_mask);
-	raw_sigaction(SIGSEGV, &sa, &old_segv);
+	/* Owned through the library where the parent's pager did not own
+	 * SIGSEGV already (there, the program's calls are recorded anyway). */
+	child_owns_segv = upager__signal_own(SIGSEGV, on_segv) == 0;
+	if (!child_owns_segv)
+		raw_sigaction(SIGSEGV, &sa, &old_segv);
+	/* Programs fork with every signal blocked (perl does) and touch
+	 * memory before they unblock: a blocked SIGSEGV would kill the child
+	 * instead of fetching the copy. See sigprocmask() below. */
+	sigset_t segv;
+	sigemptyset(&segv);
+	sigaddset(&segv, SIGSEGV);
+	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &segv, NULL, _NSIG / 8);
+}
+
+/* The signal mask, as glibc sets it (its two internal signals, used for
+ * thread cancellation and set*id, are never blocked), except that a
+ * forked child whose copy is still to be fetched never blocks SIGSEGV:
+ * the fetch starts from that signal. Raw system calls, so that this works
+ * before anything is set up. */
+static int set_mask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t local;
+
+	if (set && how != SIG_UNBLOCK) {
+		local = *set;
+		/* glibc's SIGCANCEL and SIGSETXID, 32 and 33 (sigdelset()
+		 * refuses them): bits 31 and 32 of the first word. */
+		local.__val[0] &= ~(3UL << 31);
+		if (in_child && atomic_load(&copy_state))
+			sigdelset(&local, SIGSEGV);
+		set = &local;
+	}
+	return (int)syscall(SYS_rt_sigprocmask, how, set, old, _NSIG / 8) < 0 ? errno : 0;
+}
+
+SHIM_API int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	int err = set_mask(how, set, old);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+SHIM_API int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	int saved = errno, err = set_mask(how, set, old);
+
+	errno = saved;
+	return err;
 }
 
 /* ---- fork ---- */

@@ -42,6 +42,7 @@ __thread int shim_inside TLS_IE;
 upager_t *shim_pager;
 _Atomic int shim_ready;
 int shim_wrap_syscalls;
+int shim_backend_uffd;
 size_t shim_mmap_min = 256u << 10;
 size_t shim_big_min = 1u << 20;
 _Atomic uint64_t shim_mmaps, shim_mmap_bytes, shim_big_allocs, shim_forks;
@@ -408,6 +409,7 @@ static void open_all(void)
 	st.size = sizeof(st);
 	upager_stats(shim_pager, &st);
 	shim_wrap_syscalls = !st.syscalls_transparent;
+	shim_backend_uffd = !strcmp(st.backend, "uffd");
 	sys_init(cfg.ram_bytes);
 	shim_mmap_min = env_size("UPAGER_RUN_MMAP_MIN", shim_mmap_min);
 	shim_big_min = env_size("UPAGER_RUN_BIG_MIN", shim_big_min);

@@ -186,8 +186,10 @@ SHIM_API int mprotect(void *addr, size_t len, int prot)
 
 	if (!arena_owns(addr) || shim_in_child)
 		return (int)syscall(SYS_mprotect, addr, len, prot);
-	if (prot & ~(PROT_READ | PROT_WRITE)) {
-		/* No executable paged memory. */
+	/* Executable paged memory (a JIT's code buffer) only on userfaultfd:
+	 * the sigsegv backend sets every page's protection itself. */
+	if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) ||
+	    ((prot & PROT_EXEC) && !shim_backend_uffd)) {
 		errno = EACCES;
 		return -1;
 	}
@@ -197,6 +199,10 @@ SHIM_API int mprotect(void *addr, size_t len, int prot)
 	len = (len + arena_page() - 1) & ~(arena_page() - 1);
 	shim_enter();
 	err = upager_protect(shim_pager, addr, len, uprot);
+	if (err == 0 && (prot & PROT_EXEC) && syscall(SYS_mprotect, addr, len, prot) < 0)
+		err = -errno;
+	if (err == 0)
+		arena_protected(addr, len, prot != (PROT_READ | PROT_WRITE));
 	shim_leave();
 	if (err < 0) {
 		errno = err > -4096 ? -err : EINVAL;

@@ -44,6 +44,9 @@ extern _Atomic int shim_ready;
 /* 1 when system calls on paged memory need the runner's help (fast mode,
  * sigsegv backend, or userfaultfd without kernel-fault handling). */
 extern int shim_wrap_syscalls;
+/* 1 on the userfaultfd backend, where the pager leaves a mapping's
+ * protection alone (an execute right survives faults and evictions). */
+extern int shim_backend_uffd;
 /* Large private anonymous mmaps at least this long go to the arena. */
 extern size_t shim_mmap_min;
 /* malloc requests at least this long go to the arena instead of the heap. */
@@ -90,6 +93,9 @@ void arena_free(void *addr, size_t len);
  * free; returns true if it did. */
 bool arena_grow(void *addr, size_t oldlen, size_t newlen);
 size_t arena_page(void);
+/* [addr, addr+len) was mprotect()ed to something other than read-write
+ * (on), or back (off): a free resets it. */
+void arena_protected(const void *addr, size_t len, bool on);
 void arena_stats(uint64_t *bytes_used, uint64_t *bytes_span);
 /* The arena region's base and length (fork). */
 void arena_range(void **base, size_t *len);

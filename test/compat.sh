@@ -1,0 +1,237 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Many real programs under upager-run, each with a budget well below its
+# plain peak RSS: stdout, stderr and exit status must be byte-identical to
+# a plain run, and peak RSS must stay near the budget. Programs not
+# installed are skipped with a message. Run from the build tree:
+#
+#   test/compat.sh [--quick] [--combos "uffd:transparent uffd:fast ..."]
+#                  [--only REGEX] [--keep]
+#
+# --quick: small inputs and only the default backend and mode (the subset
+# make check runs through test/runner.sh is separate). Every run has a
+# timeout: a hang is a failure. Prints one line per run and a closing
+# "N passed, N failed, N skipped" line; exits 1 if a run failed.
+set -u
+top=$(pwd)
+srcdir=$(cd "$(dirname "$0")/.." && pwd)
+run=$top/tools/upager-run/upager-run
+[ -x "$run" ] || { echo "no $run (run from the build tree)"; exit 1; }
+
+quick=0 only= keep=0
+combos="default uffd:fast sigsegv:transparent"
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) quick=1 ;;
+	--combos) combos=$2; shift ;;
+	--only) only=$2; shift ;;
+	--keep) keep=1 ;;
+	*) echo "usage: $0 [--quick] [--combos LIST] [--only REGEX] [--keep]"; exit 2 ;;
+	esac
+	shift
+done
+[ $quick = 1 ] && combos=default
+if ldd "$top/tools/upager-run/.libs/libupager-preload.so" 2>/dev/null | grep -q 'lib[at]san'; then
+	echo "the preload library is built with a sanitizer: skipped"
+	exit 77
+fi
+
+w=$(mktemp -d "${TMPDIR:-/tmp}/upager-compat.XXXXXX") || exit 1
+cleanup() { [ $keep = 1 ] && echo "kept $w" || rm -rf "$w"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+D=$w/data
+mkdir -p "$D"
+export D LC_ALL=C TZ=UTC
+
+# Usable backend/mode pairs.
+ok_combos=
+for c in $combos; do
+	if [ "$c" = default ]; then ok_combos="$ok_combos $c"; continue; fi
+	if "$run" --backend "${c%%:*}" --mode "${c##*:}" true 2>/dev/null; then
+		ok_combos="$ok_combos $c"
+	else
+		echo "SKIP: $c not usable here"
+	fi
+done
+
+# ---- data ----
+if [ $quick = 1 ]; then n=40000; else n=150000; fi
+awk -v n=$n 'BEGIN { srand(42); for (i = 0; i < n; i++)
+	printf "%08x %d w%d %s\n", int(rand() * 2147483647), i, int(rand() * 5000),
+		substr("abcdefghijklmnopqrstuvwxyz", 1 + int(rand() * 20), 6) }' >"$D/text"
+mkdir -p "$D/tree"
+for i in $(seq 1 40); do
+	mkdir -p "$D/tree/d$i"
+	for j in $(seq 1 25); do head -c $((i * j * 37)) "$D/text" >"$D/tree/d$i/f$j"; done
+done
+touch -d '2020-01-01 00:00:00' $(find "$D/tree")
+# A C file with many functions for gcc.
+awk -v n=$((quick ? 300 : 1500)) 'BEGIN { print "#include <stdio.h>";
+	for (i = 0; i < n; i++) {
+		printf "static int f%d(int x) { int a[64]; for (int k = 0; k < 64; k++) a[k] = x * k + %d;", i, i
+		printf " int s = 0; for (int k = 0; k < 64; k++) s += a[k] %% (k + 1); return s; }\n" }
+	print "int main(void) { long s = 0;";
+	for (i = 0; i < n; i++) printf "s += f%d(%d);\n", i, i;
+	print "printf(\"%ld\\n\", s); return 0; }" }' >"$D/big.c"
+
+pass=0 failn=0 skip=0
+have() { command -v "$1" >/dev/null 2>&1; }
+# The interpreter itself, not a version manager's shell wrapper.
+PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+export PY
+
+# case NAME TIMEOUT NEEDS 'COMMAND' : COMMAND runs with sh -c in a fresh
+# directory, plain and then under upager-run with a budget of half
+# (1/RAM_DIV) the plain run's peak RSS, at least 4 MiB.
+div=${RAM_DIV:-2}
+case_() {
+	name=$1 tmo=$2 needs=$3 cmd=$4
+	if [ -n "$only" ] && ! echo "$name" | grep -Eq "$only"; then return; fi
+	for p in $needs; do
+		if ! have "$p"; then
+			echo "SKIP: $name: $p not installed"
+			skip=$((skip + 1))
+			return
+		fi
+	done
+	d=$w/run-$name
+	rm -rf "$d.plain"
+	mkdir -p "$d.plain"
+	(cd "$d.plain" && /usr/bin/time -f %M -o ../rss.plain timeout -k 5 "$tmo" \
+		sh -c "$cmd" >../out.plain 2>../err.plain)
+	st_plain=$?
+	rss_plain=$(tail -1 "$w/rss.plain")
+	if [ "$st_plain" = 124 ] || [ "$st_plain" = 137 ]; then
+		echo "SKIP: $name: plain run timed out"
+		skip=$((skip + 1))
+		return
+	fi
+	ram=$((rss_plain / 1024 / div))
+	[ $ram -lt 4 ] && ram=4
+	ram=${ram}M
+	for c in $ok_combos; do
+		opts=
+		[ "$c" != default ] && opts="--backend ${c%%:*} --mode ${c##*:}"
+		rm -rf "$d.up"
+		mkdir -p "$d.up"
+		t0=$(date +%s.%N)
+		# shellcheck disable=SC2086
+		(cd "$d.up" && /usr/bin/time -f %M -o ../rss.up timeout -k 5 "$tmo" \
+			"$run" --ram "$ram" $opts -- sh -c "$cmd" >../out.up 2>../err.up)
+		st=$?
+		secs=$(echo "$(date +%s.%N) - $t0" | bc)
+		rss=$(tail -1 "$w/rss.up")
+		why=
+		[ "$st" = "$st_plain" ] || why="status $st, plain $st_plain"
+		cmp -s "$w/out.plain" "$w/out.up" || why="$why stdout differs"
+		cmp -s "$w/err.plain" "$w/err.up" || why="$why stderr differs"
+		[ "$st" = 124 ] && why="timed out after $tmo s"
+		# RSS: near the budget (plus the unpaged part: code, stacks,
+		# metadata), or at least well below the plain run's.
+		ramk=$(numfmt --from=iec "${ram}" 2>/dev/null)
+		ramk=$((ramk / 1024))
+		if [ "$rss" -gt $((ramk * 103 / 100 + 32768)) ] && [ "$rss" -gt $((rss_plain * 3 / 4)) ]; then
+			why="$why rss ${rss}K over budget"
+		fi
+		printf '%-4s %-22s %-20s ram %-5s rss %6d/%6d KiB %6.1fs %s\n' \
+			"$([ -z "$why" ] && echo ok || echo FAIL)" "$name" "$c" "$ram" \
+			$((rss)) $((rss_plain)) "$secs" "$why"
+		if [ -n "$why" ]; then
+			failn=$((failn + 1))
+			diff "$w/out.plain" "$w/out.up" | head -5 | sed 's/^/    out: /'
+			diff "$w/err.plain" "$w/err.up" | head -8 | sed 's/^/    err: /'
+		else
+			pass=$((pass + 1))
+		fi
+	done
+}
+
+# ---- the programs ----
+T=$D/text
+case_ sort 300 sort "sort -S 100M $T | md5sum; sort -n -k2 -r $T | tail -3"
+case_ sort-parallel 300 sort "sort --parallel=2 -S 60M -k3,3 -k1,1 $T | md5sum"
+case_ uniq 300 "sort uniq" "cut -d' ' -f3 $T | sort | uniq -c | sort -rn | head -5"
+case_ tac 300 tac "tac $T | md5sum"
+case_ shuf 300 shuf "shuf --random-source=$T $T | sha256sum"
+case_ cut-tr 300 "cut tr" "cut -d' ' -f2,4 $T | tr a-z A-Z | sha256sum"
+case_ base64 300 base64 "base64 $T | base64 -d | cmp - $T && echo same"
+case_ gzip 300 gzip "gzip -c $T | gzip -dc | md5sum"
+case_ bzip2 300 bzip2 "bzip2 -c $T | bzip2 -dc | md5sum"
+case_ xz 300 xz "xz -6 -c $T | xz -dc | md5sum"
+case_ xz-threads 300 xz "xz -T2 -3 -c $T | xz -T2 -dc | md5sum"
+case_ zstd 300 zstd "zstd -q -T2 --long=26 -c $T | zstd -q -d --long=26 -c | md5sum"
+case_ pigz 300 pigz "pigz -p 2 -c $T | pigz -dc | md5sum"
+case_ gawk 300 gawk "gawk '{ n[\$3]++; s[\$4] = s[\$4] \$2 } END { for (k in n) c++; m = 0; for (k in s) m += length(s[k]); print c, m }' $T"
+case_ gawk-recursion 300 gawk "gawk 'function f(n) { return n ? f(n - 1) + 1 : 0 } BEGIN { print f(200000) }'"
+case_ mawk 300 mawk "mawk '{ n[\$3]++; t[NR] = \$1 } END { for (k in n) c++; print c, length(t), t[NR / 2] }' $T"
+case_ perl-hash 300 perl "perl -e 'my %h; \$h{\$_} = \$_ * 2 for 1 .. 400000; my \$s = 0; \$s += \$h{\$_} for keys %h; my @a = sort { \$a <=> \$b } values %h; print \"\$s \$a[-1] \", scalar(@a), \"\\n\"'"
+case_ perl-lines 300 perl "perl -ne 'push @l, \$_; END { print scalar(@l), \" \", (sort @l)[100], (reverse @l)[0] }' $T"
+case_ perl-fork 300 perl "perl -e 'my @a = (1 .. 300000); my \$pid = fork; if (!\$pid) { \$_++ for @a; my \$s = 0; \$s += \$_ for @a; print \"child \$s\\n\"; exit 3 } waitpid(\$pid, 0); my \$s = 0; \$s += \$_ for @a; print \"parent \$s \", \$? >> 8, \"\\n\"'"
+case_ python-dict 300 python3 "$PY -c '
+d = {i: str(i) * 3 for i in range(400000)}
+l = [x * 2 for x in range(800000)]
+print(sum(len(v) for v in d.values()), sum(l), len(set(l)))'"
+case_ python-threads 300 python3 "$PY -c '
+import threading, hashlib
+out = [None] * 4
+def work(k):
+    b = [bytes([k]) * 1000 for _ in range(20000)]
+    out[k] = hashlib.sha256(b\"\".join(b)).hexdigest()
+ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(out)'"
+case_ python-mp 300 python3 "$PY -c '
+import multiprocessing as mp
+big = list(range(300000))
+def f(k): return sum(big[k::7])
+if __name__ == \"__main__\":
+    with mp.get_context(\"fork\").Pool(2) as p: print(p.map(f, range(7)))'"
+case_ python-subprocess 300 python3 "$PY -c '
+import subprocess, os
+data = b\"\".join(b\"%d\\n\" % i for i in range(300000))
+r = subprocess.run([\"sort\", \"-n\", \"-r\"], input=data, capture_output=True)
+print(len(r.stdout), r.stdout[:20], os.popen(\"echo hi\").read())'"
+case_ python-sort 300 python3 "$PY -c '
+import sys
+lines = open(sys.argv[1]).read().split(\"\\n\")
+lines.sort(key=lambda s: s[::-1])
+print(len(lines), lines[len(lines)//2])' $T"
+case_ sqlite 300 sqlite3 "sqlite3 :memory: 'create table t(a integer primary key, b text, c int);
+with recursive r(x) as (select 1 union all select x + 1 from r where x < 100000)
+insert into t select x, printf(\"%08d\", x * 7919 % 300007), x % 1000 from r;
+create index tb on t(b); create index tc on t(c, b);
+select count(*), sum(c), min(b), max(b) from t;
+select c, count(*) from t group by c order by 2 desc, 1 limit 3;
+pragma integrity_check;'"
+case_ sqlite-file 300 sqlite3 "sqlite3 db 'pragma journal_mode=wal; create table t(a, b);
+with recursive r(x) as (select 1 union all select x + 1 from r where x < 200000)
+insert into t select x, printf(\"%x\", x * 31) from r; create index tb on t(b);
+select count(*), max(b) from t; pragma integrity_check;'"
+case_ bc 300 bc "echo 'scale=3000; 4*a(1)' | bc -l | md5sum; echo '2^300000 % 1000007' | bc"
+case_ grep 300 grep "grep -E -c 'w(12|34)[0-9] [a-f]+' $T; grep -c -F abc $T"
+case_ grep-pcre 300 grep "grep -P -c '^[0-9a-f]{8} \\d+7 w\\d+ (?:abc|bcd)' $T"
+case_ find-tar-cpio 300 "find tar cpio" "cd $D && find tree | sort | md5sum && tar cf - tree | tar tvf - | md5sum && find tree | sort | cpio -o -H newc 2>/dev/null | cpio -it 2>/dev/null | md5sum"
+case_ git 300 git "export GIT_AUTHOR_DATE=2020-01-01T00:00:00Z GIT_COMMITTER_DATE=2020-01-01T00:00:00Z GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@b GIT_COMMITTER_NAME=a GIT_COMMITTER_EMAIL=a@b HOME=\$PWD
+git init -q r && cp -r $D/tree r/ && cd r && git add . && git commit -qm one && head -c 3000000 $T >big && git add big && git commit -qm two && git log --stat | md5sum && git gc -q && git fsck --strict && git count-objects -v | grep -v size && git rev-parse HEAD"
+case_ gcc 600 gcc "gcc -O2 -o prog $D/big.c && ./prog"
+case_ openssl 300 openssl "openssl enc -aes-256-cbc -pbkdf2 -pass pass:x -S 0102030405060708 -in $T | openssl enc -d -aes-256-cbc -pbkdf2 -pass pass:x | md5sum; openssl dgst -sha512 -r $T"
+case_ tclsh 300 tclsh "echo 'set l {}; for {set i 0} {\$i < 300000} {incr i} {lappend l [expr {\$i * 7 % 1000}]}; set d [dict create]; foreach x \$l {dict incr d \$x}; puts \"[llength \$l] [dict size \$d] [lindex [lsort -integer \$l] 150000]\"' | tclsh"
+case_ lua 300 lua5.4 "lua5.4 -e 'local t = {} for i = 1, 500000 do t[i] = tostring(i) .. \"x\" end local h = {} for i, v in ipairs(t) do h[v] = i end local s = 0 for k, v in pairs(h) do s = s + v end print(#t, s) collectgarbage() print(collectgarbage(\"count\") > 0)'"
+case_ ruby 300 ruby "ruby -e 'h = {}; 300000.times { |i| h[i.to_s] = [i] * 3 }; puts h.size, h.values.map(&:sum).sum; def f(n) f(n + 1) end; begin f(0) rescue SystemStackError; puts \"stack\" end'"
+case_ node 300 node "node -e 'const a = []; for (let i = 0; i < 500000; i++) a.push({i, s: String(i)}); const m = new Map(a.map(o => [o.s, o.i])); let s = 0; for (const v of m.values()) s += v; console.log(a.length, s, JSON.stringify(a).length)'"
+case_ make 300 make "printf 'all: \$(patsubst %%,t%%,\$(shell seq 1 60))\\nt%%:\\n\\t@echo \$@ | md5sum > \$@\\n' >Makefile && make -s -j2 && cat t* | sort | md5sum"
+case_ bash-popen 300 bash "bash -c 'for i in \$(seq 1 100); do echo \$i | md5sum; done | sort | md5sum; x=\$(for i in \$(seq 1 20000); do echo \$i; done); echo \${#x}'"
+case_ cc-segv 300 gcc "printf '%s\\n' '#include <signal.h>' '#include <setjmp.h>' '#include <stdio.h>' '#include <stdlib.h>' '#include <string.h>' \
+'static sigjmp_buf jb; static volatile int n;' \
+'static void h(int s) { (void)s; n++; siglongjmp(jb, 1); }' \
+'int main(void) { stack_t ss = { .ss_sp = malloc(1 << 16), .ss_size = 1 << 16 }; sigaltstack(&ss, 0);' \
+'struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = h; sa.sa_flags = SA_ONSTACK; sigaction(SIGSEGV, &sa, 0);' \
+'char *big = malloc(64 << 20); memset(big, 7, 64 << 20); long s = 0;' \
+'for (int i = 0; i < 100; i++) if (!sigsetjmp(jb, 1)) *(volatile int *)(i * 8) = 1;' \
+'for (long i = 0; i < (64 << 20); i += 4096) s += big[i]; printf(\"%d %ld\\n\", n, s); return 0; }' >s.c && gcc -o s s.c && ./s"
+case_ go 300 go "export HOME=\$PWD GOCACHE=\$PWD/gocache GOFLAGS=-mod=mod CGO_ENABLED=1; printf 'package main\\nimport \"fmt\"\\nfunc main() { m := map[int]string{}; for i := 0; i < 300000; i++ { m[i] = fmt.Sprint(i) }; s := 0; for _, v := range m { s += len(v) }; fmt.Println(len(m), s) }\\n' >m.go && go run m.go"
+case_ rust 600 rustc "printf 'use std::collections::HashMap; fn main() { let mut m = HashMap::new(); for i in 0..300000u64 { m.insert(i, i.to_string()); } let h: Vec<_> = (0..4).map(|k| std::thread::spawn(move || (0..1000000u64).map(|x| x * k).sum::<u64>())).collect(); let s: u64 = h.into_iter().map(|t| t.join().unwrap()).sum(); println!(\"{} {}\", m.len(), s); }\\n' >m.rs && rustc -O m.rs && ./m"
+
+echo "compat: $pass passed, $failn failed, $skip skipped"
+[ $failn = 0 ]

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What real programs did that broke under upager-run (found by
+ * test/compat.sh), each reduced to a few lines; test/runner.sh runs this
+ * plain and under upager-run and compares the outputs:
+ *  - a mapping made read-only and then unmapped came back read-only when
+ *    the next mmap reused its pages (SIGSEGV on the first write);
+ *  - a JIT's buffer: written, then made executable (mprotect failed);
+ *  - perl forks with every signal blocked and its child touches the heap
+ *    before it unblocks them: the SIGSEGV that fetches the child's copy
+ *    of the paged memory was blocked, so the child died; git's child
+ *    also sets every signal's handler to the default first.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runner-util.h"
+
+#define MiB (1u << 20)
+
+static void protect_then_unmap(void)
+{
+	for (int k = 0; k < 4; k++) {
+		size_t len = MiB + (size_t)k * 4096;
+		unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		CHECK(p != MAP_FAILED);
+		expect_paged(p, "1 MiB mapping");
+		for (size_t i = 0; i < len; i += 4096)
+			CHECK_EQ(p[i], 0);
+		memset(p, k + 1, len);
+		/* Read-only, inaccessible or read-write again, then gone. */
+		CHECK_EQ(mprotect(p, len / 2, k % 2 ? PROT_READ : PROT_NONE), 0);
+		if (k == 3) {
+			CHECK_EQ(mprotect(p, len / 2, PROT_READ | PROT_WRITE), 0);
+			p[0] = 9;
+			CHECK_EQ(p[0], 9);
+		}
+		CHECK_EQ(p[len - 1], k + 1);
+		CHECK_EQ(munmap(p, len), 0);
+	}
+	/* A malloc'd big block (the arena too) over those pages. */
+	unsigned char *b = malloc(3 * MiB);
+	CHECK(b != NULL);
+	memset(b, 5, 3 * MiB);
+	CHECK_EQ(b[3 * MiB - 1], 5);
+	free(b);
+	printf("protect then unmap: ok\n");
+}
+
+static void jit(void)
+{
+#if defined(__x86_64__)
+	size_t len = MiB;
+	unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+				0);
+	static const unsigned char code[] = { 0xb8, 42, 0, 0, 0, 0xc3 }; /* mov eax, 42; ret */
+	const char *backend = getenv("UPAGER_BACKEND");
+
+	CHECK(p != MAP_FAILED);
+	memcpy(p + 8192, code, sizeof(code));
+	if (mprotect(p, len, PROT_READ | PROT_EXEC) != 0) {
+		/* The documented limit: no executable paged memory on the
+		 * sigsegv backend. */
+		CHECK(getenv("UPAGER_RUN_ROOT") && backend && !strcmp(backend, "sigsegv"));
+		CHECK_EQ(errno, EACCES);
+	} else {
+		int (*f)(void) = (int (*)(void))(void *)(p + 8192);
+		CHECK_EQ(f(), 42);
+		/* Writable again (W^X), patched, executable again. */
+		CHECK_EQ(mprotect(p, len, PROT_READ | PROT_WRITE), 0);
+		p[8193] = 43;
+		CHECK_EQ(mprotect(p, len, PROT_READ | PROT_EXEC), 0);
+		CHECK_EQ(f(), 43);
+	}
+	CHECK_EQ(munmap(p, len), 0);
+	/* The pages come back writable and not executable-only. */
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(p != MAP_FAILED);
+	memset(p, 1, len);
+	CHECK_EQ(munmap(p, len), 0);
+#endif
+	printf("jit: ok\n");
+}
+
+/* fork() with every signal blocked; the child uses the heap first. */
+static void fork_blocked(int use_pthread)
+{
+	size_t n = 24 * MiB;
+	unsigned char *a = malloc(n);
+	sigset_t all, old;
+	pid_t pid;
+	int st;
+
+	CHECK(a != NULL);
+	for (size_t i = 0; i < n; i += 512)
+		a[i] = (unsigned char)(i / 512);
+	sigfillset(&all);
+	if (use_pthread)
+		CHECK_EQ(pthread_sigmask(SIG_SETMASK, &all, &old), 0);
+	else
+		CHECK_EQ(sigprocmask(SIG_SETMASK, &all, &old), 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		unsigned sum = 0;
+		struct sigaction dfl;
+
+		/* git's child: every handler back to the default first. */
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		for (int sig = 1; sig < 32; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				sigaction(sig, &dfl, NULL);
+
+		for (size_t i = 0; i < n; i += 512) {
+			if (a[i] != (unsigned char)(i / 512))
+				_exit(2);
+			a[i] ^= 0xff;
+			sum += a[i];
+		}
+		/* Blocking again while the copy is in place is harmless. */
+		sigprocmask(SIG_BLOCK, &all, NULL);
+		free(a);
+		_exit(sum % 200 + 10);
+	}
+	CHECK_EQ(sigprocmask(SIG_SETMASK, &old, NULL), 0);
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFEXITED(st));
+	unsigned sum = 0;
+	for (size_t i = 0; i < n; i += 512) {
+		CHECK_EQ(a[i], (unsigned char)(i / 512));
+		sum += (unsigned char)(a[i] ^ 0xff);
+	}
+	CHECK_EQ(WEXITSTATUS(st), sum % 200 + 10);
+	free(a);
+	printf("fork with signals blocked (%s): ok\n",
+	       use_pthread ? "pthread_sigmask" : "sigprocmask");
+}
+
+int main(void)
+{
+	protect_then_unmap();
+	jit();
+	fork_blocked(0);
+	fork_blocked(1);
+	return 0;
+}
