@@ -27,53 +27,21 @@
 #define WRITES 1200
 
 static const struct test_backend *current;
-static char path[4096];
-static unsigned char shadow[BYTES], file_now[BYTES];
-
-static void remove_file(void)
-{
-	if (path[0])
-		unlink(path);
-}
+static unsigned char shadow[BYTES];
 
 static int make_file(uint64_t *rng)
 {
-	if (!path[0]) {
-		snprintf(path, sizeof(path), "filecheck-test-%d.dat", (int)getpid());
-		atexit(remove_file);
-	}
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	CHECK(fd >= 0);
-	for (size_t i = 0; i < BYTES; i++)
-		shadow[i] = (unsigned char)rng_next(rng);
-	CHECK_EQ(pwrite(fd, shadow, BYTES, 0), (ssize_t)BYTES);
-	return fd;
+	return tu_data_file("filecheck-test", shadow, BYTES, rng, NULL);
 }
 
 static void check_file(int fd, const char *what)
 {
-	struct stat st;
-
-	CHECK_EQ(fstat(fd, &st), 0);
-	CHECK_EQ(st.st_size, BYTES);
-	CHECK_EQ(pread(fd, file_now, BYTES, 0), (ssize_t)BYTES);
-	for (size_t i = 0; i < BYTES; i++)
-		if (file_now[i] != shadow[i])
-			FAILF("%s: %s: file byte %zu (page %zu) is %#x, expected %#x",
-			      current->label, what, i, i / PS, file_now[i], shadow[i]);
+	tu_expect_file(fd, shadow, BYTES, current->label, what);
 }
 
 static upager_t *open_pager(void)
 {
-	upager_config_t cfg;
-	upager_t *p;
-
-	test_config(&cfg, current);
-	cfg.ram_bytes = BUDGET_PAGES * PS;
-	if (!getenv("UPAGER_DIRECT_IO"))
-		cfg.direct_io = 0; /* buffered: seconds on a busy disk */
-	CHECK_OK(upager_open(&cfg, &p));
-	return p;
+	return tu_file_pager(current, BUDGET_PAGES * PS);
 }
 
 /* A writer: random bytes at random offsets of a and the shadow, on the

@@ -30,62 +30,22 @@
 #define FILE_PAGES (4 * BUDGET_PAGES)
 
 static const struct test_backend *current;
-static char path[4096];
+static const char *path;
 
-/* A scratch file in the build directory (a real file system, so O_DIRECT
- * is tried), removed at exit also when a check fails. */
-static void remove_file(void)
-{
-	if (path[0])
-		unlink(path);
-}
 
 static int make_file(size_t bytes, unsigned char *shadow, uint64_t seed)
 {
-	if (!path[0]) {
-		snprintf(path, sizeof(path), "filemap-test-%d.dat", (int)getpid());
-		atexit(remove_file);
-	}
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	CHECK(fd >= 0);
-	for (size_t i = 0; i < bytes; i += 8) {
-		uint64_t v = rng_next(&seed);
-		memcpy(shadow + i, &v, bytes - i < 8 ? bytes - i : 8);
-	}
-	CHECK_EQ(pwrite(fd, shadow, bytes, 0), (ssize_t)bytes);
-	return fd;
+	return tu_data_file("filemap-test", shadow, bytes, &seed, &path);
 }
 
 static void check_file(int fd, const unsigned char *shadow, size_t bytes, const char *what)
 {
-	unsigned char *got = malloc(bytes + 1);
-	struct stat st;
-
-	CHECK(got);
-	CHECK_EQ(fstat(fd, &st), 0);
-	CHECK_EQ(st.st_size, bytes);
-	CHECK_EQ(pread(fd, got, bytes, 0), (ssize_t)bytes);
-	for (size_t i = 0; i < bytes; i++)
-		if (got[i] != shadow[i])
-			FAILF("%s: %s: file byte %zu (page %zu) is %#x, expected %#x",
-			      current->label, what, i, i / PS, got[i], shadow[i]);
-	free(got);
+	tu_expect_file(fd, shadow, bytes, current->label, what);
 }
 
 static upager_t *open_pager(void)
 {
-	upager_config_t cfg;
-	upager_t *p;
-
-	test_config(&cfg, current);
-	cfg.ram_bytes = BUDGET_PAGES * PS;
-	/* Buffered unless UPAGER_DIRECT_IO says: with O_DIRECT each of the
-	 * thousands of page I/Os costs milliseconds on a busy shared disk
-	 * (shrink_shared() and test/filesnap use O_DIRECT). */
-	if (!getenv("UPAGER_DIRECT_IO"))
-		cfg.direct_io = 0;
-	CHECK_OK(upager_open(&cfg, &p));
-	return p;
+	return tu_file_pager(current, BUDGET_PAGES * PS);
 }
 
 static void shared_rmw(void)

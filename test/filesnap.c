@@ -33,45 +33,17 @@
 #define BYTES ((size_t)FILE_PAGES * PS)
 
 static const struct test_backend *current;
-static char path[4096];
 static uint64_t rng;
 
-static void remove_file(void)
-{
-	if (path[0])
-		unlink(path);
-}
 
-/* A file of random bytes (its copy in shadow), in the build directory: a
- * real file system, so that O_DIRECT is tried. */
 static int make_file(unsigned char *shadow)
 {
-	if (!path[0]) {
-		snprintf(path, sizeof(path), "filesnap-test-%d.dat", (int)getpid());
-		atexit(remove_file);
-	}
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	CHECK(fd >= 0);
-	for (size_t i = 0; i < BYTES; i++)
-		shadow[i] = (unsigned char)rng_next(&rng);
-	CHECK_EQ(pwrite(fd, shadow, BYTES, 0), (ssize_t)BYTES);
-	return fd;
+	return tu_data_file("filesnap-test", shadow, BYTES, &rng, NULL);
 }
 
 static void check_file(int fd, const unsigned char *want, const char *what)
 {
-	unsigned char *got = malloc(BYTES);
-	struct stat st;
-
-	CHECK(got);
-	CHECK_EQ(fstat(fd, &st), 0);
-	CHECK_EQ(st.st_size, BYTES);
-	CHECK_EQ(pread(fd, got, BYTES, 0), (ssize_t)BYTES);
-	for (size_t i = 0; i < BYTES; i++)
-		if (got[i] != want[i])
-			FAILF("%s: %s: file byte %zu (page %zu) is %#x, expected %#x",
-			      current->label, what, i, i / PS, got[i], want[i]);
-	free(got);
+	tu_expect_file(fd, want, BYTES, current->label, what);
 }
 
 /* Every byte of a region or view, page by page in a random order (so

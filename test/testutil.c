@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -256,4 +258,59 @@ uint32_t *tu_dense_ids(const uint64_t *keys, size_t n, uint32_t *nids)
 	*nids = n ? d + 1 : 0;
 	free(v);
 	return ids;
+}
+
+static char data_file_path[4096];
+
+static void remove_data_file(void)
+{
+	if (data_file_path[0])
+		unlink(data_file_path);
+}
+
+int tu_data_file(const char *name, unsigned char *shadow, size_t bytes, uint64_t *rng,
+		 const char **path)
+{
+	if (!data_file_path[0]) {
+		snprintf(data_file_path, sizeof(data_file_path), "%s-%d.dat", name, (int)getpid());
+		atexit(remove_data_file);
+	}
+	int fd = open(data_file_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	for (size_t i = 0; i < bytes; i++)
+		shadow[i] = (unsigned char)rng_next(rng);
+	CHECK_EQ(pwrite(fd, shadow, bytes, 0), (ssize_t)bytes);
+	if (path)
+		*path = data_file_path;
+	return fd;
+}
+
+void tu_expect_file(int fd, const unsigned char *want, size_t bytes, const char *label,
+		    const char *what)
+{
+	unsigned char *got = malloc(bytes + 1);
+	struct stat st;
+
+	CHECK(got);
+	CHECK_EQ(fstat(fd, &st), 0);
+	CHECK_EQ(st.st_size, bytes);
+	CHECK_EQ(pread(fd, got, bytes, 0), (ssize_t)bytes);
+	for (size_t i = 0; i < bytes; i++)
+		if (got[i] != want[i])
+			FAILF("%s: %s: file byte %zu (page %zu) is %#x, expected %#x", label, what,
+			      i, i / 4096, got[i], want[i]);
+	free(got);
+}
+
+upager_t *tu_file_pager(const struct test_backend *b, size_t budget_bytes)
+{
+	upager_config_t cfg;
+	upager_t *p;
+
+	test_config(&cfg, b);
+	cfg.ram_bytes = budget_bytes;
+	if (!getenv("UPAGER_DIRECT_IO"))
+		cfg.direct_io = 0;
+	CHECK_OK(upager_open(&cfg, &p));
+	return p;
 }

@@ -132,6 +132,27 @@ uint64_t proc_status_kb(const char *field);
  * Returns a malloc'ed array of n ids. */
 uint32_t *tu_dense_ids(const uint64_t *keys, size_t n, uint32_t *nids);
 
+/*
+ * A scratch data file for the file-region tests, "<name>-<pid>.dat" in the
+ * current directory (the build tree: a real file system, so O_DIRECT is
+ * tried), removed at exit also when a check fails. Each call recreates it
+ * with `bytes` random bytes drawn from *rng, copied to shadow. Returns an
+ * O_RDWR descriptor; *path (if path is not NULL) is the file's name.
+ */
+int tu_data_file(const char *name, unsigned char *shadow, size_t bytes, uint64_t *rng,
+		 const char **path);
+
+/* Fails, naming the first wrong byte, unless the file behind fd is exactly
+ * want[0..bytes). */
+void tu_expect_file(int fd, const unsigned char *want, size_t bytes, const char *label,
+		    const char *what);
+
+/* A pager with the backend's configuration and a budget of budget_bytes
+ * for the file-region tests: buffered file I/O unless UPAGER_DIRECT_IO is
+ * set, since each O_DIRECT page I/O can cost milliseconds on a busy shared
+ * disk (the tests that need O_DIRECT ask for it themselves). */
+upager_t *tu_file_pager(const struct test_backend *b, size_t budget_bytes);
+
 /* A fast deterministic generator. */
 static inline uint64_t rng_next(uint64_t *s)
 {
