@@ -215,6 +215,9 @@ static void keep_resident(struct upager *p, struct victim *v)
 	pthread_mutex_unlock(&p->policy_lock);
 }
 
+/* The kernel's default fault_around_bytes. */
+#define FAULT_AROUND_BYTES ((uintptr_t)64 << 10)
+
 static bool zap_takes(struct victim *x, bool pager_view)
 {
 	return pager_view ? x->fate != FATE_FAILED : (pte_flags(x->e) & PTE_MAPPED) != 0;
@@ -230,10 +233,39 @@ static void zap_victims(struct upager *p, struct victim *v, unsigned n, struct i
 			bool pager_view)
 {
 	struct zap_list z = { .iov = iov };
+	struct region *last_r = NULL;
+	uint64_t last_end = 0;
 
-	for (unsigned i = 0; i < n; i++)
-		if (zap_takes(&v[i], pager_view))
-			upager__zap_add(p, &z, v[i].r, v[i].pg, 1, pager_view);
+	for (unsigned i = 0; i < n; i++) {
+		if (!zap_takes(&v[i], pager_view))
+			continue;
+		struct region *r = v[i].r;
+		uint64_t first = v[i].pg, end = v[i].pg + 1;
+		if (pager_view) {
+			/* The pager view's zero checks and writes are read
+			 * faults there, and the kernel maps a read fault's
+			 * resident neighbours with it (fault-around, a 64 KiB
+			 * block): pages that stay resident would stay mapped
+			 * in both views, counted twice in the RSS. So the
+			 * zap takes the victims' whole blocks. */
+			uintptr_t base = (uintptr_t)r->pview;
+			uintptr_t at = (uintptr_t)region_pview(r, v[i].pg);
+			uintptr_t lo = at & ~(uintptr_t)(FAULT_AROUND_BYTES - 1);
+			uintptr_t hi = (at + p->page_size + FAULT_AROUND_BYTES - 1) &
+				       ~(uintptr_t)(FAULT_AROUND_BYTES - 1);
+			first = lo < base ? 0 : (lo - base) >> p->page_shift;
+			end = (hi - base + p->page_size - 1) >> p->page_shift;
+			if (end > r->npages)
+				end = r->npages;
+			if (r == last_r && first < last_end)
+				first = last_end;
+			if (first >= end)
+				continue;
+			last_r = r;
+			last_end = end;
+		}
+		upager__zap_add(p, &z, r, first, end - first, pager_view);
+	}
 	if (!z.n || upager__zap_list(p, &z) < 0 || pager_view)
 		return;
 	for (unsigned i = 0; i < n; i++)
