@@ -230,6 +230,8 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 			/* Counted first, like the fault itself. */
 			STAT_ADD(p, faultaround_pages, w->n);
 		}
+		/* Before the install wakes the program (see upager__read_in). */
+		upager__window_done(r, pg, w ? w->n : 0);
 		ret = be->install(r, pg, 1 + (w ? w->n : 0), NULL, write);
 		mc->mapped = upager__now_ns();
 		if (w && w->n && ret < 0) {
@@ -241,10 +243,7 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 		if (w) {
 			if (w->n && ret >= 0)
 				upager__window_commit(r, w, true);
-			upager__window_done(r, pg, w->n);
 			io_ring_put(&p->io, ring);
-		} else {
-			upager__window_done(r, pg, 0);
 		}
 	} else {
 		unsigned win = upager__window_size(r, pg, false);

@@ -576,6 +576,10 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	STAT_ADD(p, readahead_pages, w->n);
 	unsigned counted = w->n;
 	int window_ret = 0;
+	/* Before the install: it wakes the program, whose next fault (on
+	 * another handler thread, in transparent mode) must find the run
+	 * already moved on, or it would close the window. */
+	upager__window_done(r, pg, w->n);
 	if (w->n && !write) {
 		/* Faulting page and window in one call, all read-only. */
 		ret = window_ret = in_place ? be->map(r, pg, 1 + w->n, false)
@@ -619,8 +623,6 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 		window_ret = 0;
 	if (w->n) /* mapped writable regardless (> 0): they are dirty */
 		upager__window_commit(r, w, window_ret > 0);
-	/* Before the ring goes back: the window lives in its scratch. */
-	upager__window_done(r, pg, w->n);
 	/* A plain file region's run at the largest window: the stretch after
 	 * it is read asynchronously. */
 	bool ahead = from_file && w->n && w->n == window &&
