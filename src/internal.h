@@ -417,7 +417,7 @@ struct upager {
 	pthread_mutex_t regions_lock; /* the list below; map/unmap/close */
 	struct region *regions;
 	uint32_t next_region_id;
-	uint64_t region_bytes;
+	uint64_t region_bytes; /* changed under regions_lock, read without it (__atomic) */
 	unsigned nregions;
 
 	/* background evictor (evict.c) */

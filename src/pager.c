@@ -595,7 +595,7 @@ UPAGER_API int upager_close(upager_t *p)
 		}
 		if (!r->readonly) {
 			p->nregions--;
-			p->region_bytes -= r->len;
+			__atomic_fetch_sub(&p->region_bytes, r->len, __ATOMIC_RELAXED);
 		}
 		pthread_mutex_unlock(&p->regions_lock);
 		upager__region_teardown(r);
@@ -677,7 +677,7 @@ static void stats_fill(upager_t *p, upager_stats_t *out)
 	pthread_mutex_lock(&p->regions_lock);
 	out->regions = p->nregions;
 	out->snapshots = atomic_load_explicit(&p->nsnapshots, memory_order_relaxed);
-	out->region_bytes = p->region_bytes;
+	out->region_bytes = __atomic_load_n(&p->region_bytes, __ATOMIC_RELAXED);
 	for (r = p->regions; r; r = r->next)
 		pt_bytes += atomic_load(&r->pt.bytes);
 	pthread_mutex_unlock(&p->regions_lock);

@@ -221,7 +221,7 @@ int upager__region_publish(struct region *r)
 	p->regions = r;
 	if (!r->readonly) { /* a snapshot's view counts as a snapshot */
 		p->nregions++;
-		p->region_bytes += r->len;
+		__atomic_fetch_add(&p->region_bytes, r->len, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&p->regions_lock);
 	return 0;
@@ -294,7 +294,7 @@ bool upager__region_unlist(struct region *r)
 			*pp = r->next;
 			if (!r->readonly) {
 				p->nregions--;
-				p->region_bytes -= r->len;
+				__atomic_fetch_sub(&p->region_bytes, r->len, __ATOMIC_RELAXED);
 			}
 			found = true;
 			break;

@@ -9,6 +9,7 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,15 +19,30 @@
 #define BUDGET_PAGES 512
 #define WORD(m, pg) ((volatile uint64_t *)((char *)(m) + (size_t)(pg)*PAGE))
 
-static int thrash_calls;
+/* Written by the callback on a pager thread or in a signal handler (so
+ * no lock: the count is published after the copy), read by the test. */
+static atomic_int thrash_calls;
 static upager_thrash_info_t last_info;
 
 static bool on_thrash(void *arg, const upager_thrash_info_t *info)
 {
 	(void)arg;
-	thrash_calls++;
 	last_info = *info;
+	atomic_fetch_add_explicit(&thrash_calls, 1, memory_order_release);
 	return true; /* ask for the warning line */
+}
+
+static int calls_so_far(upager_thrash_info_t *info)
+{
+	int n = atomic_load_explicit(&thrash_calls, memory_order_acquire);
+	if (info)
+		*info = last_info;
+	return n;
+}
+
+static void reset_calls(void)
+{
+	atomic_store(&thrash_calls, 0);
 }
 
 static uint64_t hist_count(const upager_stats_t *s, int phase)
@@ -98,7 +114,7 @@ static void thrashing(const struct test_backend *b)
 	CHECK(saved >= 0);
 	CHECK(dup2(fd, 2) == 2);
 
-	thrash_calls = 0;
+	reset_calls();
 	uint64_t pass = 0;
 	/* Until the flag is up (a window is judged every half second of
 	 * misses); the bound only stops a broken judge. */
@@ -154,10 +170,11 @@ static void thrashing(const struct test_backend *b)
 	CHECK_CMP(hist_count(&s, UPAGER_PHASE_WRITE), >, 0);
 
 	/* One callback, one warning line naming a budget. */
-	CHECK_EQ(thrash_calls, 1);
+	upager_thrash_info_t info;
+	CHECK_EQ(calls_so_far(&info), 1);
 	CHECK_EQ(s.thrash_warnings, 1);
-	CHECK_EQ(last_info.budget_pages, BUDGET_PAGES);
-	CHECK_CMP(last_info.refaults * 2, >, last_info.misses);
+	CHECK_EQ(info.budget_pages, BUDGET_PAGES);
+	CHECK_CMP(info.refaults * 2, >, info.misses);
 	char text[4096];
 	ssize_t got = pread(fd, text, sizeof(text) - 1, 0);
 	CHECK(got > 0);
@@ -187,7 +204,7 @@ static void fitting(const struct test_backend *b)
 	CHECK_OK(upager_map(p, npages * PAGE, 0, (void **)&m));
 	for (uint64_t pg = 0; pg < npages; pg++)
 		*WORD(m, pg) = pg * 1000;
-	thrash_calls = 0;
+	reset_calls();
 	for (uint64_t pass = 0; pass < 200; pass++)
 		cyclic_pass(m, npages, pass);
 	CHECK_OK(upager_stats(p, &s));
@@ -199,7 +216,7 @@ static void fitting(const struct test_backend *b)
 	CHECK_EQ(s.thrash_windows, 0);
 	CHECK_EQ(s.refaults, 0);
 	CHECK_EQ(s.faults_major, 0);
-	CHECK_EQ(thrash_calls, 0);
+	CHECK_EQ(calls_so_far(NULL), 0);
 	CHECK_CMP(s.workingset_pages, >=, npages * 7 / 10);
 	CHECK_CMP(s.workingset_pages, <=, npages * 13 / 10);
 	CHECK_OK(upager_close(p));
