@@ -528,8 +528,8 @@ static unsigned free_victims(struct upager *p, struct reclaim_scratch *sc, unsig
 	unsigned freed = 0;
 
 	uint64_t t0 = upager__now_ns();
-	if (p->backend->unmap_zaps)
-		zap_victims(p, v, n, sc->iov, true);
+	/* The pager view is a plain shared mapping on every backend. */
+	zap_victims(p, v, n, sc->iov, true);
 	uint64_t t1 = upager__now_ns();
 	punch_runs(p, v, n);
 	sc->zap_ns += t1 - t0;
