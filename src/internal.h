@@ -484,6 +484,11 @@ struct upager {
 	struct stats stats;
 	struct observe obs;
 
+	/* Of the pages read from swap and mapped read-only, how many the
+	 * program wrote soon after (pager.c, write_likely()): decayed
+	 * counts, approximate under races. */
+	_Atomic uint32_t ro_fills, ro_upgrades, fill_probe;
+
 	/* Asynchronous readahead of file regions (prefetch.c): started by
 	 * the first upager_map_file(), stopped at close. */
 	struct readahead *_Atomic ra;
@@ -495,6 +500,19 @@ struct upager {
 static inline void pager_mapped_add(struct upager *p, int64_t n)
 {
 	atomic_fetch_add_explicit(&p->mapped, n, memory_order_relaxed);
+}
+
+/* Pages read from swap and mapped read-only, for write_likely(). */
+static inline void pager_note_ro_fills(struct upager *p, unsigned n)
+{
+	/* Halved now and then, so that the counts follow the program's
+	 * phases. */
+	if (atomic_fetch_add_explicit(&p->ro_fills, n, memory_order_relaxed) > 1024) {
+		atomic_store_explicit(&p->ro_fills, 512, memory_order_relaxed);
+		atomic_store_explicit(&p->ro_upgrades,
+				      atomic_load_explicit(&p->ro_upgrades, memory_order_relaxed) / 2,
+				      memory_order_relaxed);
+	}
 }
 
 /* The locked page no longer needs its swap copy (it is being written). */
@@ -630,6 +648,7 @@ void upager__window_done(struct region *r, uint64_t pg, unsigned n);
  * install() does (> 0: mapped writable regardless), or a negative code;
  * on a read error the page is POISONED. */
 int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, unsigned window);
+bool upager__write_likely(struct region *r, uint64_t pg, uint32_t f);
 /* The scratch a fault needs in its ring. */
 size_t upager__prefetch_scratch_bytes(void);
 /* The readahead thread of file regions: started once (from a normal

@@ -116,6 +116,39 @@ static int keep_read_only(struct region *r, uint64_t pg, int ret, unsigned cow)
 	return r->p->backend->wrprotect(r, pg, 1) == 0 ? 0 : ret;
 }
 
+/*
+ * A page read back from swap for a read is mapped read-only, so that it
+ * stays clean (its swap copy stays valid) unless the program writes it.
+ * Many programs write what they have just read (a reference count, a
+ * hash table's probe then update, a sort's merge), and each such page
+ * then costs a second fault. So the pager counts how many of the pages it
+ * mapped read-only were written while still clean; when most were, a
+ * read's page is mapped writable (dirty) at once, and so is a window
+ * read with it (prefetch.c), one in 8 still read-only to keep measuring.
+ * A page mapped writable that is never written costs a write at eviction
+ * instead of a fault now.
+ */
+static void note_upgrade(struct region *r, uint64_t pg, struct upte *e)
+{
+	if (e->slot && !region_file_page(r, pg))
+		atomic_fetch_add_explicit(&r->p->ro_upgrades, 1, memory_order_relaxed);
+}
+
+bool upager__write_likely(struct region *r, uint64_t pg, uint32_t f)
+{
+	struct upager *p = r->p;
+
+	if (region_file_page(r, pg) || r->chain || r->backing || r->self || r->readonly ||
+	    r->file_ro || (f & (PTE_NOWRITE | PTE_NOACCESS)) ||
+	    atomic_load_explicit(&p->trace, memory_order_relaxed))
+		return false;
+	uint32_t fills = atomic_load_explicit(&p->ro_fills, memory_order_relaxed);
+	uint32_t upgrades = atomic_load_explicit(&p->ro_upgrades, memory_order_relaxed);
+	if (fills < 32 || (uint64_t)upgrades * 4 < (uint64_t)fills * 3)
+		return false;
+	return atomic_fetch_add_explicit(&p->fill_probe, 1, memory_order_relaxed) % 8 != 0;
+}
+
 /* The page is in a frame. */
 static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_t f, bool write,
 			  unsigned cow)
@@ -134,6 +167,7 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 		 * the faulting thread, which may read the statistics. */
 		if (!(cow & COW_PUSHED))
 			STAT_INC(p, faults_wp);
+		note_upgrade(r, pg, e);
 		upager__trace(p, region_page_key(r, pg), TRACE_FLAGS(TRACE_WP, true));
 		ret = be->unprotect(r, pg);
 		if (ret < 0)
@@ -149,8 +183,10 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 	STAT_INC(p, faults_minor);
 	if (f & PTE_SAMPLED)
 		STAT_INC(p, sample_faults);
-	if (write && !(f & PTE_DIRTY) && !(cow & COW_PUSHED))
+	if (write && !(f & PTE_DIRTY) && !(cow & COW_PUSHED)) {
 		STAT_INC(p, faults_wp);
+		note_upgrade(r, pg, e);
+	}
 	/* Recorded before the fault is resolved: once it is, the program
 	 * runs on and its next fault may be recorded by another thread. */
 	upager__trace(p, region_page_key(r, pg),
@@ -250,7 +286,12 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 
 		STAT_INC(p, faults_major);
 		upager__trace(p, region_page_key(r, pg), TRACE_FLAGS(TRACE_MAJOR, write));
+		bool was_read = !write;
+		if (was_read && pte_state(f) == PTE_SWAPPED && upager__write_likely(r, pg, f))
+			write = true;
 		ret = upager__read_in(r, pg, e, write, win);
+		if (was_read && !write && ret == 0 && !region_file_page(r, pg))
+			pager_note_ro_fills(p, 1);
 	}
 	if (!write)
 		ret = keep_read_only(r, pg, ret, cow);

@@ -580,24 +580,27 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	 * another handler thread, in transparent mode) must find the run
 	 * already moved on, or it would close the window. */
 	upager__window_done(r, pg, w->n);
-	if (w->n && !write) {
-		/* Faulting page and window in one call, all read-only. */
-		ret = window_ret = in_place ? be->map(r, pg, 1 + w->n, false)
-					    : be->install(r, pg, 1 + w->n, buf, false);
+	/* Where the program writes most pages it has read, the window is
+	 * mapped writable (dirty) at once (pager.c, upager__write_likely). */
+	bool window_write = w->n && !from_file && upager__write_likely(r, w->first, 0);
+	if (w->n && write == window_write) {
+		/* Faulting page and window in one call, alike. */
+		ret = window_ret = in_place ? be->map(r, pg, 1 + w->n, write)
+					    : be->install(r, pg, 1 + w->n, buf, write);
 		if (ret < 0) {
 			/* The view may be split where the page table does
 			 * not say so (a protection changed and changed back):
 			 * the faulting page alone. */
 			upager__window_discard(r, w, buf + p->page_size);
-			ret = in_place ? be->map(r, pg, 1, false)
-				       : be->install(r, pg, 1, buf, false);
+			ret = in_place ? be->map(r, pg, 1, write)
+				       : be->install(r, pg, 1, buf, write);
 		}
 	} else {
 		ret = in_place ? be->map(r, pg, 1, write) : be->install(r, pg, 1, buf, write);
 		if (ret >= 0 && w->n) {
-			window_ret = in_place ? be->map(r, pg + 1, w->n, false)
+			window_ret = in_place ? be->map(r, pg + 1, w->n, window_write)
 					      : be->install(r, pg + 1, w->n, buf + p->page_size,
-							    false);
+							    window_write);
 			if (window_ret < 0)
 				upager__window_discard(r, w, buf + p->page_size);
 		}
@@ -622,7 +625,9 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	    be->wrprotect(r, pg + 1, w->n) == 0)
 		window_ret = 0;
 	if (w->n) /* mapped writable regardless (> 0): they are dirty */
-		upager__window_commit(r, w, window_ret > 0);
+		upager__window_commit(r, w, window_ret > 0 || window_write);
+	if (w->n && window_ret <= 0 && !window_write && !from_file)
+		pager_note_ro_fills(p, w->n);
 	/* A plain file region's run at the largest window: the stretch after
 	 * it is read asynchronously. */
 	bool ahead = from_file && w->n && w->n == window &&

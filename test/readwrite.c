@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Pages read back from swap and written soon after (pager.c,
+ * upager__write_likely), on every backend and mode:
+ * - a program that writes what it reads stops paying a write-protect
+ *   fault for most such pages, and what it wrote reads back after
+ *   eviction;
+ * - pages mapped writable that are then only read are written out and
+ *   read back unchanged (nothing is lost by mapping them dirty);
+ * - a page the program made read-only stays read-only: a store to it is
+ *   SIGSEGV.
+ */
+#include "testutil.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define PS 4096u
+#define BUDGET_PAGES 64u
+#define PAGES (8 * BUDGET_PAGES)
+
+static const struct test_backend *current;
+
+static upager_t *open_pager(void)
+{
+	upager_config_t cfg;
+	upager_t *p;
+
+	test_config(&cfg, current);
+	cfg.ram_bytes = BUDGET_PAGES * PS;
+	CHECK_OK(upager_open(&cfg, &p));
+	return p;
+}
+
+static uint64_t *word(unsigned char *a, size_t pg, size_t k)
+{
+	return (uint64_t *)(a + pg * PS) + k;
+}
+
+/* Reads a random page, then writes it (as a reference count does). */
+static void read_then_write(unsigned char *a, uint64_t *shadow, uint64_t *seed, int n)
+{
+	for (int i = 0; i < n; i++) {
+		size_t pg = rng_next(seed) % PAGES, k = rng_next(seed) % (PS / 8);
+		uint64_t v = *(volatile uint64_t *)word(a, pg, k);
+		if (v != shadow[pg * (PS / 8) + k])
+			FAILF("%s: page %zu word %zu reads %#llx, wrote %#llx", current->label, pg,
+			      k, (unsigned long long)v,
+			      (unsigned long long)shadow[pg * (PS / 8) + k]);
+		*word(a, pg, 0) = v + 1;
+		shadow[pg * (PS / 8)] = v + 1;
+	}
+}
+
+static void check_all(unsigned char *a, const uint64_t *shadow, const char *what)
+{
+	for (size_t pg = 0; pg < PAGES; pg++)
+		if (memcmp(a + pg * PS, shadow + pg * (PS / 8), PS))
+			FAILF("%s: %s: page %zu differs", current->label, what, pg);
+}
+
+static void writes_follow_reads(void)
+{
+	uint64_t *shadow = malloc(PAGES * PS), seed = 0x77;
+	unsigned char *a;
+	upager_stats_t before, after;
+
+	CHECK(shadow);
+	upager_t *p = open_pager();
+	CHECK_OK(upager_map(p, PAGES * PS, 0, (void **)&a));
+	/* No readahead: each read below is a miss of its own. */
+	CHECK_OK(upager_advise(p, a, PAGES * PS, UPAGER_ADVICE_RANDOM));
+	for (size_t i = 0; i < PAGES * (PS / 8); i++)
+		shadow[i] = rng_next(&seed);
+	memcpy(a, shadow, PAGES * PS);
+
+	read_then_write(a, shadow, &seed, 500); /* the pager learns */
+	CHECK_OK(upager_stats(p, &before));
+	read_then_write(a, shadow, &seed, 3000);
+	CHECK_OK(upager_stats(p, &after));
+	uint64_t majors = after.faults_major - before.faults_major;
+	uint64_t wp = after.faults_wp - before.faults_wp;
+	if (getenv("UPAGER_TEST_VERBOSE"))
+		printf("  %s: %llu major, %llu write-protect\n", current->label,
+		       (unsigned long long)majors, (unsigned long long)wp);
+	CHECK_CMP(majors, >, 1000);
+	/* One read in 8 is still mapped read-only to keep measuring. */
+	CHECK_CMP(wp, <, majors / 4);
+	check_all(a, shadow, "after read-then-write");
+
+	/* Now only reads: pages mapped writable at once go out dirty and
+	 * come back as they were. */
+	for (int i = 0; i < 3000; i++) {
+		size_t pg = rng_next(&seed) % PAGES;
+		if (*(volatile uint64_t *)word(a, pg, 5) != shadow[pg * (PS / 8) + 5])
+			FAILF("%s: page %zu changed", current->label, pg);
+	}
+	check_all(a, shadow, "after reads");
+	CHECK_OK(upager_close(p));
+	free(shadow);
+}
+
+static unsigned char *ro_page;
+
+static void store_to_read_only(void *arg)
+{
+	(void)arg;
+	((volatile unsigned char *)ro_page)[7] = 1;
+	fprintf(stderr, "the store went through\n");
+	_exit(3);
+}
+
+static void read_only_stays(void)
+{
+	uint64_t *shadow = malloc(PAGES * PS), seed = 0x99;
+	unsigned char *a;
+	char *err;
+
+	CHECK(shadow);
+	upager_t *p = open_pager();
+	CHECK_OK(upager_map(p, PAGES * PS, 0, (void **)&a));
+	CHECK_OK(upager_advise(p, a, PAGES * PS, UPAGER_ADVICE_RANDOM));
+	for (size_t i = 0; i < PAGES * (PS / 8); i++)
+		shadow[i] = rng_next(&seed);
+	memcpy(a, shadow, PAGES * PS);
+	read_then_write(a, shadow, &seed, 2000);
+	/* The last pages read-only, then pushed out and read back. */
+	size_t first_ro = PAGES - 16;
+	CHECK_OK(upager_protect(p, a + first_ro * PS, 16 * PS, PROT_READ));
+	for (size_t pg = 0; pg < first_ro; pg++)
+		*(volatile unsigned char *)(a + pg * PS + 1) = ((unsigned char *)shadow)[pg * PS + 1];
+	for (size_t pg = first_ro; pg < PAGES; pg++)
+		CHECK_EQ(*(volatile uint64_t *)word(a, pg, 0), shadow[pg * (PS / 8)]);
+	ro_page = a + (PAGES - 1) * PS;
+	int status = run_child(store_to_read_only, NULL, &err);
+	if (!died_of(status, err, SIGSEGV))
+		FAILF("%s: a store to a read-only page read from swap: status %#x\n%s",
+		      current->label, status, err);
+	free(err);
+	check_all(a, shadow, "read-only pages");
+	CHECK_OK(upager_close(p));
+	free(shadow);
+}
+
+static void body(const struct test_backend *b, void *arg)
+{
+	(void)arg;
+	current = b;
+	writes_follow_reads();
+	read_only_stays();
+	printf("  %s: ok\n", b->label);
+}
+
+int main(void)
+{
+	return for_each_backend(body, NULL);
+}
