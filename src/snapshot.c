@@ -658,8 +658,34 @@ UPAGER_API int upager_snapshot_read(upager_snapshot_t *s, size_t off, void *buf,
 			upager__pte_unlock(e);
 			if (copied)
 				break;
-			/* Make it the snapshot's own and bring it in, as a
-			 * read of the view would. */
+			/* Make it the snapshot's own without mapping it: a
+			 * page nobody wrote becomes an owned zero page with no
+			 * frame (a fault would zero-fill a frame, and its
+			 * fault-around more, for every such page of a mostly
+			 * empty range: upager-run's fork reads the heap's
+			 * used span plus 64 MiB for a child). A busy page is waited for, as the
+			 * fault path waits. */
+			if (!(f & PTE_OWNED)) {
+				int ret;
+				do {
+					pthread_rwlock_rdlock(&p->cow_lock);
+					upager__pte_lock(e);
+					ret = 0;
+					if (!(pte_flags(e) & PTE_OWNED))
+						ret = upager__cow_read_through(v, pg, e, false);
+					upager__pte_unlock(e);
+					pthread_rwlock_unlock(&p->cow_lock);
+					if (ret == COW_RETRY)
+						sched_yield();
+				} while (ret == COW_RETRY);
+				if (ret < 0) {
+					err = ret;
+					break;
+				}
+				continue;
+			}
+			/* A swapped page: bring it in, as a read of the view
+			 * would. */
 			if (upager__fault(v, v->base + (pg << p->page_shift), false, &err) !=
 			    FAULT_DONE) {
 				if (!err)

@@ -9,9 +9,14 @@
  *  - perl forks with every signal blocked and its child touches the heap
  *    before it unblocks them: the SIGSEGV that fetches the child's copy
  *    of the paged memory was blocked, so the child died; git's child
- *    also sets every signal's handler to the default first.
+ *    also sets every signal's handler to the default first;
+ *  - ruby dlopen()s its extensions: the dynamic loader put their link
+ *    maps and the global symbol scope in paged memory, and the pager's
+ *    evictor, binding its first io_uring call lazily, walked that scope,
+ *    faulted on a page it was evicting itself and hung.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -26,6 +31,31 @@
 #include "runner-util.h"
 
 #define MiB (1u << 20)
+
+static void dlopen_then_evict(void)
+{
+	void *lib = dlopen("libm.so.6", RTLD_NOW | RTLD_GLOBAL);
+	size_t n = 4096, blk = 16384; /* 64 MiB: four times runner.sh's budget */
+	unsigned char **b = malloc(n * sizeof(*b));
+	unsigned long long sum = 0;
+
+	CHECK(lib != NULL);
+	double (*fn_sqrt)(double) = (double (*)(double))dlsym(lib, "sqrt");
+	CHECK(fn_sqrt != NULL);
+	CHECK(b != NULL);
+	for (size_t i = 0; i < n; i++) {
+		b[i] = malloc(blk);
+		CHECK(b[i] != NULL);
+		memset(b[i], (int)(i * 7 + 1), blk);
+	}
+	for (size_t i = 0; i < n; i++) {
+		sum += b[i][i % blk];
+		free(b[i]);
+	}
+	free(b);
+	printf("dlopen then evict: sqrt %.1f, sum %llu\n", fn_sqrt(1764.0), sum);
+	CHECK_EQ(dlclose(lib), 0);
+}
 
 static void protect_then_unmap(void)
 {
@@ -150,6 +180,7 @@ static void fork_blocked(int use_pthread)
 
 int main(void)
 {
+	dlopen_then_evict();
 	protect_then_unmap();
 	jit();
 	fork_blocked(0);

@@ -79,7 +79,8 @@ prog() { # name args...
 	for c in ${ok_combos:-}; do
 		b=${c%%:*} m=${c##*:}
 		echo "== $name $* under upager-run --backend $b --mode $m --ram 16M"
-		if ! "$run" --backend "$b" --mode "$m" --ram 16M "$top/test/$name" "$@" \
+		# A hang is a failure (the timeout's status), not a stuck make check.
+		if ! timeout -k 5 120 "$run" --backend "$b" --mode "$m" --ram 16M "$top/test/$name" "$@" \
 			>/tmp/runner-out.$$ 2>/tmp/runner-err.$$; then
 			fail "$name under $b/$m: $(tail -5 /tmp/runner-err.$$)"
 			continue

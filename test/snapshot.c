@@ -877,12 +877,61 @@ static void expect_view_segv(enum view_state how, const char *what)
 	free(err);
 }
 
+/*
+ * Reading a snapshot of a mostly empty region with upager_snapshot_read()
+ * (how upager-run's fork copies its 64 GiB arena to a child) costs no
+ * frame for the pages nobody wrote: they read as zeros without being
+ * zero-filled, mapped or evicted.
+ */
+static void sparse_read_scenario(void)
+{
+	const size_t pages = 16 * PAGES; /* 64 times the budget */
+	upager_t *p = open_pager(FRAMES);
+	unsigned char *r, *buf = malloc(16 * PS);
+	upager_snapshot_t *s;
+	upager_stats_t before, after;
+
+	CHECK(buf);
+	CHECK_OK(upager_map(p, pages * PS, 0, (void **)&r));
+	for (size_t pg = 0; pg < pages; pg += 1000)
+		memset(r + pg * PS + 5, (int)(pg / 1000 + 1), 100);
+	CHECK_OK(upager_snapshot(p, r, &s));
+	/* Written after the snapshot: the snapshot keeps the zeros. */
+	r[3 * PS] = 9;
+	CHECK_OK(upager_stats(p, &before));
+	for (size_t off = 0; off < pages * PS; off += 16 * PS) {
+		CHECK_OK(upager_snapshot_read(s, off, buf, 16 * PS));
+		for (size_t i = 0; i < 16 * PS; i++) {
+			size_t pg = (off + i) / PS, in = (off + i) % PS;
+			unsigned char want = pg % 1000 == 0 && in >= 5 && in < 105
+						     ? (unsigned char)(pg / 1000 + 1)
+						     : 0;
+			if (buf[i] != want)
+				FAILF("%s: sparse snapshot byte %zu is %u, expected %u",
+				      current->label, off + i, buf[i], want);
+		}
+	}
+	CHECK_OK(upager_stats(p, &after));
+	if (after.faults_zero != before.faults_zero || after.zero_drops != before.zero_drops ||
+	    after.faultaround_pages != before.faultaround_pages)
+		FAILF("%s: reading a sparse snapshot zero-filled %llu pages (%llu around), dropped %llu"
+		      " zero pages",
+		      current->label, (unsigned long long)(after.faults_zero - before.faults_zero),
+		      (unsigned long long)(after.faultaround_pages - before.faultaround_pages),
+		      (unsigned long long)(after.zero_drops - before.zero_drops));
+	CHECK_OK(upager_snapshot_free(s));
+	CHECK_OK(upager_unmap(p, r));
+	CHECK_OK(upager_close(p));
+	free(buf);
+}
+
 static void body(const struct test_backend *b, void *arg)
 {
 	current = b;
 	cow_scenario();
 	advice_scenario();
 	pin_scenario();
+	sparse_read_scenario();
 	race_scenario();
 	expect_view_segv(VIEW_UNTOUCHED, "page never read");
 	expect_view_segv(VIEW_READ, "page read before");

@@ -375,6 +375,15 @@ static int set_mask(int how, const sigset_t *set, sigset_t *old)
 		local.__val[0] &= ~(3UL << 31);
 		if (in_child && atomic_load(&copy_state))
 			sigdelset(&local, SIGSEGV);
+		/* The pager's faults are signals on the sigsegv backend
+		 * (SIGSEGV) and in fast mode on userfaultfd (SIGBUS): a program
+		 * that blocks every signal (perl around fork) and then touches
+		 * an evicted page would be killed by the kernel. Blocking
+		 * them for a fault is undefined in POSIX anyway. */
+		if (!in_child && shim_pager) {
+			sigdelset(&local, SIGSEGV);
+			sigdelset(&local, SIGBUS);
+		}
 		set = &local;
 	}
 	return (int)syscall(SYS_rt_sigprocmask, how, set, old, _NSIG / 8) < 0 ? errno : 0;

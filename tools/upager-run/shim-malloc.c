@@ -143,10 +143,13 @@ static void *alloc(size_t n, size_t align)
  * streams) stay glibc's: glibc fills them with its internal system calls,
  * which cannot be wrapped (shim-sys.c). */
 #define FROM_LIBC() (shim_wrap_syscalls && shim_called_from_libc(__builtin_return_address(0)))
+/* The dynamic loader's memory stays glibc's on every backend and mode
+ * (shim-sys.c says why). */
+#define FROM_RTLD() shim_called_from_rtld(__builtin_return_address(0))
 
 SHIM_API void *malloc(size_t n)
 {
-	if (FROM_LIBC())
+	if (FROM_LIBC() || FROM_RTLD())
 		return __libc_malloc(n);
 	return alloc(n, MIN_ALIGN);
 }
@@ -198,7 +201,7 @@ SHIM_API void *calloc(size_t n, size_t m)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (!paged() || FROM_LIBC())
+	if (!paged() || FROM_LIBC() || FROM_RTLD())
 		return __libc_calloc(n, m);
 	p = alloc(total, MIN_ALIGN);
 	/* Arena extents are fresh or were dropped to zero when freed. */
@@ -286,6 +289,8 @@ SHIM_API void *realloc(void *p, size_t n)
 {
 	void *q;
 
+	if (FROM_RTLD() && !arena_owns(p) && !heap_owns(p))
+		return __libc_realloc(p, n);
 	if (!p)
 		return alloc(n, MIN_ALIGN);
 	if (n == 0) {

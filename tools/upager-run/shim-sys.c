@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/auxv.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -66,6 +67,8 @@ static int find_libc(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
+static int find_rtld(struct dl_phdr_info *info, size_t size, void *arg);
+
 void sys_init(size_t budget)
 {
 	chunk = budget / 8;
@@ -73,11 +76,46 @@ void sys_init(size_t budget)
 		chunk = 64u << 10;
 	if (shim_wrap_syscalls)
 		dl_iterate_phdr(find_libc, NULL);
+	uintptr_t base = (uintptr_t)getauxval(AT_BASE);
+	if (base)
+		dl_iterate_phdr(find_rtld, &base);
 }
 
 bool shim_called_from_libc(const void *ret)
 {
 	return (uintptr_t)ret - libc_lo < libc_hi - libc_lo;
+}
+
+/* The dynamic loader's code: it allocates link maps, symbol scopes and
+ * TLS blocks of libraries opened with dlopen() through the program's
+ * malloc. Those must not be paged: the pager's own threads walk them
+ * when they bind a symbol lazily (the evictor's first io_uring call in
+ * ruby, which dlopen()s its extensions, faulted on an evicted scope and
+ * waited for itself). */
+static uintptr_t rtld_lo, rtld_hi;
+
+static int find_rtld(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	uintptr_t base = *(uintptr_t *)arg;
+
+	(void)size;
+	if (info->dlpi_addr != base)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+			rtld_lo = info->dlpi_addr + ph->p_vaddr;
+			rtld_hi = rtld_lo + ph->p_memsz;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+bool shim_called_from_rtld(const void *ret)
+{
+	return (uintptr_t)ret - rtld_lo < rtld_hi - rtld_lo;
 }
 
 static inline bool is_paged(const void *p)

@@ -115,6 +115,8 @@ void sys_init(size_t budget);
 /* Is ret (a return address) inside libc.so's code? Only known when the
  * system calls are wrapped. */
 bool shim_called_from_libc(const void *ret);
+/* Is ret inside the dynamic loader's code? (Always known.) */
+bool shim_called_from_rtld(const void *ret);
 
 size_t heap_used_span(void);
 
