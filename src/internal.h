@@ -510,7 +510,8 @@ static inline void pager_note_ro_fills(struct upager *p, unsigned n)
 	if (atomic_fetch_add_explicit(&p->ro_fills, n, memory_order_relaxed) > 1024) {
 		atomic_store_explicit(&p->ro_fills, 512, memory_order_relaxed);
 		atomic_store_explicit(&p->ro_upgrades,
-				      atomic_load_explicit(&p->ro_upgrades, memory_order_relaxed) / 2,
+				      atomic_load_explicit(&p->ro_upgrades, memory_order_relaxed) /
+					      2,
 				      memory_order_relaxed);
 	}
 }

@@ -60,6 +60,20 @@ static void check_all(unsigned char *a, const uint64_t *shadow, const char *what
 			FAILF("%s: %s: page %zu differs", current->label, what, pg);
 }
 
+/* A region of PAGES random pages (no readahead: each read below is a
+ * miss of its own), most of them out in swap. */
+static unsigned char *filled_region(upager_t *p, uint64_t *shadow, uint64_t *seed)
+{
+	unsigned char *a;
+
+	CHECK_OK(upager_map(p, PAGES * PS, 0, (void **)&a));
+	CHECK_OK(upager_advise(p, a, PAGES * PS, UPAGER_ADVICE_RANDOM));
+	for (size_t i = 0; i < PAGES * (PS / 8); i++)
+		shadow[i] = rng_next(seed);
+	memcpy(a, shadow, PAGES * PS);
+	return a;
+}
+
 static void writes_follow_reads(void)
 {
 	uint64_t *shadow = malloc(PAGES * PS), seed = 0x77;
@@ -68,12 +82,7 @@ static void writes_follow_reads(void)
 
 	CHECK(shadow);
 	upager_t *p = open_pager();
-	CHECK_OK(upager_map(p, PAGES * PS, 0, (void **)&a));
-	/* No readahead: each read below is a miss of its own. */
-	CHECK_OK(upager_advise(p, a, PAGES * PS, UPAGER_ADVICE_RANDOM));
-	for (size_t i = 0; i < PAGES * (PS / 8); i++)
-		shadow[i] = rng_next(&seed);
-	memcpy(a, shadow, PAGES * PS);
+	a = filled_region(p, shadow, &seed);
 
 	read_then_write(a, shadow, &seed, 500); /* the pager learns */
 	CHECK_OK(upager_stats(p, &before));
@@ -119,17 +128,14 @@ static void read_only_stays(void)
 
 	CHECK(shadow);
 	upager_t *p = open_pager();
-	CHECK_OK(upager_map(p, PAGES * PS, 0, (void **)&a));
-	CHECK_OK(upager_advise(p, a, PAGES * PS, UPAGER_ADVICE_RANDOM));
-	for (size_t i = 0; i < PAGES * (PS / 8); i++)
-		shadow[i] = rng_next(&seed);
-	memcpy(a, shadow, PAGES * PS);
+	a = filled_region(p, shadow, &seed);
 	read_then_write(a, shadow, &seed, 2000);
 	/* The last pages read-only, then pushed out and read back. */
 	size_t first_ro = PAGES - 16;
 	CHECK_OK(upager_protect(p, a + first_ro * PS, 16 * PS, PROT_READ));
 	for (size_t pg = 0; pg < first_ro; pg++)
-		*(volatile unsigned char *)(a + pg * PS + 1) = ((unsigned char *)shadow)[pg * PS + 1];
+		*(volatile unsigned char *)(a + pg * PS +
+					    1) = ((unsigned char *)shadow)[pg * PS + 1];
 	for (size_t pg = first_ro; pg < PAGES; pg++)
 		CHECK_EQ(*(volatile uint64_t *)word(a, pg, 0), shadow[pg * (PS / 8)]);
 	ro_page = a + (PAGES - 1) * PS;
