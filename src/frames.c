@@ -77,6 +77,7 @@ void frames_free(struct frame_pool *fp, uint32_t idx)
 	f->next_free = fp->free_head;
 	fp->free_head = idx;
 	atomic_fetch_add_explicit(&fp->nfree, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&fp->frees, 1, memory_order_relaxed);
 	if (fp->waiters)
 		pthread_cond_broadcast(&fp->freed);
 	pthread_mutex_unlock(&fp->lock);

@@ -196,6 +196,7 @@ struct frame_pool {
 	uint32_t free_head;
 	_Atomic uint32_t nfree;
 	uint32_t waiters;
+	_Atomic uint64_t frees; /* ever: debug.c bounds its page count with it */
 };
 
 int frames_init(struct frame_pool *fp, uint32_t nframes);
