@@ -47,27 +47,45 @@
 #include "shim.h"
 
 static size_t chunk = 1u << 20; /* largest piece pinned at once */
-static uintptr_t libc_lo, libc_hi;
+/* The code of libc and of the dynamic loader: calls from there are told
+ * apart by their return address. */
+struct code_range {
+	const char *name; /* an object whose path contains it, or */
+	uintptr_t base;   /* the one loaded here */
+	uintptr_t lo, hi;
+};
 
-static int find_libc(struct dl_phdr_info *info, size_t size, void *arg)
+static struct code_range libc_code = { .name = "/libc.so" };
+/* The dynamic loader allocates link maps, symbol scopes and TLS blocks of
+ * libraries opened with dlopen() through the program's malloc. Those must
+ * not be paged: the pager's own threads walk them when they bind a symbol
+ * lazily (the evictor's first io_uring call in ruby, which dlopen()s its
+ * extensions, faulted on an evicted scope and waited for itself). */
+static struct code_range rtld_code;
+
+static int find_code(struct dl_phdr_info *info, size_t size, void *arg)
 {
+	struct code_range *c = arg;
+
 	(void)size;
-	(void)arg;
-	if (!strstr(info->dlpi_name, "/libc.so"))
+	if (c->name ? !strstr(info->dlpi_name, c->name) : info->dlpi_addr != c->base)
 		return 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 
 		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
-			libc_lo = info->dlpi_addr + ph->p_vaddr;
-			libc_hi = libc_lo + ph->p_memsz;
+			c->lo = info->dlpi_addr + ph->p_vaddr;
+			c->hi = c->lo + ph->p_memsz;
 			return 1;
 		}
 	}
 	return 0;
 }
 
-static int find_rtld(struct dl_phdr_info *info, size_t size, void *arg);
+static bool in_code(const struct code_range *c, const void *ret)
+{
+	return (uintptr_t)ret - c->lo < c->hi - c->lo;
+}
 
 void sys_init(size_t budget)
 {
@@ -75,47 +93,20 @@ void sys_init(size_t budget)
 	if (chunk < (64u << 10))
 		chunk = 64u << 10;
 	if (shim_wrap_syscalls)
-		dl_iterate_phdr(find_libc, NULL);
-	uintptr_t base = (uintptr_t)getauxval(AT_BASE);
-	if (base)
-		dl_iterate_phdr(find_rtld, &base);
+		dl_iterate_phdr(find_code, &libc_code);
+	rtld_code.base = (uintptr_t)getauxval(AT_BASE);
+	if (rtld_code.base)
+		dl_iterate_phdr(find_code, &rtld_code);
 }
 
 bool shim_called_from_libc(const void *ret)
 {
-	return (uintptr_t)ret - libc_lo < libc_hi - libc_lo;
-}
-
-/* The dynamic loader's code: it allocates link maps, symbol scopes and
- * TLS blocks of libraries opened with dlopen() through the program's
- * malloc. Those must not be paged: the pager's own threads walk them
- * when they bind a symbol lazily (the evictor's first io_uring call in
- * ruby, which dlopen()s its extensions, faulted on an evicted scope and
- * waited for itself). */
-static uintptr_t rtld_lo, rtld_hi;
-
-static int find_rtld(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	uintptr_t base = *(uintptr_t *)arg;
-
-	(void)size;
-	if (info->dlpi_addr != base)
-		return 0;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-
-		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
-			rtld_lo = info->dlpi_addr + ph->p_vaddr;
-			rtld_hi = rtld_lo + ph->p_memsz;
-			return 1;
-		}
-	}
-	return 0;
+	return in_code(&libc_code, ret);
 }
 
 bool shim_called_from_rtld(const void *ret)
 {
-	return (uintptr_t)ret - rtld_lo < rtld_hi - rtld_lo;
+	return in_code(&rtld_code, ret);
 }
 
 static inline bool is_paged(const void *p)
