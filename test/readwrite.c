@@ -110,43 +110,41 @@ static void writes_follow_reads(void)
 	free(shadow);
 }
 
-static unsigned char *ro_page;
-
+/* In a child of its own (a fork of a process whose pager threads run
+ * could inherit a page lock one of them held): a page the program made
+ * read-only and that comes back from swap while the pager maps such
+ * reads writable stays read-only, and a store to it is SIGSEGV. */
 static void store_to_read_only(void *arg)
 {
+	uint64_t *shadow = malloc(PAGES * PS), seed = 0x99;
+
 	(void)arg;
-	((volatile unsigned char *)ro_page)[7] = 1;
+	CHECK(shadow);
+	upager_t *p = open_pager();
+	unsigned char *a = filled_region(p, shadow, &seed);
+	read_then_write(a, shadow, &seed, 2000);
+	size_t first_ro = PAGES - 16;
+	CHECK_OK(upager_protect(p, a + first_ro * PS, 16 * PS, PROT_READ));
+	for (size_t pg = 0; pg < first_ro; pg++) /* pushes the read-only pages out */
+		*(volatile unsigned char *)(a + pg * PS +
+					    1) = ((unsigned char *)shadow)[pg * PS + 1];
+	for (size_t pg = first_ro; pg < PAGES; pg++)
+		CHECK_EQ(*(volatile uint64_t *)word(a, pg, 0), shadow[pg * (PS / 8)]);
+	check_all(a, shadow, "read-only pages");
+	((volatile unsigned char *)a)[(PAGES - 1) * PS + 7] = 1;
 	fprintf(stderr, "the store went through\n");
 	_exit(3);
 }
 
 static void read_only_stays(void)
 {
-	uint64_t *shadow = malloc(PAGES * PS), seed = 0x99;
-	unsigned char *a;
 	char *err;
-
-	CHECK(shadow);
-	upager_t *p = open_pager();
-	a = filled_region(p, shadow, &seed);
-	read_then_write(a, shadow, &seed, 2000);
-	/* The last pages read-only, then pushed out and read back. */
-	size_t first_ro = PAGES - 16;
-	CHECK_OK(upager_protect(p, a + first_ro * PS, 16 * PS, PROT_READ));
-	for (size_t pg = 0; pg < first_ro; pg++)
-		*(volatile unsigned char *)(a + pg * PS +
-					    1) = ((unsigned char *)shadow)[pg * PS + 1];
-	for (size_t pg = first_ro; pg < PAGES; pg++)
-		CHECK_EQ(*(volatile uint64_t *)word(a, pg, 0), shadow[pg * (PS / 8)]);
-	ro_page = a + (PAGES - 1) * PS;
 	int status = run_child(store_to_read_only, NULL, &err);
+
 	if (!died_of(status, err, SIGSEGV))
 		FAILF("%s: a store to a read-only page read from swap: status %#x\n%s",
 		      current->label, status, err);
 	free(err);
-	check_all(a, shadow, "read-only pages");
-	CHECK_OK(upager_close(p));
-	free(shadow);
 }
 
 static void body(const struct test_backend *b, void *arg)
