@@ -41,14 +41,19 @@ static int make_file(unsigned char *shadow)
 	return tu_data_file("filesnap-test", shadow, BYTES, &rng, NULL);
 }
 
-static void check_file(int fd, const unsigned char *want, const char *what)
+/* what: the mode or case, and the step of it being checked. */
+static void check_file(int fd, const unsigned char *want, const char *what, const char *step)
 {
-	tu_expect_file(fd, want, BYTES, current->label, what);
+	char label[160];
+
+	snprintf(label, sizeof(label), "%s: %s", current->label, what);
+	tu_expect_file(fd, want, BYTES, label, step);
 }
 
 /* Every byte of a region or view, page by page in a random order (so
  * that the reads evict each other), against want. */
-static void check_mem(const unsigned char *a, const unsigned char *want, const char *what)
+static void check_mem(const unsigned char *a, const unsigned char *want, const char *what,
+		      const char *step)
 {
 	unsigned order[FILE_PAGES];
 
@@ -65,8 +70,8 @@ static void check_mem(const unsigned char *a, const unsigned char *want, const c
 			continue;
 		for (size_t i = off; i < off + PS; i++)
 			if (a[i] != want[i])
-				FAILF("%s: %s: byte %zu (page %zu) reads %#x, expected %#x",
-				      current->label, what, i, i / PS, a[i], want[i]);
+				FAILF("%s: %s: %s: byte %zu (page %zu) reads %#x, expected %#x",
+				      current->label, what, step, i, i / PS, a[i], want[i]);
 	}
 }
 
@@ -116,7 +121,6 @@ static void one_mode(int mode, bool direct, struct shadows *sh)
 	unsigned char *a, *view, *c1, *c2;
 	upager_snapshot_t *s1;
 	upager_stats_t st;
-	char what[128];
 
 	int fd = make_file(sh->orig);
 	memcpy(sh->cur, sh->orig, BYTES);
@@ -134,10 +138,8 @@ static void one_mode(int mode, bool direct, struct shadows *sh)
 	CHECK_OK(upager_advise(p, a + 10 * PS, 6 * PS, UPAGER_ADVICE_DONTNEED));
 	if (!shared)
 		memcpy(sh->cur + 10 * PS, sh->orig + 10 * PS, 6 * PS);
-	snprintf(what, sizeof(what), "%s: snapshot view", m);
-	check_mem(view, sh->s1, what);
-	snprintf(what, sizeof(what), "%s: region after the snapshot", m);
-	check_mem(a, sh->cur, what);
+	check_mem(view, sh->s1, m, "snapshot view");
+	check_mem(a, sh->cur, m, "region after the snapshot");
 	unsigned char buf[3 * PS];
 	for (int k = 0; k < 8; k++) {
 		size_t len = 1 + rng_next(&rng) % sizeof(buf);
@@ -157,52 +159,39 @@ static void one_mode(int mode, bool direct, struct shadows *sh)
 	scribble(c1, sh->c1);
 	scribble(a, sh->cur);
 	scribble(c2, sh->c2);
-	snprintf(what, sizeof(what), "%s: clone of the snapshot", m);
-	check_mem(c1, sh->c1, what);
-	snprintf(what, sizeof(what), "%s: clone of the region", m);
-	check_mem(c2, sh->c2, what);
-	snprintf(what, sizeof(what), "%s: region beside its clones", m);
-	check_mem(a, sh->cur, what);
-	snprintf(what, sizeof(what), "%s: snapshot view beside the clones", m);
-	check_mem(view, sh->s1, what);
+	check_mem(c1, sh->c1, m, "clone of the snapshot");
+	check_mem(c2, sh->c2, m, "clone of the region");
+	check_mem(a, sh->cur, m, "region beside its clones");
+	check_mem(view, sh->s1, m, "snapshot view beside the clones");
 	CHECK_OK(upager_sync(p, a, BYTES));
-	snprintf(what, sizeof(what), "%s: file after sync", m);
-	check_file(fd, shared ? sh->cur : sh->orig, what);
+	check_file(fd, shared ? sh->cur : sh->orig, m, "file after sync");
 
 	/* Restore: the region holds S1's bytes, and so does the file once
 	 * synced (shared). */
 	CHECK_OK(upager_snapshot_restore(s1));
 	memcpy(sh->cur, sh->s1, BYTES);
-	snprintf(what, sizeof(what), "%s: region after restore", m);
-	check_mem(a, sh->cur, what);
-	snprintf(what, sizeof(what), "%s: clone of the region after restore", m);
-	check_mem(c2, sh->c2, what);
+	check_mem(a, sh->cur, m, "region after restore");
+	check_mem(c2, sh->c2, m, "clone of the region after restore");
 	CHECK_OK(upager_sync(p, a, BYTES));
-	snprintf(what, sizeof(what), "%s: file after restore and sync", m);
-	check_file(fd, shared ? sh->cur : sh->orig, what);
+	check_file(fd, shared ? sh->cur : sh->orig, m, "file after restore and sync");
 	/* Changes after the restore, left for unmap to write. */
 	scribble(a, sh->cur);
 	CHECK_OK(upager_unmap(p, a));
-	snprintf(what, sizeof(what), "%s: file after unmap", m);
-	check_file(fd, shared ? sh->cur : sh->orig, what);
+	check_file(fd, shared ? sh->cur : sh->orig, m, "file after unmap");
 
 	/* The region is gone: what the snapshot and clones borrowed from it
 	 * now comes from what it handed over, or from the file. */
-	snprintf(what, sizeof(what), "%s: snapshot view after unmap", m);
-	check_mem(view, sh->s1, what);
+	check_mem(view, sh->s1, m, "snapshot view after unmap");
 	scribble(c2, sh->c2);
-	snprintf(what, sizeof(what), "%s: clone of the region after unmap", m);
-	check_mem(c2, sh->c2, what);
+	check_mem(c2, sh->c2, m, "clone of the region after unmap");
 	CHECK_OK(upager_snapshot_free(s1));
-	snprintf(what, sizeof(what), "%s: clone of the freed snapshot", m);
-	check_mem(c1, sh->c1, what);
+	check_mem(c1, sh->c1, m, "clone of the freed snapshot");
 	CHECK_OK(upager_stats(p, &st));
 	CHECK_CMP(st.evictions, >, 4 * FILE_PAGES);
 	CHECK_CMP(st.pages_copied, >, 0);
 	CHECK_OK(upager_unmap(p, c1));
 	CHECK_OK(upager_unmap(p, c2));
-	snprintf(what, sizeof(what), "%s: file after the clones", m);
-	check_file(fd, shared ? sh->cur : sh->orig, what);
+	check_file(fd, shared ? sh->cur : sh->orig, m, "file after the clones");
 
 	/* upager_close() with a snapshot and a clone alive loses nothing. */
 	if (shared) /* what the file holds now, and the region will */
@@ -215,8 +204,7 @@ static void one_mode(int mode, bool direct, struct shadows *sh)
 	scribble(a, sh->cur);
 	scribble(c1, sh->c2);
 	CHECK_OK(upager_close(p));
-	snprintf(what, sizeof(what), "%s: file after close", m);
-	check_file(fd, shared ? sh->cur : sh->orig, what);
+	check_file(fd, shared ? sh->cur : sh->orig, m, "file after close");
 	close(fd);
 }
 
@@ -263,7 +251,7 @@ static void errors(struct shadows *sh)
 	CHECK_EQ(memcmp(buf, sh->orig, PS), 0);
 	CHECK_OK(upager_snapshot_free(s));
 	CHECK_OK(upager_close(p));
-	check_file(fd, sh->orig, "errors");
+	check_file(fd, sh->orig, "errors", "the file");
 	close(fd);
 }
 
