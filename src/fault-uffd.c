@@ -167,6 +167,9 @@ static int uffd_probe(const upager_config_t *cfg, char *why, size_t whylen)
 
 /* ---- fast mode: the faulting thread's SIGBUS handler ---- */
 
+/* The address of this thread's last SIGBUS that found no region. */
+static __thread uintptr_t unowned_sigbus_addr;
+
 static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
@@ -175,6 +178,18 @@ static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 	struct region *r = upager__region_find(addr);
 	int err = 0;
 
+	if (!r && si->si_code > 0 && unowned_sigbus_addr != addr) {
+		/* The kernel may have raised it for a region torn down before
+		 * this handler ran (unregistered, then gone from the
+		 * registry). Once more: the access then meets whatever is
+		 * there now. A fault's SIGBUS that is not ours comes again at
+		 * the same address and is passed on then; one sent with
+		 * kill() (si_code <= 0) is passed on at once. */
+		unowned_sigbus_addr = addr;
+		errno = saved_errno;
+		return;
+	}
+	unowned_sigbus_addr = 0;
 	/* The backend first: a sigsegv pager's backend_data is another
 	 * struct, and a SIGBUS on its region is not ours to serve. */
 	if (!r || r->p->backend != &upager__fault_uffd || !U(r)->fast) {

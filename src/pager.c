@@ -401,6 +401,14 @@ out:
 	if (mc->miss)
 		upager__miss_done(p, mc, t_end);
 	upager__debug_after_fault(p);
+	if (ret < 0 && r->dying) {
+		/* Torn down while this fault was under way, past the check
+		 * above: the backend refused the fill because the region is
+		 * no longer registered (uffd says ENOENT). As above: let the
+		 * thread go. */
+		p->backend->wake(r, pg);
+		return FAULT_DONE;
+	}
 	if (ret < 0) {
 		*err = ret;
 		return FAULT_SIGBUS;

@@ -259,9 +259,14 @@ void upager__region_teardown(struct region *r)
 {
 	struct upager *p = r->p;
 
-	upager__registry_remove(r);
+	/* Detached before it leaves the registry: a fault the backend
+	 * raises for the region until then finds it, dying, and retries
+	 * (into the unregistered mapping). Gone from the registry first, an
+	 * uffd fast-mode SIGBUS in between would find no region and kill
+	 * the thread. */
 	r->dying = true;
 	p->backend->detach(r);
+	upager__registry_remove(r);
 	upager__region_release_pages(r);
 	/* The evictor may still hold a pin taken before the release, and a
 	 * shedding hand may have read a frame record of this region. */
