@@ -45,6 +45,7 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_BATCH 1024
 
@@ -60,6 +61,11 @@ struct victim {
 	uint32_t frame;
 	enum fate fate;
 	uint64_t slot; /* slot + 1 for FATE_WRITE */
+	/* Where its write takes the bytes from: a copy in the ring's
+	 * bounce buffer, or the pager view (which maps the page then). NULL
+	 * for a page whose copy is still to be made (stage_victims). */
+	const char *data;
+	bool in_pview; /* data is the pager view: the view must let it go */
 };
 
 unsigned upager__shed_mappings(struct upager *p, unsigned n)
@@ -175,8 +181,11 @@ static unsigned choose_victims(struct upager *p, struct victim *v, unsigned want
 				pol->ops->remove(pol->state, (uint32_t)f, POLICY_EVICTED);
 				atomic_fetch_add_explicit(&fr->region->refs, 1,
 							  memory_order_acquire);
-				v[n++] = (struct victim){ fr->region,  e,          fr->pg,
-							  (uint32_t)f, FATE_WRITE, 0 };
+				v[n++] = (struct victim){ .r = fr->region,
+							  .e = e,
+							  .pg = fr->pg,
+							  .frame = (uint32_t)f,
+							  .fate = FATE_WRITE };
 				continue;
 			}
 			/* Pinned (pinned frames leave the policy, so not
@@ -220,13 +229,14 @@ static void keep_resident(struct upager *p, struct victim *v)
 
 static bool zap_takes(struct victim *x, bool pager_view)
 {
-	return pager_view ? x->fate != FATE_FAILED : (pte_flags(x->e) & PTE_MAPPED) != 0;
+	return pager_view ? x->fate != FATE_FAILED && x->in_pview
+			  : (pte_flags(x->e) & PTE_MAPPED) != 0;
 }
 
 /*
  * Zaps runs of neighbouring victims from the application view (the mapped
- * ones, which then count as unmapped) or from the pager view (all that
- * are leaving), in one upager__zap() call. If it fails, nothing is
+ * ones, which then count as unmapped) or from the pager view (those
+ * leaving that were read through it), in one upager__zap() call. If it fails, nothing is
  * assumed: the slower per-page paths follow.
  */
 static void zap_victims(struct upager *p, struct victim *v, unsigned n, struct iovec *iov,
@@ -340,20 +350,81 @@ static unsigned stop_writes(struct upager *p, struct reclaim_scratch *sc, unsign
 			x->fate = FATE_FAILED; /* cannot stop writes: keep it */
 			continue;
 		}
-		if (!(f & PTE_DIRTY))
+		x->data = NULL;
+		x->in_pview = false;
+		if (!(f & PTE_DIRTY)) {
 			x->fate = x->e->slot ? FATE_CLEAN : FATE_ZERO; /* a file page: reread */
-		else if (region_file_page(x->r, x->pg) && x->r->file_shared) {
-			x->fate = FATE_FILE;
-			nwrite++;
-		} else if (region_file_page(x->r, x->pg)) {
-			/* Private: even a page of zeros differs from the file. */
-			x->fate = FATE_WRITE;
-			nwrite++;
-		} else if (page_is_zero(region_pview(x->r, x->pg), p->page_size))
-			x->fate = FATE_ZERO;
-		else {
-			x->fate = FATE_WRITE;
-			nwrite++;
+			continue;
+		}
+		nwrite++;
+		if (region_file_page(x->r, x->pg)) {
+			/* Private: even a page of zeros differs from the file.
+			 * Written from the pager view (file.c's requests). */
+			x->fate = x->r->file_shared ? FATE_FILE : FATE_WRITE;
+			x->data = region_pview(x->r, x->pg);
+			x->in_pview = true;
+		} else {
+			x->fate = FATE_WRITE; /* or FATE_ZERO: stage_victims looks */
+		}
+	}
+	return nwrite;
+}
+
+/*
+ * Step 2, continued: copies the bytes of the anonymous pages to write
+ * into the ring's bounce buffer, with one pread() of the memfd per run of
+ * neighbours, and drops the ones that hold only zeros. Reading through
+ * the pager view instead would map the pages there, each fault mapping
+ * its resident neighbours too (fault-around), all of which the view then
+ * has to let go of with a TLB shootdown: a copy is cheaper. Pages beyond
+ * the bounce buffer, or whose copy fails, are read through the view.
+ * Returns how many victims still need a write.
+ */
+static unsigned stage_victims(struct upager *p, struct io_ring *ring, struct reclaim_scratch *sc,
+			      unsigned n, unsigned nwrite)
+{
+	struct victim *v = sc->v;
+	char *bounce = io_ring_bounce(ring);
+	size_t room = p->io.bounce_bytes >> p->page_shift, used = 0;
+
+	for (unsigned i = 0; i < n;) {
+		if (v[i].fate != FATE_WRITE || v[i].data) {
+			i++;
+			continue;
+		}
+		unsigned j = i + 1;
+		while (j < n && used + (j - i) < room && v[j].fate == FATE_WRITE && !v[j].data &&
+		       v[j].r == v[i].r && v[j].pg == v[j - 1].pg + 1)
+			j++;
+		if (used + (j - i) > room) {
+			/* The bounce buffer is full: the rest from the view. */
+			for (; i < j; i++) {
+				v[i].data = region_pview(v[i].r, v[i].pg);
+				v[i].in_pview = true;
+			}
+			continue;
+		}
+		char *to = bounce + (used << p->page_shift);
+		size_t len = (size_t)(j - i) << p->page_shift;
+		bool copied = pread(v[i].r->memfd, to, len, (off_t)(v[i].pg << p->page_shift)) ==
+			      (ssize_t)len;
+		for (unsigned k = i; k < j; k++) {
+			if (copied) {
+				v[k].data = to + ((size_t)(k - i) << p->page_shift);
+			} else {
+				v[k].data = region_pview(v[k].r, v[k].pg);
+				v[k].in_pview = true;
+			}
+		}
+		if (copied)
+			used += j - i;
+		i = j;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (v[i].fate == FATE_WRITE && !region_file_page(v[i].r, v[i].pg) &&
+		    page_is_zero(v[i].data, p->page_size)) {
+			v[i].fate = FATE_ZERO;
+			nwrite--;
 		}
 	}
 	return nwrite;
@@ -438,7 +509,7 @@ static int write_victims(struct upager *p, struct io_ring *ring, struct reclaim_
 		v[i].slot = slots[k++] + 1;
 		reqs[r++] = (struct io_req){
 			.op = IO_WRITE,
-			.buf = region_pview(v[i].r, v[i].pg),
+			.buf = (void *)v[i].data,
 			.len = p->page_size,
 			.off = (v[i].slot - 1) * p->page_size,
 		};
@@ -519,8 +590,8 @@ static void victim_leaves(struct upager *p, struct victim *x)
 	STAT_INC(p, evictions);
 }
 
-/* Step 4: frees what left. The pager view maps the pages written out:
- * gone in one call, the punches have nothing left to shoot down. A
+/* Step 4: frees what left. The pager view maps the pages written from
+ * it: gone in one call, the punches have nothing left to shoot down. A
  * victim whose punch failed keeps its frame. Returns how many left. */
 static unsigned free_victims(struct upager *p, struct reclaim_scratch *sc, unsigned n)
 {
@@ -565,6 +636,8 @@ int upager__reclaim(struct upager *p, unsigned want)
 	nwrite = stop_writes(p, sc, n); /* 1, 2 */
 	uint64_t t1 = upager__now_ns();
 	sc->zap_ns = t1 - t0;
+	if (nwrite)
+		nwrite = stage_victims(p, ring, sc, n, nwrite);
 	if (nwrite) {
 		err = write_victims(p, ring, sc, n, nwrite); /* 3 */
 		upager__phase(p, UPAGER_PHASE_WRITE, upager__now_ns() - t1);
