@@ -15,8 +15,11 @@
  *        clean with a valid swap copy  -> dropped, no write ("clean")
  *        only zeros                    -> dropped, reads as zero ("zero")
  *        dirty                         -> written to a fresh slot
- *      Victims are in page order when slots are handed out, so
- *      neighbouring pages get neighbouring slots and one write;
+ *      A dirty anonymous page's bytes are copied out of the memfd into
+ *      the ring's bounce buffer, where the zero check and the write read
+ *      them (stage_victims()). Victims are in page order when slots are
+ *      handed out, so neighbouring pages get neighbouring slots and one
+ *      write;
  *   3. all writes of the batch go out in one io_uring submission;
  *   4. each victim whose write succeeded (or needed none) is punched out
  *      of its memfd, its entry becomes SWAPPED or NONE, its frame is
