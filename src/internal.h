@@ -312,6 +312,12 @@ struct region {
 	 * reading a region each in its own run). */
 	_Atomic uint64_t seq_next;
 	_Atomic uint64_t seq_next_other;
+	/* A file region's readahead marker (prefetch.c): page + 1 of the
+	 * stretch's first page, left unread so that the program's fault on
+	 * it asks for the stretch after it, from ra_marker_next on; 0 for
+	 * none. */
+	_Atomic uint64_t ra_marker;
+	_Atomic uint64_t ra_marker_next;
 	_Atomic unsigned seq_window;
 	_Atomic int advice;
 	/* Copy-on-write (snapshot.c); changed only under p->cow_lock held

@@ -235,6 +235,11 @@ void upager__window_done(struct region *r, uint64_t pg, unsigned n)
  * read that fails leaves its pages as they were: the program's own fault
  * reads them again and reports the error. The thread holds a reference on
  * the region of each queued request, so the region waits for it at unmap.
+ *
+ * The stretch's first page is left unread, a marker (as the kernel's
+ * PG_readahead): the program's fault on it, as it enters the stretch,
+ * asks for the next stretch at once, so that the device reads one stretch
+ * ahead of the program instead of waiting for its fault past the end.
  */
 #define RA_BYTES (4u << 20) /* the stretch after a window, at most */
 #define RA_QUEUE 8
@@ -294,6 +299,12 @@ static void ra_fill(struct upager *p, struct readahead *ra, struct region *r, ui
 	}
 	if (pthread_rwlock_tryrdlock(&p->cow_lock))
 		return;
+	/* The marker, set before the reads: the program may be there first. */
+	if (end - first > 1) {
+		atomic_store_explicit(&r->ra_marker_next, end, memory_order_relaxed);
+		atomic_store_explicit(&r->ra_marker, first + 1, memory_order_release);
+		first++;
+	}
 	for (uint64_t pg = first; pg < end && n < ra->nchunks;) {
 		struct window *w = &ra->w[n];
 		uint64_t k = end - pg < ra->chunk_pages ? end - pg : ra->chunk_pages;
@@ -637,6 +648,11 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	io_ring_put(&p->io, ring);
 	if (ahead)
 		readahead_request(r, next);
+	uint64_t marker = pg + 1;
+	if (from_file && atomic_load_explicit(&r->ra_marker, memory_order_acquire) == marker &&
+	    atomic_compare_exchange_strong(&r->ra_marker, &marker, 0))
+		readahead_request(r,
+				  atomic_load_explicit(&r->ra_marker_next, memory_order_relaxed));
 	return ret;
 }
 

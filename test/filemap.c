@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -443,6 +444,80 @@ static void readahead_thread(void)
 	free(shadow);
 }
 
+/* Where [from, n) of the region's memory first has a page that is not in
+ * memory with the next 8 in memory: a readahead stretch's marker (its
+ * unread first page). n if there is none. */
+static size_t find_marker(unsigned char *a, size_t from, size_t n)
+{
+	static unsigned char vec[8192];
+
+	CHECK(n <= sizeof(vec));
+	CHECK_EQ(mincore(a, n * PS, vec), 0);
+	for (size_t i = from; i + 8 < n; i++) {
+		if (vec[i] & 1)
+			continue;
+		size_t k = 1;
+		while (k <= 8 && (vec[i + k] & 1))
+			k++;
+		if (k > 8)
+			return i;
+	}
+	return n;
+}
+
+/* The first page of each stretch the readahead thread reads is left
+ * unread: the program's fault on it asks for the next stretch, which then
+ * comes in while the program reads the one it is in. */
+static void readahead_marker(void)
+{
+	const size_t pages = 8192, bytes = pages * PS;
+	unsigned char *shadow = malloc(bytes), *a;
+	upager_config_t cfg;
+	upager_stats_t st;
+	upager_t *p;
+
+	CHECK(shadow);
+	int fd = make_file(bytes, shadow, 12);
+	test_config(&cfg, current);
+	cfg.ram_bytes = 4 * bytes;
+	CHECK_OK(upager_open(&cfg, &p));
+	CHECK_OK(upager_map_file(p, fd, 0, bytes, UPAGER_MAP_PRIVATE | UPAGER_MAP_RDONLY,
+				 (void **)&a));
+	uint64_t sum = 0;
+	for (size_t pg = 0; pg < 400; pg++)
+		sum += ((volatile unsigned char *)a)[pg * PS];
+	(void)sum;
+	/* The thread works in the background: wait for it (not timed). */
+	size_t marker = pages;
+	for (int i = 0; i < 500 && marker == pages; i++) {
+		marker = find_marker(a, 400, pages);
+		if (marker == pages)
+			usleep(10000);
+	}
+	CHECK_CMP(marker, <, pages);
+	CHECK_OK(upager_stats(p, &st));
+	uint64_t majors = st.faults_major;
+	/* One read, of the marker alone; the next marker comes with the
+	 * stretch it asked for. */
+	sum += ((volatile unsigned char *)a)[marker * PS];
+	size_t next = pages;
+	for (int i = 0; i < 500 && next == pages; i++) {
+		next = find_marker(a, marker + 1, pages);
+		if (next == pages)
+			usleep(10000);
+	}
+	CHECK_CMP(next, <, pages);
+	CHECK_CMP(next, >, marker + 8);
+	CHECK_OK(upager_stats(p, &st));
+	CHECK_EQ(st.faults_major, majors + 1);
+	printf("  %s: readahead markers at pages %zu and %zu\n", current->label, marker, next);
+	/* What came in is the file's. */
+	CHECK_EQ(memcmp(a, shadow, bytes), 0);
+	CHECK_OK(upager_close(p));
+	close(fd);
+	free(shadow);
+}
+
 static void body(const struct test_backend *b, void *arg)
 {
 	(void)arg;
@@ -457,6 +532,7 @@ static void body(const struct test_backend *b, void *arg)
 	sync_error();
 	sequential_scan();
 	readahead_thread();
+	readahead_marker();
 	printf("  %s: ok\n", b->label);
 }
 
