@@ -311,7 +311,7 @@ typedef struct upager_stats {
 	uint64_t swap_slots_total; /* gauge */
 	uint64_t regions;        /* gauge: live regions and clones (not snapshots) */
 	uint64_t region_bytes;   /* gauge: their total size */
-	uint64_t metadata_bytes; /* gauge: page tables, frame records, I/O buffers */
+	uint64_t metadata_bytes; /* gauge: page tables, frame records, I/O buffers used */
 	uint64_t page_size;
 	uint64_t latency_hist[UPAGER_LATENCY_BUCKETS];
 	uint64_t syscalls_transparent; /* 1: system calls on region memory

@@ -387,8 +387,8 @@ static unsigned stage_victims(struct upager *p, struct io_ring *ring, struct rec
 			      unsigned n, unsigned nwrite)
 {
 	struct victim *v = sc->v;
-	char *bounce = io_ring_bounce(ring);
 	size_t room = p->io.bounce_bytes >> p->page_shift, used = 0;
+	char *bounce = io_ring_bounce(ring, (nwrite < room ? nwrite : room) << p->page_shift);
 
 	for (unsigned i = 0; i < n;) {
 		if (v[i].fate != FATE_WRITE || v[i].data) {

@@ -182,7 +182,7 @@ int upager__file_read_page(struct upager *p, int fd, uint64_t off, size_t len, s
 			   uint64_t pg)
 {
 	struct io_ring *ring = io_ring_get(&p->io);
-	char *buf = io_ring_bounce(ring);
+	char *buf = io_ring_bounce(ring, p->page_size);
 	struct io_req q = { .op = IO_READ, .buf = buf, .len = len, .off = off };
 	int ret = io_ring_run(&p->io, ring, fd, &q, 1);
 

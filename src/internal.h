@@ -272,7 +272,11 @@ int io_pool_init(struct io_pool *pool, unsigned nrings, unsigned depth, size_t b
 void io_pool_destroy(struct io_pool *pool);
 struct io_ring *io_ring_get(struct io_pool *pool);
 void io_ring_put(struct io_pool *pool, struct io_ring *r);
-void *io_ring_bounce(struct io_ring *r);
+/* The ring's bounce buffer (pool->bounce_bytes), of which the caller
+ * will use the first `bytes`: the pool counts what was ever used, the
+ * part that takes RAM (io_pool_bounce_used). */
+void *io_ring_bounce(struct io_ring *r, size_t bytes);
+size_t io_pool_bounce_used(struct io_pool *pool);
 /* Working memory for whoever holds the ring (the reclaim batch), so that
  * the fault path, which may run in a signal handler on a small stack,
  * keeps its stack use small. */

@@ -28,6 +28,7 @@
 struct io_ring {
 	struct io_uring ring;
 	void *bounce;
+	size_t bounce_used; /* the most of it ever used (atomic) */
 	void *scratch;
 	unsigned depth;
 	struct iovec *iov;     /* depth * MAX_IOV, one array per group */
@@ -124,9 +125,20 @@ void io_ring_put(struct io_pool *pool, struct io_ring *r)
 	pthread_mutex_unlock(&pool->lock);
 }
 
-void *io_ring_bounce(struct io_ring *r)
+void *io_ring_bounce(struct io_ring *r, size_t bytes)
 {
+	if (bytes > __atomic_load_n(&r->bounce_used, __ATOMIC_RELAXED))
+		__atomic_store_n(&r->bounce_used, bytes, __ATOMIC_RELAXED);
 	return r->bounce;
+}
+
+size_t io_pool_bounce_used(struct io_pool *pool)
+{
+	size_t total = 0;
+
+	for (unsigned i = 0; i < pool->nrings; i++)
+		total += __atomic_load_n(&pool->rings[i].bounce_used, __ATOMIC_RELAXED);
+	return total;
 }
 
 void *io_ring_scratch(struct io_ring *r)

@@ -746,7 +746,7 @@ static void stats_fill(upager_t *p, upager_stats_t *out)
 	if (out->workingset_pages > out->region_bytes / p->page_size)
 		out->workingset_pages = out->region_bytes / p->page_size;
 	out->metadata_bytes = pt_bytes + (uint64_t)p->nframes * sizeof(struct frame) +
-			      (uint64_t)p->io.nrings * p->io.bounce_bytes;
+			      io_pool_bounce_used(&p->io);
 	snprintf(out->backend, sizeof(out->backend), "%s", p->backend->name);
 	/* The mode in effect: the sigsegv backend, and a user-mode-only
 	 * userfaultfd, always resolve faults in the faulting thread. */

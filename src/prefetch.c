@@ -527,7 +527,8 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	 * the pages before they are mapped: their locks are held. */
 	unsigned claimed = w->n;
 	bool in_place = ((size_t)(1 + w->n) << p->page_shift) > p->io.bounce_bytes;
-	buf = in_place ? region_pview(r, pg) : io_ring_bounce(ring);
+	buf = in_place ? region_pview(r, pg)
+		       : io_ring_bounce(ring, (size_t)(1 + w->n) << p->page_shift);
 	for (unsigned i = 0; i <= w->n; i++) {
 		struct upte *x = i ? w->e[i - 1] : e;
 		char *to = buf + ((size_t)i << p->page_shift);
