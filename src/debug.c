@@ -110,7 +110,8 @@ static bool walk_entry(uint64_t pg, struct upte *e, void *arg)
 	return false;
 }
 
-/* The free list, under the pool's lock: returns its length. */
+/* The free list, under the pool's lock: returns its length, with the
+ * frames never handed out. */
 static uint32_t check_free_list(struct upager *p)
 {
 	struct frame_pool *fp = &p->frames;
@@ -122,6 +123,11 @@ static uint32_t check_free_list(struct upager *p)
 			broken("free list has a cycle", NULL, 0, NULL, i);
 		if (fp->frames[i].region || atomic_load(&fp->frames[i].pte))
 			broken("free frame bound to a page", NULL, 0, NULL, i);
+	}
+	for (uint32_t i = fp->fresh; i < fp->nframes; i++) {
+		if (fp->frames[i].region || atomic_load(&fp->frames[i].pte))
+			broken("fresh frame bound to a page", NULL, 0, NULL, i);
+		n++;
 	}
 	if (n != atomic_load(&fp->nfree))
 		broken("free list length is not nfree", NULL, 0, NULL, n);

@@ -239,8 +239,8 @@ static bool zap_takes(struct victim *x, bool pager_view)
 /*
  * Zaps runs of neighbouring victims from the application view (the mapped
  * ones, which then count as unmapped) or from the pager view (those
- * leaving that were read through it), in one upager__zap() call. If it fails, nothing is
- * assumed: the slower per-page paths follow.
+ * leaving that were read through it), in one upager__zap() call. If it
+ * fails, nothing is assumed: the slower per-page paths follow.
  */
 static void zap_victims(struct upager *p, struct victim *v, unsigned n, struct iovec *iov,
 			bool pager_view)

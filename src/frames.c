@@ -29,9 +29,8 @@ int frames_init(struct frame_pool *fp, uint32_t nframes)
 		return -ENOMEM;
 	}
 	fp->nframes = nframes;
-	for (uint32_t i = 0; i < nframes; i++)
-		fp->frames[i].next_free = i + 1 < nframes ? i + 1 : NO_FRAME;
-	fp->free_head = 0;
+	fp->free_head = NO_FRAME;
+	fp->fresh = 0;
 	atomic_init(&fp->nfree, nframes);
 	pthread_mutex_init(&fp->lock, NULL);
 	pthread_condattr_t ca;
@@ -59,6 +58,10 @@ int64_t frames_alloc(struct frame_pool *fp)
 	if (fp->free_head != NO_FRAME) {
 		idx = fp->free_head;
 		fp->free_head = fp->frames[idx].next_free;
+		fp->frames[idx].next_free = NO_FRAME;
+		atomic_fetch_sub_explicit(&fp->nfree, 1, memory_order_relaxed);
+	} else if (fp->fresh < fp->nframes) {
+		idx = fp->fresh++;
 		fp->frames[idx].next_free = NO_FRAME;
 		atomic_fetch_sub_explicit(&fp->nfree, 1, memory_order_relaxed);
 	}
@@ -92,7 +95,7 @@ void frames_wait(struct frame_pool *fp, unsigned timeout_ms)
 	ts.tv_sec += timeout_ms / 1000 + ts.tv_nsec / 1000000000L;
 	ts.tv_nsec %= 1000000000L;
 	pthread_mutex_lock(&fp->lock);
-	if (fp->free_head == NO_FRAME) {
+	if (fp->free_head == NO_FRAME && fp->fresh == fp->nframes) {
 		fp->waiters++;
 		pthread_cond_timedwait(&fp->freed, &fp->lock, &ts);
 		fp->waiters--;

@@ -194,6 +194,10 @@ struct frame_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t freed;
 	uint32_t free_head;
+	/* Frames from fresh on were never handed out: free without being
+	 * on the list, so that opening a pager with a large budget does
+	 * not write every frame record (a 12 GiB budget has 96 MiB). */
+	uint32_t fresh;
 	_Atomic uint32_t nfree;
 	uint32_t waiters;
 	_Atomic uint64_t frees; /* ever: debug.c bounds its page count with it */
@@ -256,7 +260,9 @@ struct io_ring;
 
 struct io_pool {
 	struct io_ring *rings;
-	unsigned nrings;
+	unsigned nrings, depth;
+	unsigned created;   /* rings made so far (under lock), the first ones */
+	bool create_failed; /* one could not be made: no more tries */
 	size_t bounce_bytes, scratch_bytes;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;

@@ -38,6 +38,33 @@ struct io_ring {
 	bool ready;
 };
 
+/* Sets up ring i's io_uring and bounce buffer: system calls only, no
+ * malloc, since a fault in fast mode may be what asks for it, in a
+ * signal handler. Returns 0 or a negative code (what was made is freed
+ * by io_pool_destroy). */
+static int ring_create(struct io_pool *pool, unsigned i)
+{
+	struct io_ring *r = &pool->rings[i];
+	int err = io_uring_queue_init(pool->depth, &r->ring, 0);
+
+	if (err < 0)
+		return err;
+	r->ready = true;
+	r->bounce = mmap(NULL, pool->bounce_bytes, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r->bounce == MAP_FAILED) {
+		r->bounce = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * The first ring is made now, so that a system without io_uring fails
+ * the open; the others when more threads want one at once than there are
+ * rings (io_ring_get): most programs never use more than two or three,
+ * and each costs an io_uring instance to set up and to tear down.
+ */
 int io_pool_init(struct io_pool *pool, unsigned nrings, unsigned depth, size_t bounce_bytes,
 		 size_t scratch_bytes)
 {
@@ -50,38 +77,31 @@ int io_pool_init(struct io_pool *pool, unsigned nrings, unsigned depth, size_t b
 	if (!pool->rings)
 		return -ENOMEM;
 	pool->nrings = nrings;
+	pool->depth = depth;
 	pool->bounce_bytes = bounce_bytes;
 	pool->scratch_bytes = scratch_bytes;
 	for (unsigned i = 0; i < nrings; i++) {
 		struct io_ring *r = &pool->rings[i];
 
-		err = io_uring_queue_init(depth, &r->ring, 0);
-		if (err < 0) {
-			err = upager__fail(err, "io_uring_queue_init: %s", upager_strerror(err));
-			goto fail;
-		}
-		r->ready = true;
 		r->depth = depth;
-		r->bounce = mmap(NULL, bounce_bytes, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		r->scratch = malloc(scratch_bytes);
 		r->iov = calloc((size_t)depth * MAX_IOV, sizeof(*r->iov));
 		r->group_first = calloc(depth, sizeof(unsigned));
 		r->group_len = calloc(depth, sizeof(unsigned));
-		if (r->bounce == MAP_FAILED || !r->scratch || !r->iov || !r->group_first ||
-		    !r->group_len) {
-			if (r->bounce == MAP_FAILED)
-				r->bounce = NULL;
-			err = -ENOMEM;
-			goto fail;
+		if (!r->scratch || !r->iov || !r->group_first || !r->group_len) {
+			io_pool_destroy(pool);
+			return -ENOMEM;
 		}
-		r->next = pool->free;
-		pool->free = r;
 	}
+	err = ring_create(pool, 0);
+	if (err < 0) {
+		err = upager__fail(err, "io_uring_queue_init: %s", upager_strerror(err));
+		io_pool_destroy(pool);
+		return err;
+	}
+	pool->created = 1;
+	pool->free = &pool->rings[0];
 	return 0;
-fail:
-	io_pool_destroy(pool);
-	return err;
 }
 
 void io_pool_destroy(struct io_pool *pool)
@@ -108,6 +128,17 @@ struct io_ring *io_ring_get(struct io_pool *pool)
 	struct io_ring *r;
 
 	pthread_mutex_lock(&pool->lock);
+	/* All busy: another ring, if one can be made; if not (out of
+	 * memory), the rings there are will do. */
+	while (!pool->free && pool->created < pool->nrings && !pool->create_failed) {
+		unsigned i = pool->created;
+		if (ring_create(pool, i) == 0) {
+			pool->created++;
+			pthread_mutex_unlock(&pool->lock);
+			return &pool->rings[i];
+		}
+		pool->create_failed = true;
+	}
 	while (!pool->free)
 		pthread_cond_wait(&pool->cond, &pool->lock);
 	r = pool->free;

@@ -13,8 +13,10 @@
  */
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define STRIPE_PAGES 3
 
@@ -28,8 +30,28 @@ struct run {
 	unsigned char *shadow;
 	size_t len;
 	unsigned ops;
+	/* No descriptor left once the region is mapped: the pager cannot
+	 * make more io_uring instances than it made at open, and its threads
+	 * share those. */
+	bool no_fds_left;
 	pthread_barrier_t done_writing;
 };
+
+/* Lowers the descriptor limit to the lowest free descriptor, so that no
+ * new one can be made (those above stay usable); returns the old limit. */
+static struct rlimit no_more_fds(void)
+{
+	struct rlimit old, now;
+	int lowest_free = 0;
+
+	CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+	while (fcntl(lowest_free, F_GETFD) >= 0)
+		lowest_free++;
+	now = old;
+	now.rlim_cur = (rlim_t)lowest_free;
+	CHECK_EQ(setrlimit(RLIMIT_NOFILE, &now), 0);
+	return old;
+}
 
 struct worker {
 	struct run *run;
@@ -105,6 +127,9 @@ static void one_run(struct run *run)
 	run->shadow = calloc(1, run->len);
 	CHECK(run->shadow);
 
+	struct rlimit fds_before = { 0, 0 };
+	if (run->no_fds_left)
+		fds_before = no_more_fds();
 	pthread_barrier_init(&run->done_writing, NULL, run->threads);
 	for (unsigned t = 0; t < run->threads; t++) {
 		w[t] = (struct worker){ run, t, tu_rng(0x1234567ULL * (t + 1) + run->page_size) };
@@ -113,6 +138,8 @@ static void one_run(struct run *run)
 	for (unsigned t = 0; t < run->threads; t++)
 		pthread_join(tids[t], NULL);
 	pthread_barrier_destroy(&run->done_writing);
+	if (run->no_fds_left)
+		CHECK_EQ(setrlimit(RLIMIT_NOFILE, &fds_before), 0);
 
 	CHECK_OK(upager_stats(run->p, &st));
 	printf("  %-18s page %6zu threads %u: zero %llu minor %llu major %llu wp %llu evict %llu (written %llu clean %llu zero %llu)\n",
@@ -210,6 +237,8 @@ static void body(const struct test_backend *b, void *arg)
 	if (!policy) {
 		zero_pages(b, 4096);
 		zero_pages(b, 65536);
+		struct run run = { .b = b, .page_size = 4096, .threads = 2, .no_fds_left = true };
+		one_run(&run);
 	}
 
 	for (unsigned i = 0; i < 2; i++) {
