@@ -2,12 +2,13 @@
 /*
  * The I/O engine: every page read and write goes through io_uring.
  *
- * A pool of rings is made at open, one per thread that may do I/O at once
- * (handler threads, the evictor, faulting threads in fast mode). A thread
- * borrows a ring for one operation and gives it back; rings are never
- * shared while in use, so submission needs no lock. Each ring has a bounce
- * buffer, aligned for O_DIRECT, that swap-ins read into before the fault
- * backend copies the page into place atomically.
+ * A pool of rings, at most one per thread that may do I/O at once (handler
+ * threads, the evictor, faulting threads in fast mode), made as they are
+ * first needed. A thread borrows a ring for one operation and gives it
+ * back; rings are never shared while in use, so submission needs no lock.
+ * Each ring has a bounce buffer, aligned for O_DIRECT, that swap-ins read
+ * into before the fault backend copies the page into place atomically,
+ * and that eviction copies victims into before writing them.
  *
  * io_ring_run() turns a list of page requests into as few submissions as
  * the ring's depth allows, and merges requests whose file offsets touch

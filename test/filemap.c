@@ -407,26 +407,42 @@ static void sequential_scan(void)
 /* A run at the largest window has the stretch after it read by the
  * readahead thread: pages beyond what the program touched and its window
  * become resident without a fault, with the file's contents. */
+/* Pages read_start() reads in order: enough for the largest window. */
+#define STARTED_PAGES 400
+
+/* A read-only private region of a new file of `pages` pages (contents
+ * from seed, copied to *shadow), in a pager with room for windows and
+ * readahead stretches, whose first STARTED_PAGES pages have been read in
+ * order. Returns the file's descriptor. */
+static int read_start(size_t pages, uint64_t seed, unsigned char **shadow, unsigned char **a,
+		      upager_t **p)
+{
+	const size_t bytes = pages * PS;
+	upager_config_t cfg;
+
+	*shadow = malloc(bytes);
+	CHECK(*shadow);
+	int fd = make_file(bytes, *shadow, seed);
+	test_config(&cfg, current);
+	cfg.ram_bytes = 4 * bytes;
+	CHECK_OK(upager_open(&cfg, p));
+	CHECK_OK(upager_map_file(*p, fd, 0, bytes, UPAGER_MAP_PRIVATE | UPAGER_MAP_RDONLY,
+				 (void **)a));
+	uint64_t sum = 0;
+	for (size_t pg = 0; pg < STARTED_PAGES; pg++)
+		sum += ((volatile unsigned char *)*a)[pg * PS];
+	(void)sum;
+	return fd;
+}
+
 static void readahead_thread(void)
 {
-	const size_t pages = 2048, bytes = pages * PS;
-	unsigned char *shadow = malloc(bytes), *a;
-	upager_config_t cfg;
+	const size_t pages = 2048, bytes = pages * PS, touched = STARTED_PAGES;
+	unsigned char *shadow, *a;
 	upager_stats_t st;
 	upager_t *p;
+	int fd = read_start(pages, 11, &shadow, &a, &p);
 
-	CHECK(shadow);
-	int fd = make_file(bytes, shadow, 11);
-	test_config(&cfg, current);
-	cfg.ram_bytes = 4 * bytes; /* room for windows and the stretch */
-	CHECK_OK(upager_open(&cfg, &p));
-	CHECK_OK(upager_map_file(p, fd, 0, bytes, UPAGER_MAP_PRIVATE | UPAGER_MAP_RDONLY,
-				 (void **)&a));
-	size_t touched = 0;
-	uint64_t sum = 0;
-	for (; touched < 400; touched++)
-		sum += ((volatile unsigned char *)a)[touched * PS];
-	(void)sum;
 	/* The thread works in the background: wait for it (not timed). */
 	for (int i = 0; i < 500; i++) {
 		CHECK_OK(upager_stats(p, &st));
@@ -471,26 +487,16 @@ static size_t find_marker(unsigned char *a, size_t from, size_t n)
 static void readahead_marker(void)
 {
 	const size_t pages = 8192, bytes = pages * PS;
-	unsigned char *shadow = malloc(bytes), *a;
-	upager_config_t cfg;
+	unsigned char *shadow, *a;
 	upager_stats_t st;
 	upager_t *p;
-
-	CHECK(shadow);
-	int fd = make_file(bytes, shadow, 12);
-	test_config(&cfg, current);
-	cfg.ram_bytes = 4 * bytes;
-	CHECK_OK(upager_open(&cfg, &p));
-	CHECK_OK(upager_map_file(p, fd, 0, bytes, UPAGER_MAP_PRIVATE | UPAGER_MAP_RDONLY,
-				 (void **)&a));
 	uint64_t sum = 0;
-	for (size_t pg = 0; pg < 400; pg++)
-		sum += ((volatile unsigned char *)a)[pg * PS];
-	(void)sum;
+	int fd = read_start(pages, 12, &shadow, &a, &p);
+
 	/* The thread works in the background: wait for it (not timed). */
 	size_t marker = pages;
 	for (int i = 0; i < 500 && marker == pages; i++) {
-		marker = find_marker(a, 400, pages);
+		marker = find_marker(a, STARTED_PAGES, pages);
 		if (marker == pages)
 			usleep(10000);
 	}
