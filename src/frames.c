@@ -58,10 +58,10 @@ int64_t frames_alloc(struct frame_pool *fp)
 	if (fp->free_head != NO_FRAME) {
 		idx = fp->free_head;
 		fp->free_head = fp->frames[idx].next_free;
-		fp->frames[idx].next_free = NO_FRAME;
-		atomic_fetch_sub_explicit(&fp->nfree, 1, memory_order_relaxed);
 	} else if (fp->fresh < fp->nframes) {
 		idx = fp->fresh++;
+	}
+	if (idx >= 0) {
 		fp->frames[idx].next_free = NO_FRAME;
 		atomic_fetch_sub_explicit(&fp->nfree, 1, memory_order_relaxed);
 	}

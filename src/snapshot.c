@@ -663,8 +663,8 @@ UPAGER_API int upager_snapshot_read(upager_snapshot_t *s, size_t off, void *buf,
 			 * frame (a fault would zero-fill a frame, and its
 			 * fault-around more, for every such page of a mostly
 			 * empty range: upager-run's fork reads the heap's
-			 * used span plus 64 MiB for a child). A busy page is waited for, as the
-			 * fault path waits. */
+			 * used span plus 64 MiB for a child). A busy page is
+			 * waited for, as the fault path waits. */
 			if (!(f & PTE_OWNED)) {
 				int ret;
 				do {
