@@ -704,6 +704,14 @@ static void *evictor_main(void *arg)
 			}
 			upager__sample_owed(p);
 		}
+		/* Pages in swap can now be read back in runs (prefetch.c):
+		 * started here, not by a fault, which may be in a signal
+		 * handler. */
+		if (!p->evictor_started_ra &&
+		    atomic_load_explicit(&p->stats.writebacks, memory_order_relaxed)) {
+			p->evictor_started_ra = true;
+			upager__readahead_start(p);
+		}
 		pthread_mutex_lock(&p->evictor_lock);
 	}
 	pthread_mutex_unlock(&p->evictor_lock);

@@ -93,6 +93,10 @@ struct upte {
 /* Left its frame by eviction: frame holds the low 32 bits of the
  * eviction count at that moment, for the refault distance (observe.c). */
 #define PTE_EVICTED (1u << 11)
+/* Mapped by readahead, not yet passed by the sampling hand: the program
+ * is likely about to read it, and a sample now would only cost it a
+ * minor fault. The hand clears it on its first pass (sample.c). */
+#define PTE_FRESH (1u << 12)
 
 static inline uint32_t pte_state(uint32_t f)
 {
@@ -303,6 +307,8 @@ struct policy_ops;
 
 /* ---- regions ---- */
 
+#define RA_MARKERS 4 /* readahead markers a region keeps (prefetch.c) */
+
 struct region {
 	struct upager *p;
 	uintptr_t base;
@@ -322,12 +328,12 @@ struct region {
 	 * reading a region each in its own run). */
 	_Atomic uint64_t seq_next;
 	_Atomic uint64_t seq_next_other;
-	/* A file region's readahead marker (prefetch.c): page + 1 of the
-	 * stretch's first page, left unread so that the program's fault on
-	 * it asks for the stretch after it, from ra_marker_next on; 0 for
-	 * none. */
-	_Atomic uint64_t ra_marker;
-	_Atomic uint64_t ra_marker_next;
+	/* The region's readahead markers (prefetch.c): page + 1 of the
+	 * latest stretches' first pages, left unmapped so that the program's
+	 * fault on one asks for a stretch further on; 0 for none. */
+	_Atomic uint64_t ra_markers[RA_MARKERS];
+	_Atomic unsigned ra_marker_at; /* where the next marker goes */
+	_Atomic bool ra_marker_swap;   /* the stretches are read from swap */
 	_Atomic unsigned seq_window;
 	_Atomic int advice;
 	/* Copy-on-write (snapshot.c); changed only under p->cow_lock held
@@ -443,6 +449,7 @@ struct upager {
 	pthread_mutex_t evictor_lock;
 	pthread_cond_t evictor_cond;
 	_Atomic bool evictor_stop;
+	bool evictor_started_ra; /* the readahead threads, once swap is used */
 	unsigned free_low, free_high;
 
 	_Atomic uint64_t pinned; /* pages with pins > 0 */
@@ -669,10 +676,16 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 bool upager__write_likely(struct region *r, uint64_t pg, uint32_t f);
 /* The scratch a fault needs in its ring. */
 size_t upager__prefetch_scratch_bytes(void);
-/* The readahead thread of file regions: started once (from a normal
- * call, not a fault), stopped before the regions go. */
+/* The readahead threads: started once (from a normal call, not a fault:
+ * a file region's map, or the evictor once it has used swap), stopped
+ * before the regions go. */
 int upager__readahead_start(struct upager *p);
+/* A fault on page pg of r: if it is a readahead marker, a stretch
+ * further on is asked for (prefetch.c). */
+void upager__readahead_marker(struct region *r, uint64_t pg);
 void upager__readahead_stop(struct upager *p);
+/* The part of the readahead threads' buffers ever used (statistics). */
+size_t upager__readahead_bytes(struct upager *p);
 
 /* ---- sampling and recording (sample.c) ---- */
 

@@ -200,6 +200,7 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 		pte_drop_swap_copy(p, e);
 	pte_set_mapped(p, e, writable);
 	upager__policy_reference(p, e->frame, write);
+	upager__readahead_marker(r, pg);
 	return 0;
 }
 
@@ -210,7 +211,8 @@ void upager__fill_done(struct region *r, uint64_t pg, struct upte *e, uint32_t f
 	if (write)
 		pte_drop_swap_copy(p, e);
 	frame_bind(p, frame, r, pg, e);
-	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY, PTE_RESIDENT);
+	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY | PTE_FRESH,
+		   PTE_RESIDENT);
 	pte_set_mapped(p, e, write);
 	upager__policy_insert(p, frame, region_page_key(r, pg), write);
 }
@@ -746,7 +748,7 @@ static void stats_fill(upager_t *p, upager_stats_t *out)
 	if (out->workingset_pages > out->region_bytes / p->page_size)
 		out->workingset_pages = out->region_bytes / p->page_size;
 	out->metadata_bytes = pt_bytes + (uint64_t)p->nframes * sizeof(struct frame) +
-			      io_pool_bounce_used(&p->io);
+			      io_pool_bounce_used(&p->io) + upager__readahead_bytes(p);
 	snprintf(out->backend, sizeof(out->backend), "%s", p->backend->name);
 	/* The mode in effect: the sigsegv backend, and a user-mode-only
 	 * userfaultfd, always resolve faults in the faulting thread. */

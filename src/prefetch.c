@@ -20,9 +20,9 @@
  * address order with trylock, so there is no lock-order problem), and for
  * which a frame is free right now: readahead never evicts.
  *
- * A file region's run that has reached the largest window also has the
- * stretch after the window read asynchronously, several windows in flight
- * at once (see "asynchronous readahead" below).
+ * A run that has reached the largest window also has the stretch after
+ * the window read asynchronously, several windows in flight at once (see
+ * "asynchronous readahead" below), from the file or from swap.
  *
  * UPAGER_ADVICE_SEQUENTIAL opens the whole window at once, RANDOM keeps it
  * shut, and so does recording a trace (every first access must fault); WILLNEED reads a range in with the same machinery, DONTNEED drops
@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define WINDOW_START 4
 
@@ -173,7 +174,8 @@ void upager__window_commit(struct region *r, struct window *w, bool writable)
 			swap_put(&p->swap, e->slot - 1);
 			e->slot = 0;
 		}
-		pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY, PTE_RESIDENT);
+		pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY,
+			   PTE_RESIDENT | PTE_FRESH);
 		pte_set_mapped(p, e, writable);
 	}
 	window_publish(p, r, w);
@@ -219,50 +221,72 @@ void upager__window_done(struct region *r, uint64_t pg, unsigned n)
 	atomic_store_explicit(&r->seq_next, pg + 1 + n, memory_order_relaxed);
 }
 
-/* ---- asynchronous readahead of file regions ----
+/* ---- asynchronous readahead ----
  *
- * A fault that reads a file region's window at its largest size (a run
- * the program keeps following) hands the stretch after that window to the
- * readahead thread. The thread reads it as several windows in one
+ * A fault that reads a window at its largest size (a run the program
+ * keeps following) hands the stretches after that window to the readahead
+ * threads: the stretches' file pages for a file page, their swapped pages
+ * for a swapped one. A thread reads a stretch as several windows in one
  * submission, so the device sees several large reads in flight, and
- * installs each window read-only as a fault's window would be: the program
- * runs into the pages without faulting, and its fault past the stretch
- * continues the run and asks for the next one. Only the program's own
- * fault waits for a read; the thread never blocks anything it would have
- * to wait for: it gives a request up when cow_lock is busy (a snapshot or
- * an unmap is in progress), when the region is going, and skips pages
- * that are not in the file (resident, or read by a fault meanwhile). A
- * read that fails leaves its pages as they were: the program's own fault
- * reads them again and reports the error. The thread holds a reference on
- * the region of each queued request, so the region waits for it at unmap.
+ * installs each window as a fault's window would be: the program runs
+ * into the pages without faulting. Two threads take stretches from one
+ * queue, so that one installs while the other's reads are on the device,
+ * which is what keeps a sequential reader at the device's bandwidth.
  *
- * The stretch's first page is left unread, a marker (as the kernel's
- * PG_readahead): the program's fault on it, as it enters the stretch,
- * asks for the next stretch at once, so that the device reads one stretch
- * ahead of the program instead of waiting for its fault past the end.
+ * Only the program's own fault waits for a read; a thread never blocks
+ * anything it would have to wait for: it gives a request up when cow_lock
+ * is busy (a snapshot or an unmap is in progress), when the region is
+ * going, and skips pages that are not in the state it reads (resident, or
+ * read by a fault meanwhile). A read that fails leaves its pages as they
+ * were: the program's own fault reads them again and reports the error.
+ * The queue holds a reference on the region of each request, so the
+ * region waits for the threads at unmap.
+ *
+ * Stretches keep ahead of the program by markers (as the kernel's
+ * PG_readahead): each stretch's first page is read with the rest but left
+ * unmapped, so the program faults on it as it enters the stretch (a minor
+ * fault), and that fault asks for the stretch RA_AHEAD stretches on. A run
+ * starts with RA_AHEAD stretches asked for at once.
+ *
+ * File regions start the threads when they are mapped; for swap the
+ * evictor starts them once it has written a page there, so that a pager
+ * that never swaps never pays for them.
  */
-#define RA_BYTES (4u << 20) /* the stretch after a window, at most */
+#define RA_BYTES (4u << 20) /* a stretch, at most */
 #define RA_QUEUE 8
+#define RA_THREADS 2
+#define RA_AHEAD 2
 
 struct ra_req {
 	struct region *r;
 	uint64_t first, end;
+	bool swap; /* the stretch's swapped pages, not its file pages */
+};
+
+/* A thread and what it reads into. */
+struct ra_worker {
+	pthread_t thread;
+	struct upager *p;
+	struct readahead *ra;
+	struct window *w;    /* nchunks windows */
+	struct io_req *reqs; /* nchunks * chunk_pages */
+	char *buf;           /* as many pages, page-aligned for O_DIRECT */
+	size_t buf_used;     /* the most of buf ever used (atomic) */
+	bool started;
 };
 
 struct readahead {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	pthread_t thread;
 	bool stop;
 	struct ra_req q[RA_QUEUE];
 	unsigned head, len;
 	struct region *last_r; /* the last request queued: a repeat is not queued again */
 	uint64_t last_first, last_end;
+	bool last_swap;
 	unsigned nchunks, chunk_pages;
-	struct window *w;    /* nchunks windows */
-	struct io_req *reqs; /* nchunks * chunk_pages */
-	char *buf;           /* as many pages, page-aligned for O_DIRECT */
 	size_t buf_bytes;
+	struct ra_worker workers[RA_THREADS];
 };
 
 static pthread_mutex_t ra_start_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -271,25 +295,193 @@ static unsigned ra_pages(struct upager *p)
 {
 	uint64_t n = RA_BYTES >> p->page_shift;
 
-	/* A small budget keeps most of its frames for the program. */
-	if (n > p->nframes / 8)
-		n = p->nframes / 8;
+	/* A small budget keeps most of its frames for the program, and the
+	 * threads' buffers (one stretch each) stay within budget/16. */
+	if (n > p->nframes / (16 * RA_THREADS))
+		n = p->nframes / (16 * RA_THREADS);
 	return (unsigned)n;
 }
 
-/* Reads and installs what can be of [first, end) of r. */
-static void ra_fill(struct upager *p, struct readahead *ra, struct region *r, uint64_t first,
-		    uint64_t end)
-{
-	const struct fault_backend *be = p->backend;
-	unsigned n = 0, total = 0;
+static void readahead_request(struct region *r, uint64_t first, bool swap);
 
-	if (end > r->file_pages)
-		end = r->file_pages;
-	if (first >= end || r->dying)
+/* Page pg of r is a stretch's marker: the program reaching it asks for
+ * the stretch RA_AHEAD on. */
+static void ra_set_marker(struct region *r, uint64_t pg, bool swap)
+{
+	unsigned at = atomic_fetch_add_explicit(&r->ra_marker_at, 1, memory_order_relaxed);
+
+	atomic_store_explicit(&r->ra_marker_swap, swap, memory_order_relaxed);
+	atomic_store_explicit(&r->ra_markers[at % RA_MARKERS], pg + 1, memory_order_release);
+}
+
+void upager__readahead_marker(struct region *r, uint64_t pg)
+{
+	for (unsigned i = 0; i < RA_MARKERS; i++) {
+		uint64_t marker = pg + 1;
+
+		if (atomic_load_explicit(&r->ra_markers[i], memory_order_acquire) == marker &&
+		    atomic_compare_exchange_strong(&r->ra_markers[i], &marker, 0)) {
+			readahead_request(r, pg + (uint64_t)RA_AHEAD * ra_pages(r->p),
+					  atomic_load_explicit(&r->ra_marker_swap,
+							       memory_order_relaxed));
+			return;
+		}
+	}
+}
+
+/* The marker page, read: into its frame, resident but unmapped, clean
+ * (its copy in the file or in swap stays). */
+static bool ra_place_marker(struct upager *p, struct region *r, struct window *w, const char *src)
+{
+	struct upte *e = w->e[0];
+
+	if (pwrite(r->memfd, src, p->page_size, (off_t)(w->first << p->page_shift)) !=
+	    (ssize_t)p->page_size) {
+		upager__punch(r, w->first, 1);
+		upager__window_release(r, w, 0);
+		return false;
+	}
+	frame_bind(p, w->frame[0], r, w->first, e);
+	pte_update(e,
+		   PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY | PTE_SAMPLED | PTE_FRESH,
+		   PTE_RESIDENT);
+	STAT_INC(p, readahead_pages);
+	window_publish(p, r, w);
+	return true;
+}
+
+/* Claims windows of [*pg, end) of r while frames are free. Returns how
+ * many; *pg moves past what they hold and the pages skipped. */
+static unsigned ra_claim(struct ra_worker *wk, struct region *r, uint64_t *pg, uint64_t end,
+			 uint64_t marker_pg, bool swap)
+{
+	unsigned n = 0;
+
+	while (*pg < end && n < wk->ra->nchunks) {
+		struct window *w = &wk->w[n];
+		uint64_t k = end - *pg < wk->ra->chunk_pages ? end - *pg : wk->ra->chunk_pages;
+
+		if (*pg == marker_pg)
+			k = 1;
+		upager__window_claim(r, w, *pg, swap ? PTE_SWAPPED : PTE_NONE, (unsigned)k);
+		if (!w->n) {
+			if (!atomic_load_explicit(&wk->p->frames.nfree, memory_order_relaxed))
+				break; /* no frame */
+			(*pg)++;       /* resident, or busy: the next one */
+			continue;
+		}
+		*pg += w->n;
+		n++;
+	}
+	return n;
+}
+
+/* Reads the n claimed windows and installs them. */
+static void ra_read_install(struct ra_worker *wk, struct region *r, unsigned n, uint64_t marker_pg,
+			    bool swap)
+{
+	struct upager *p = wk->p;
+	struct readahead *ra = wk->ra;
+	const struct fault_backend *be = p->backend;
+	unsigned total = 0;
+
+	for (unsigned c = 0; c < n; c++) {
+		struct window *w = &wk->w[c];
+		char *to = wk->buf + ((size_t)c * ra->chunk_pages << p->page_shift);
+
+		for (unsigned i = 0; i < w->n; i++, total++) {
+			char *page = to + ((size_t)i << p->page_shift);
+
+			if (swap) {
+				wk->reqs[total] = (struct io_req){
+					.op = IO_READ,
+					.buf = page,
+					.len = p->page_size,
+					.off = (w->e[i]->slot - 1) * p->page_size,
+				};
+				continue;
+			}
+			upager__file_req(r, w->first + i, &wk->reqs[total], IO_READ, page);
+			if (wk->reqs[total].len < p->page_size)
+				memset(page + wk->reqs[total].len, 0,
+				       p->page_size - wk->reqs[total].len);
+		}
+	}
+	size_t used = ((size_t)(n - 1) * ra->chunk_pages + wk->w[n - 1].n) << p->page_shift;
+	if (used > __atomic_load_n(&wk->buf_used, __ATOMIC_RELAXED))
+		__atomic_store_n(&wk->buf_used, used, __ATOMIC_RELAXED);
+	struct io_ring *ring = io_ring_get(&p->io);
+	int ret = io_ring_run(&p->io, ring, swap ? p->swap.fd : r->file_fd, wk->reqs, total);
+	io_ring_put(&p->io, ring);
+	if (ret > 0)
+		STAT_ADD(p, io_submits, (uint64_t)ret);
+	total = 0;
+	for (unsigned c = 0; c < n; c++) {
+		struct window *w = &wk->w[c];
+		char *src = wk->buf + ((size_t)c * ra->chunk_pages << p->page_shift);
+		unsigned ok = 0, claimed = w->n;
+
+		while (ret >= 0 && ok < w->n &&
+		       wk->reqs[total + ok].res == (int)wk->reqs[total + ok].len)
+			ok++;
+		total += claimed;
+		upager__window_release(r, w, ok); /* a failed read and the rest */
+		if (!w->n)
+			continue;
+		STAT_ADD(p, bytes_read, (uint64_t)w->n << p->page_shift);
+		if (w->first == marker_pg) {
+			if (!ra_place_marker(p, r, w, src))
+				continue;
+		} else {
+			/* Swapped pages the program is likely to write are
+			 * mapped writable, as a fault's window is
+			 * (upager__read_in). */
+			bool write = swap && upager__write_likely(r, w->first, 0);
+			int iret = be->install(r, w->first, w->n, src, write);
+			if (iret < 0) {
+				upager__window_discard(r, w, src);
+				continue;
+			}
+			STAT_ADD(p, readahead_pages, w->n);
+			upager__window_commit(r, w, iret > 0 || write);
+			if (swap && !write && !iret)
+				pager_note_ro_fills(p, w->n);
+		}
+		/* The run this stretch continues (whichever of the two it
+		 * is) now goes on after it. */
+		uint64_t at = w->first;
+		if (!atomic_compare_exchange_strong(&r->seq_next, &at, w->first + w->n)) {
+			at = w->first;
+			atomic_compare_exchange_strong(&r->seq_next_other, &at, w->first + w->n);
+		}
+	}
+}
+
+/* Reads and installs what can be of [first, end) of r: its file pages,
+ * or its swapped ones. */
+static void ra_fill(struct ra_worker *wk, struct region *r, uint64_t first, uint64_t end, bool swap)
+{
+	struct upager *p = wk->p;
+	uint64_t limit = swap ? r->npages : r->file_pages;
+
+	if (end > limit)
+		end = limit;
+	if (first >= end)
 		return;
-	/* Frames for the stretch, as a fault gets its own: evicting. */
-	uint64_t want = end - first + p->free_low;
+	/* Frames for the stretch's pages still to be read, as a fault gets
+	 * its own: evicting, here, ahead of the program, so that its faults
+	 * find frames free. */
+	uint64_t want = p->free_low;
+	uint32_t state = swap ? PTE_SWAPPED : PTE_NONE;
+	for (uint64_t pg = first; pg < end; pg++) {
+		struct upte *leaf = pt_lookup(&r->pt, pg & ~(uint64_t)(PT_FANOUT - 1));
+		uint32_t f = leaf ? atomic_load_explicit(&leaf[pg & (PT_FANOUT - 1)].flags,
+							 memory_order_relaxed)
+				  : PTE_NONE;
+		want += pte_state(f) == state;
+	}
+	if (want == p->free_low)
+		return;
 	for (int tries = 0; tries < 8; tries++) {
 		uint32_t nfree = atomic_load_explicit(&p->frames.nfree, memory_order_relaxed);
 		if (nfree >= want)
@@ -299,83 +491,28 @@ static void ra_fill(struct upager *p, struct readahead *ra, struct region *r, ui
 	}
 	if (pthread_rwlock_tryrdlock(&p->cow_lock))
 		return;
-	/* The marker, set before the reads: the program may be there first. */
+	/* The marker, set before the reads: the program may be there first
+	 * (its fault then reads the page and asks for the stretch on). The
+	 * first window is the marker page alone. */
+	uint64_t marker_pg = UINT64_MAX;
 	if (end - first > 1) {
-		atomic_store_explicit(&r->ra_marker_next, end, memory_order_relaxed);
-		atomic_store_explicit(&r->ra_marker, first + 1, memory_order_release);
-		first++;
+		marker_pg = first;
+		ra_set_marker(r, first, swap);
 	}
-	for (uint64_t pg = first; pg < end && n < ra->nchunks;) {
-		struct window *w = &ra->w[n];
-		uint64_t k = end - pg < ra->chunk_pages ? end - pg : ra->chunk_pages;
-
-		upager__window_claim(r, w, pg, PTE_NONE, (unsigned)k);
-		if (!w->n) {
-			pg++; /* resident, busy, or no frame: the next one */
-			continue;
-		}
-		pg += w->n;
-		n++;
-	}
-	if (r->dying) {
-		for (unsigned c = 0; c < n; c++)
-			upager__window_release(r, &ra->w[c], 0);
-		pthread_rwlock_unlock(&p->cow_lock);
-		return;
-	}
-	for (unsigned c = 0; c < n; c++) {
-		struct window *w = &ra->w[c];
-		char *to = ra->buf + ((size_t)c * ra->chunk_pages << p->page_shift);
-
-		for (unsigned i = 0; i < w->n; i++, total++) {
-			char *page = to + ((size_t)i << p->page_shift);
-			upager__file_req(r, w->first + i, &ra->reqs[total], IO_READ, page);
-			if (ra->reqs[total].len < p->page_size)
-				memset(page + ra->reqs[total].len, 0,
-				       p->page_size - ra->reqs[total].len);
-		}
-	}
-	struct io_ring *ring = io_ring_get(&p->io);
-	int ret = total ? io_ring_run(&p->io, ring, r->file_fd, ra->reqs, total) : 0;
-	io_ring_put(&p->io, ring);
-	if (ret > 0)
-		STAT_ADD(p, io_submits, (uint64_t)ret);
-	total = 0;
-	for (unsigned c = 0; c < n; c++) {
-		struct window *w = &ra->w[c];
-		char *src = ra->buf + ((size_t)c * ra->chunk_pages << p->page_shift);
-		unsigned ok = 0, claimed = w->n;
-
-		while (ret >= 0 && ok < w->n &&
-		       ra->reqs[total + ok].res == (int)ra->reqs[total + ok].len)
-			ok++;
-		total += claimed;
-		upager__window_release(r, w, ok); /* a failed read and the rest */
-		if (!w->n)
-			continue;
-		STAT_ADD(p, bytes_read, (uint64_t)w->n << p->page_shift);
-		int iret = be->install(r, w->first, w->n, src, false);
-		if (iret < 0) {
-			upager__window_discard(r, w, src);
-			continue;
-		}
-		STAT_ADD(p, readahead_pages, w->n);
-		upager__window_commit(r, w, iret > 0);
-		/* The run this stretch continues (whichever of the two it
-		 * is) now goes on after it. */
-		uint64_t at = w->first;
-		if (!atomic_compare_exchange_strong(&r->seq_next, &at, w->first + w->n)) {
-			at = w->first;
-			atomic_compare_exchange_strong(&r->seq_next_other, &at, w->first + w->n);
-		}
-	}
+	uint64_t pg = first;
+	unsigned n = ra_claim(wk, r, &pg, end, marker_pg, swap);
+	if (r->dying) /* being unmapped: its pages are not wanted */
+		for (; n; n--)
+			upager__window_release(r, &wk->w[n - 1], 0);
+	if (n)
+		ra_read_install(wk, r, n, marker_pg, swap);
 	pthread_rwlock_unlock(&p->cow_lock);
 }
 
 static void *readahead_main(void *arg)
 {
-	struct upager *p = arg;
-	struct readahead *ra = p->ra;
+	struct ra_worker *wk = arg;
+	struct readahead *ra = wk->ra;
 	sigset_t all;
 
 	sigfillset(&all);
@@ -390,7 +527,7 @@ static void *readahead_main(void *arg)
 		ra->head = (ra->head + 1) % RA_QUEUE;
 		ra->len--;
 		pthread_mutex_unlock(&ra->lock);
-		ra_fill(p, ra, q.r, q.first, q.end);
+		ra_fill(wk, q.r, q.first, q.end, q.swap);
 		upager__region_put(q.r);
 		pthread_mutex_lock(&ra->lock);
 	}
@@ -401,39 +538,54 @@ static void *readahead_main(void *arg)
 /* From a fault (perhaps in a signal handler, as the evictor's kick is):
  * queues [first, first + ra_pages) of r, unless it is queued already or
  * the queue is full. */
-static void readahead_request(struct region *r, uint64_t first)
+static void readahead_request(struct region *r, uint64_t first, bool swap)
 {
 	struct upager *p = r->p;
 	struct readahead *ra = atomic_load_explicit(&p->ra, memory_order_acquire);
 	unsigned pages = ra_pages(p);
 
-	if (!ra || !pages || first >= r->file_pages)
+	if (!ra || !pages || first >= (swap ? r->npages : r->file_pages))
 		return;
 	uint64_t end = first + pages;
 	pthread_mutex_lock(&ra->lock);
-	bool repeat = ra->last_r == r && first >= ra->last_first && first < ra->last_end;
+	bool repeat = ra->last_r == r && ra->last_swap == swap && first >= ra->last_first &&
+		      first < ra->last_end;
 	if (!ra->stop && ra->len < RA_QUEUE && !repeat) {
 		atomic_fetch_add_explicit(&r->refs, 1, memory_order_acquire);
-		ra->q[(ra->head + ra->len) % RA_QUEUE] = (struct ra_req){ r, first, end };
+		ra->q[(ra->head + ra->len) % RA_QUEUE] = (struct ra_req){ r, first, end, swap };
 		ra->len++;
 		ra->last_r = r;
 		ra->last_first = first;
 		ra->last_end = end;
+		ra->last_swap = swap;
 		pthread_cond_signal(&ra->cond);
 	}
 	pthread_mutex_unlock(&ra->lock);
 }
 
-static void ra_free(struct upager *p, struct readahead *ra)
+/* Stops and frees what was started of ra. */
+static void ra_free(struct readahead *ra)
 {
-	if (ra->buf)
-		munmap(ra->buf, ra->buf_bytes);
-	free(ra->w);
-	free(ra->reqs);
+	pthread_mutex_lock(&ra->lock);
+	ra->stop = true;
+	pthread_cond_broadcast(&ra->cond);
+	pthread_mutex_unlock(&ra->lock);
+	for (unsigned i = 0; i < RA_THREADS; i++) {
+		struct ra_worker *wk = &ra->workers[i];
+
+		if (wk->started)
+			pthread_join(wk->thread, NULL);
+		if (wk->buf)
+			munmap(wk->buf, ra->buf_bytes);
+		free(wk->w);
+		free(wk->reqs);
+	}
+	/* What was still queued lets its regions go. */
+	for (; ra->len; ra->len--, ra->head = (ra->head + 1) % RA_QUEUE)
+		upager__region_put(ra->q[ra->head].r);
 	pthread_mutex_destroy(&ra->lock);
 	pthread_cond_destroy(&ra->cond);
 	free(ra);
-	(void)p;
 }
 
 int upager__readahead_start(struct upager *p)
@@ -455,29 +607,52 @@ int upager__readahead_start(struct upager *p)
 	ra->chunk_pages = upager__window_max(p, false) + 1;
 	if (ra->chunk_pages > WINDOW_MAX)
 		ra->chunk_pages = WINDOW_MAX;
-	ra->nchunks = (ra_pages(p) + ra->chunk_pages - 1) / ra->chunk_pages;
+	/* One more window: the marker page is one by itself. */
+	ra->nchunks = (ra_pages(p) + ra->chunk_pages - 1) / ra->chunk_pages + 1;
 	ra->buf_bytes = (size_t)ra->nchunks * ra->chunk_pages << p->page_shift;
-	ra->w = calloc(ra->nchunks, sizeof(*ra->w));
-	ra->reqs = calloc((size_t)ra->nchunks * ra->chunk_pages, sizeof(*ra->reqs));
-	ra->buf = mmap(NULL, ra->buf_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		       0);
-	if (ra->buf == MAP_FAILED)
-		ra->buf = NULL;
-	if (!ra->w || !ra->reqs || !ra->buf) {
-		ra_free(p, ra);
-		err = -ENOMEM;
-		goto out;
+	for (unsigned i = 0; i < RA_THREADS; i++) {
+		struct ra_worker *wk = &ra->workers[i];
+
+		wk->p = p;
+		wk->ra = ra;
+		wk->w = calloc(ra->nchunks, sizeof(*wk->w));
+		wk->reqs = calloc((size_t)ra->nchunks * ra->chunk_pages, sizeof(*wk->reqs));
+		wk->buf = mmap(NULL, ra->buf_bytes, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (wk->buf == MAP_FAILED)
+			wk->buf = NULL;
+		if (!wk->w || !wk->reqs || !wk->buf) {
+			ra_free(ra);
+			err = -ENOMEM;
+			goto out;
+		}
 	}
+	/* Published first: the threads find it there. */
 	atomic_store_explicit(&p->ra, ra, memory_order_release);
-	int perr = pthread_create(&ra->thread, NULL, readahead_main, p);
-	if (perr) {
-		atomic_store(&p->ra, NULL);
-		ra_free(p, ra);
-		err = -perr;
+	for (unsigned i = 0; i < RA_THREADS; i++) {
+		int perr = pthread_create(&ra->workers[i].thread, NULL, readahead_main,
+					  &ra->workers[i]);
+		if (perr) {
+			atomic_store(&p->ra, NULL);
+			ra_free(ra);
+			err = -perr;
+			goto out;
+		}
+		ra->workers[i].started = true;
 	}
 out:
 	pthread_mutex_unlock(&ra_start_lock);
 	return err;
+}
+
+size_t upager__readahead_bytes(struct upager *p)
+{
+	struct readahead *ra = atomic_load_explicit(&p->ra, memory_order_acquire);
+	size_t total = 0;
+
+	for (unsigned i = 0; ra && i < RA_THREADS; i++)
+		total += __atomic_load_n(&ra->workers[i].buf_used, __ATOMIC_RELAXED);
+	return total;
 }
 
 void upager__readahead_stop(struct upager *p)
@@ -486,16 +661,8 @@ void upager__readahead_stop(struct upager *p)
 
 	if (!ra)
 		return;
-	pthread_mutex_lock(&ra->lock);
-	ra->stop = true;
-	pthread_cond_signal(&ra->cond);
-	pthread_mutex_unlock(&ra->lock);
-	pthread_join(ra->thread, NULL);
 	atomic_store(&p->ra, NULL);
-	/* What was still queued lets its regions go. */
-	for (; ra->len; ra->len--, ra->head = (ra->head + 1) % RA_QUEUE)
-		upager__region_put(ra->q[ra->head].r);
-	ra_free(p, ra);
+	ra_free(ra);
 }
 
 int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, unsigned window)
@@ -640,20 +807,17 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 		upager__window_commit(r, w, window_ret > 0 || window_write);
 	if (w->n && window_ret <= 0 && !window_write && !from_file)
 		pager_note_ro_fills(p, w->n);
-	/* A plain file region's run at the largest window: the stretch after
-	 * it is read asynchronously. */
-	bool ahead = from_file && w->n && w->n == window &&
-		     window >= upager__window_max(p, false) && !r->chain && !r->backing &&
+	/* A plain region's run at the largest window: the stretches after
+	 * it are read asynchronously. (Whether or not frames were free for
+	 * the whole window: a readahead thread evicts for its stretch.) */
+	bool ahead = w->n && window >= upager__window_max(p, false) && !r->chain && !r->backing &&
 		     !r->self && !r->readonly;
 	uint64_t next = pg + 1 + w->n;
 	io_ring_put(&p->io, ring);
 	if (ahead)
-		readahead_request(r, next);
-	uint64_t marker = pg + 1;
-	if (from_file && atomic_load_explicit(&r->ra_marker, memory_order_acquire) == marker &&
-	    atomic_compare_exchange_strong(&r->ra_marker, &marker, 0))
-		readahead_request(r,
-				  atomic_load_explicit(&r->ra_marker_next, memory_order_relaxed));
+		for (unsigned i = 0; i < RA_AHEAD; i++)
+			readahead_request(r, next + (uint64_t)i * ra_pages(p), !from_file);
+	upager__readahead_marker(r, pg);
 	return ret;
 }
 

@@ -117,6 +117,10 @@ static bool claim(struct upager *p, struct upte *e)
 	if (!upager__pte_trylock(e))
 		return false; /* being faulted on: referenced anyway */
 	f = pte_flags(e);
+	if (f & PTE_FRESH) {
+		pte_update(e, PTE_FRESH, 0); /* next time */
+		f = 0;
+	}
 	if (pte_state(f) == PTE_RESIDENT && (f & PTE_MAPPED) &&
 	    !atomic_load_explicit(&p->frames.frames[e->frame].pins, memory_order_relaxed))
 		return true;

@@ -460,63 +460,63 @@ static void readahead_thread(void)
 	free(shadow);
 }
 
-/* Where [from, n) of the region's memory first has a page that is not in
- * memory with the next 8 in memory: a readahead stretch's marker (its
- * unread first page). n if there is none. */
-static size_t find_marker(unsigned char *a, size_t from, size_t n)
+/* The first page in [from, n) of the region that is not in memory; n if
+ * all are. */
+static size_t resident_end(unsigned char *a, size_t from, size_t n)
 {
 	static unsigned char vec[8192];
 
 	CHECK(n <= sizeof(vec));
 	CHECK_EQ(mincore(a, n * PS, vec), 0);
-	for (size_t i = from; i + 8 < n; i++) {
-		if (vec[i] & 1)
-			continue;
-		size_t k = 1;
-		while (k <= 8 && (vec[i + k] & 1))
-			k++;
-		if (k > 8)
-			return i;
-	}
-	return n;
+	while (from < n && (vec[from] & 1))
+		from++;
+	return from;
 }
 
-/* The first page of each stretch the readahead thread reads is left
- * unread: the program's fault on it asks for the next stretch, which then
- * comes in while the program reads the one it is in. */
+/* resident_end() once it has stopped moving: the readahead threads are
+ * done with what was asked for (not timed). */
+static size_t settled_end(unsigned char *a, size_t from, size_t n)
+{
+	size_t end = resident_end(a, from, n), prev;
+	int still = 0;
+
+	for (int i = 0; i < 300 && still < 3; i++) {
+		usleep(10000);
+		prev = end;
+		end = resident_end(a, from, n);
+		still = end == prev ? still + 1 : 0;
+	}
+	return end;
+}
+
+/* The first page of each stretch the readahead threads read is left
+ * unmapped, a marker: the program's minor fault on it asks for a stretch
+ * further on. So a program that reads what came in has the next
+ * stretches come in ahead of it, without a major fault. */
 static void readahead_marker(void)
 {
 	const size_t pages = 8192, bytes = pages * PS;
 	unsigned char *shadow, *a;
-	upager_stats_t st;
+	upager_stats_t st0, st1;
 	upager_t *p;
 	uint64_t sum = 0;
 	int fd = read_start(pages, 12, &shadow, &a, &p);
 
-	/* The thread works in the background: wait for it (not timed). */
-	size_t marker = pages;
-	for (int i = 0; i < 500 && marker == pages; i++) {
-		marker = find_marker(a, STARTED_PAGES, pages);
-		if (marker == pages)
-			usleep(10000);
-	}
-	CHECK_CMP(marker, <, pages);
-	CHECK_OK(upager_stats(p, &st));
-	uint64_t majors = st.faults_major;
-	/* One read, of the marker alone; the next marker comes with the
-	 * stretch it asked for. */
-	sum += ((volatile unsigned char *)a)[marker * PS];
-	size_t next = pages;
-	for (int i = 0; i < 500 && next == pages; i++) {
-		next = find_marker(a, marker + 1, pages);
-		if (next == pages)
-			usleep(10000);
-	}
-	CHECK_CMP(next, <, pages);
-	CHECK_CMP(next, >, marker + 8);
-	CHECK_OK(upager_stats(p, &st));
-	CHECK_EQ(st.faults_major, majors + 1);
-	printf("  %s: readahead markers at pages %zu and %zu\n", current->label, marker, next);
+	/* The stretches the run asked for, and no more. */
+	size_t end = settled_end(a, STARTED_PAGES, pages);
+	CHECK_CMP(end, >, STARTED_PAGES + 2 * WINDOW_MAX);
+	CHECK_CMP(end, <, pages);
+	CHECK_OK(upager_stats(p, &st0));
+	for (size_t pg = STARTED_PAGES; pg < end; pg++)
+		sum += ((volatile unsigned char *)a)[pg * PS];
+	size_t later = settled_end(a, end, pages);
+	CHECK_OK(upager_stats(p, &st1));
+	CHECK_CMP(later, >, end + WINDOW_MAX);
+	CHECK_EQ(st1.faults_major, st0.faults_major);
+	CHECK_CMP(st1.faults_minor, >, st0.faults_minor);
+	printf("  %s: stretches read up to page %zu, then (markers) to %zu\n", current->label, end,
+	       later);
+	(void)sum;
 	/* What came in is the file's. */
 	CHECK_EQ(memcmp(a, shadow, bytes), 0);
 	CHECK_OK(upager_close(p));
