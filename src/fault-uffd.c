@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -274,23 +275,62 @@ static void handle_message(struct uffd *u, struct uffd_msg *m, uint64_t woken)
 	upager__region_put(r);
 }
 
+/* The handler threads' wait for a fault. Each thread has its own epoll
+ * instance with the userfaultfd in it as EPOLLEXCLUSIVE: a fault wakes
+ * one handler, not all of them (with poll() every fault woke every
+ * handler, and each needless wake-up of a thread on another CPU costs an
+ * interrupt). Without epoll, poll(). Returns true for a fault to read,
+ * false to stop. */
+static bool wait_for_fault(struct uffd *u, int ep)
+{
+	for (;;) {
+		if (ep >= 0) {
+			struct epoll_event got[2];
+			int n = epoll_wait(ep, got, 2, -1);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return false;
+			for (int i = 0; i < n; i++)
+				if (got[i].data.fd == u->stop_fd)
+					return false;
+			return true;
+		}
+		struct pollfd pfd[2] = { { u->fd, POLLIN, 0 }, { u->stop_fd, POLLIN, 0 } };
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		return !pfd[1].revents;
+	}
+}
+
+static int handler_epoll(struct uffd *u)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event fault = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = u->fd };
+	struct epoll_event stop = { .events = EPOLLIN, .data.fd = u->stop_fd };
+
+	if (ep >= 0 && (epoll_ctl(ep, EPOLL_CTL_ADD, u->fd, &fault) < 0 ||
+			epoll_ctl(ep, EPOLL_CTL_ADD, u->stop_fd, &stop) < 0)) {
+		close(ep);
+		ep = -1;
+	}
+	return ep;
+}
+
 static void *handler_main(void *arg)
 {
 	struct uffd *u = arg;
 	struct uffd_msg msgs[32];
 	sigset_t all;
+	int ep = handler_epoll(u);
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	for (;;) {
-		struct pollfd pfd[2] = { { u->fd, POLLIN, 0 }, { u->stop_fd, POLLIN, 0 } };
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pfd[1].revents)
-			break;
+	while (wait_for_fault(u, ep)) {
 		uint64_t woken = upager__now_ns();
 		ssize_t n = read(u->fd, msgs, sizeof(msgs));
 		if (n < 0) {
@@ -301,6 +341,8 @@ static void *handler_main(void *arg)
 		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
 			handle_message(u, &msgs[i], woken);
 	}
+	if (ep >= 0)
+		close(ep);
 	return NULL;
 }
 
