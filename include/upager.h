@@ -219,7 +219,8 @@ typedef struct upager_config {
 	 * evicted, 0 to 64, default 1. A sampled page is unmapped, keeping
 	 * its frame; its next access is a minor fault that reports the
 	 * reference to the policy. 0: only the samples the policy asks for
-	 * itself through env->age(). */
+	 * itself through env->age(). A policy that ages every page itself
+	 * (UPAGER_POLICY_AGES_ALL: Clock) gets no other samples. */
 	double sample_rate;
 	/* UPAGER_TRACE: record page references to this file (upager trace
 	 * format, docs/trace-format.md) from upager_open() to upager_close();
@@ -675,7 +676,18 @@ typedef struct upager_policy_ops {
 	void (*remove)(void *state, uint32_t frame, upager_policy_reason_t why);
 	int64_t (*victim)(void *state);
 	void (*miss)(void *state, uint64_t key, bool write); /* optional, may be NULL */
+	/* A policy built against a header without this field has a
+	 * smaller size, and no flags. */
+	uint32_t flags; /* UPAGER_POLICY_* below */
 } upager_policy_ops_t;
+
+/* In flags: every page the policy tracks is aged (env->age()) after its
+ * insert and before it can be its victim, and every aging is followed by
+ * reference() on the page's next access (Clock: insert sets the bit, the
+ * hand clears it with an aging before it evicts). The pager's own samples
+ * (upager_config_t's sample_rate) would then find only bits the policy
+ * already has: such a policy gets none. */
+#define UPAGER_POLICY_AGES_ALL 0x1u
 
 /*
  * Registers a policy by name for every pager opened afterwards in this

@@ -113,6 +113,7 @@ static int64_t clock_victim(void *state)
 const struct policy_ops upager__policy_clock = {
 	.abi = UPAGER_POLICY_ABI,
 	.size = sizeof(struct policy_ops),
+	.flags = UPAGER_POLICY_AGES_ALL,
 	.name = "clock",
 	.summary = "second chance: a hand sweeps the frames, clearing referenced bits",
 	.create = clock_create,

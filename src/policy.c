@@ -9,6 +9,7 @@
 #include "policy.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,7 +66,8 @@ UPAGER_API int upager_policy_register(const upager_policy_ops_t *ops)
 {
 	int ret = 0;
 
-	if (!ops || ops->abi != UPAGER_POLICY_ABI || ops->size < sizeof(*ops))
+	if (!ops || ops->abi != UPAGER_POLICY_ABI ||
+	    ops->size < offsetof(upager_policy_ops_t, flags))
 		return upager__fail(-EINVAL, "policy ops: wrong ABI version or size");
 	if (ops->name && !strcmp(ops->name, "opt"))
 		return upager__fail(-EEXIST, "policy name 'opt' is reserved for Belady's OPT");

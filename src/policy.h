@@ -48,6 +48,13 @@ void policy_destroy(struct policy *pol);
 /* The policy called name[0..len), built-in or registered, or NULL. */
 const struct policy_ops *policy_find(const char *name, size_t len);
 
+/* ops->flags, or 0 for a policy built before there were flags. */
+static inline uint32_t policy_flags(const struct policy_ops *ops)
+{
+	return ops->size >= offsetof(struct policy_ops, flags) + sizeof(ops->flags) ? ops->flags
+										    : 0;
+}
+
 /* Rejects parameters other than the listed keys (NULL-terminated) and
  * items that are not key=value. Returns 0 or UPAGER_EPOLICY. */
 int policy_params_check(const char *params, const char *const *keys);

@@ -8,6 +8,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 /* A policy from outside the library: most recently inserted first out
@@ -123,12 +124,24 @@ int main(void)
 	bad.victim = NULL;
 	CHECK_ERR(upager_policy_register(&bad), -EINVAL);
 	CHECK_ERR(upager_policy_register(NULL), -EINVAL);
+	/* Built against a header without ops->flags: accepted, no flags;
+	 * anything shorter is refused. */
+	static upager_policy_ops_t before_flags;
+	before_flags = lifo_ops;
+	before_flags.name = "lifo-old";
+	before_flags.size = offsetof(upager_policy_ops_t, flags);
+	bad = before_flags;
+	bad.name = "lifo-short";
+	bad.size = offsetof(upager_policy_ops_t, miss);
+	CHECK_ERR(upager_policy_register(&bad), -EINVAL);
+	CHECK_OK(upager_policy_register(&before_flags));
 
 	/* Listing: the eleven built-ins, then ours. */
 	size_t n = upager_policy_list(list, 64);
-	CHECK_EQ(n, 12);
-	CHECK_EQ(upager_policy_list(NULL, 0), 12);
+	CHECK_EQ(n, 13);
+	CHECK_EQ(upager_policy_list(NULL, 0), 13);
 	CHECK(!strcmp(list[11]->name, "lifo"));
+	CHECK(!strcmp(list[12]->name, "lifo-old"));
 	static const char *const builtins[] = { "fifo",   "random", "clock",   "lru",
 						"lfu",    "2q",     "arc",     "car",
 						"s3fifo", "sieve",  "clockpro" };
@@ -146,6 +159,8 @@ int main(void)
 	CHECK_EQ(r.writes, 2);
 	CHECK_EQ(r.evictions, 3);
 	CHECK_OK(upager_sim_run("lifo:ok=1", 3, keys, NULL, 8, &r));
+	CHECK_OK(upager_sim_run("lifo-old", 3, keys, NULL, 8, &r));
+	CHECK_EQ(r.hits, 2);
 	CHECK_OK(upager_sim_run("opt", 3, keys, NULL, 8, &r));
 	CHECK_EQ(r.hits, 3); /* OPT: 1 2 3 4(-3) 1h 2h 3(-1 or -2) 4h */
 	CHECK_EQ(live_states, 0);

@@ -7,7 +7,8 @@
  *     asks for samples itself) unmaps pages and sees references through
  *     the minor faults that follow; with rate 0 it sees none. The data
  *     stays intact either way, and also where batched unmaps fall back
- *     to one madvise() per range (kernels before 6.13).
+ *     to one madvise() per range (kernels before 6.13). A Clock pager
+ *     gets only its own agings, at any rate.
  *   - recording, faults mode: the trace holds, in order, one zero-fill
  *     record per first touch, and as many zero, major and minor/sample
  *     records as the statistics count faults.
@@ -20,6 +21,7 @@
 #include "../src/trace.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,8 +83,8 @@ static void temp_path(char *buf, size_t len)
 
 /* ---- sampling ---- */
 
-static void sampling_run(const struct test_backend *b, double rate, bool per_range,
-			 upager_stats_t *st)
+static void sampling_run(const struct test_backend *b, const char *policy, double rate,
+			 bool per_range, upager_stats_t *st)
 {
 	enum { FRAMES = 64, PAGES = 4 * FRAMES, ROUNDS = 6 };
 	upager_config_t cfg;
@@ -92,7 +94,7 @@ static void sampling_run(const struct test_backend *b, double rate, bool per_ran
 	test_config(&cfg, b);
 	cfg.ram_bytes = FRAMES * PAGE;
 	cfg.page_size = PAGE;
-	cfg.policy = "lru";
+	cfg.policy = policy;
 	cfg.sample_rate = rate;
 	CHECK_OK(upager_open(&cfg, &p));
 	if (per_range) /* as upager__zap() does when process_madvise() refuses */
@@ -119,9 +121,9 @@ static void sampling(const struct test_backend *b, void *arg)
 	upager_stats_t on, off, fallback;
 
 	(void)arg;
-	sampling_run(b, 1, false, &on);
-	sampling_run(b, 0, false, &off);
-	sampling_run(b, 1, true, &fallback);
+	sampling_run(b, "lru", 1, false, &on);
+	sampling_run(b, "lru", 0, false, &off);
+	sampling_run(b, "lru", 1, true, &fallback);
 	CHECK_CMP(fallback.samples, >, 0);
 	CHECK_CMP(fallback.sample_faults, >, 0);
 	CHECK_CMP(fallback.evictions, >, 0);
@@ -135,6 +137,51 @@ static void sampling(const struct test_backend *b, void *arg)
 	CHECK_CMP(on.sample_ns, >, 0);
 	CHECK_EQ(off.samples, 0); /* LRU never asks for samples itself */
 	CHECK_EQ(off.sample_faults, 0);
+}
+
+/* The samples the pager takes of its own for 100 evictions, in a pager
+ * whose pages are all resident and mapped (white-box: the evictor, which
+ * would make that call after its evictions, sleeps meanwhile; its lock
+ * is held for the call, as it would hold nothing else). */
+static uint64_t owed_samples(const struct test_backend *b, const char *policy)
+{
+	enum { FRAMES = 64, PAGES = FRAMES / 2 };
+	upager_config_t cfg;
+	upager_stats_t s0, s1;
+	upager_t *p;
+	unsigned char *a;
+
+	test_config(&cfg, b);
+	cfg.ram_bytes = FRAMES * PAGE;
+	cfg.page_size = PAGE;
+	cfg.policy = policy;
+	cfg.sample_rate = 1;
+	CHECK_OK(upager_open(&cfg, &p));
+	CHECK_OK(upager_map(p, PAGES * PAGE, 0, (void **)&a));
+	for (unsigned pg = 0; pg < PAGES; pg++)
+		a[pg * PAGE] = (unsigned char)pg;
+	CHECK_OK(upager_stats(p, &s0));
+	pthread_mutex_lock(&p->evictor_lock);
+	atomic_store(&p->evicted_unsampled, 100);
+	upager__sample_owed(p);
+	pthread_mutex_unlock(&p->evictor_lock);
+	CHECK_OK(upager_stats(p, &s1));
+	for (unsigned pg = 0; pg < PAGES; pg++)
+		CHECK_EQ(a[pg * PAGE], (unsigned char)pg);
+	CHECK_OK(upager_close(p));
+	return s1.samples - s0.samples;
+}
+
+/* Clock ages every page itself (UPAGER_POLICY_AGES_ALL): the pager takes
+ * no samples of its own for it. LRU gets them. */
+static void no_samples_for_clock(const struct test_backend *b, void *arg)
+{
+	(void)arg;
+	uint64_t lru = owed_samples(b, "lru"), clock = owed_samples(b, "clock");
+	printf("  %s: owed samples taken: lru %llu, clock %llu\n", b->label,
+	       (unsigned long long)lru, (unsigned long long)clock);
+	CHECK_CMP(lru, >, 0);
+	CHECK_EQ(clock, 0);
 }
 
 /* ---- recording ---- */
@@ -375,6 +422,7 @@ static void errors(void)
 static void all(const struct test_backend *b, void *arg)
 {
 	sampling(b, arg);
+	no_samples_for_clock(b, arg);
 	record_faults(b, arg);
 	record_restart(b, arg);
 	record_dense_reads(b, arg);
