@@ -513,8 +513,9 @@ struct upager {
 	 * counts, approximate under races. */
 	_Atomic uint32_t ro_fills, ro_upgrades, fill_probe;
 
-	/* Asynchronous readahead of file regions (prefetch.c): started by
-	 * the first upager_map_file(), stopped at close. */
+	/* Asynchronous readahead (prefetch.c): started by the first
+	 * upager_map_file() or by the evictor once it has used swap,
+	 * stopped at close. */
 	struct readahead *_Atomic ra;
 };
 

@@ -83,20 +83,29 @@ static void temp_path(char *buf, size_t len)
 
 /* ---- sampling ---- */
 
-static void sampling_run(const struct test_backend *b, const char *policy, double rate,
-			 bool per_range, upager_stats_t *st)
+/* A pager of 64 frames with the policy and sampling rate given. */
+#define SAMPLING_FRAMES 64
+static upager_t *open_sampling(const struct test_backend *b, const char *policy, double rate)
 {
-	enum { FRAMES = 64, PAGES = 4 * FRAMES, ROUNDS = 6 };
 	upager_config_t cfg;
 	upager_t *p;
-	unsigned char *a;
 
 	test_config(&cfg, b);
-	cfg.ram_bytes = FRAMES * PAGE;
+	cfg.ram_bytes = SAMPLING_FRAMES * PAGE;
 	cfg.page_size = PAGE;
 	cfg.policy = policy;
 	cfg.sample_rate = rate;
 	CHECK_OK(upager_open(&cfg, &p));
+	return p;
+}
+
+static void sampling_run(const struct test_backend *b, const char *policy, double rate,
+			 bool per_range, upager_stats_t *st)
+{
+	enum { FRAMES = SAMPLING_FRAMES, PAGES = 4 * FRAMES, ROUNDS = 6 };
+	upager_t *p = open_sampling(b, policy, rate);
+	unsigned char *a;
+
 	if (per_range) /* as upager__zap() does when process_madvise() refuses */
 		atomic_store(&p->self_pidfd, -1);
 	CHECK_OK(upager_map(p, PAGES * PAGE, 0, (void **)&a));
@@ -145,18 +154,11 @@ static void sampling(const struct test_backend *b, void *arg)
  * is held for the call, as it would hold nothing else). */
 static uint64_t owed_samples(const struct test_backend *b, const char *policy)
 {
-	enum { FRAMES = 64, PAGES = FRAMES / 2 };
-	upager_config_t cfg;
+	enum { PAGES = SAMPLING_FRAMES / 2 };
 	upager_stats_t s0, s1;
-	upager_t *p;
+	upager_t *p = open_sampling(b, policy, 1);
 	unsigned char *a;
 
-	test_config(&cfg, b);
-	cfg.ram_bytes = FRAMES * PAGE;
-	cfg.page_size = PAGE;
-	cfg.policy = policy;
-	cfg.sample_rate = 1;
-	CHECK_OK(upager_open(&cfg, &p));
 	CHECK_OK(upager_map(p, PAGES * PAGE, 0, (void **)&a));
 	for (unsigned pg = 0; pg < PAGES; pg++)
 		a[pg * PAGE] = (unsigned char)pg;
