@@ -491,6 +491,12 @@ static void ra_fill(struct ra_worker *wk, struct region *r, uint64_t first, uint
 	}
 	if (pthread_rwlock_tryrdlock(&p->cow_lock))
 		return;
+	/* A snapshot taken since the request shares the region's pages: they
+	 * are its faults' to bring in, with the copy-on-write rules. */
+	if (r->chain || r->backing || r->self || r->readonly) {
+		pthread_rwlock_unlock(&p->cow_lock);
+		return;
+	}
 	/* The marker, set before the reads: the program may be there first
 	 * (its fault then reads the page and asks for the stretch on). The
 	 * first window is the marker page alone. */
