@@ -109,6 +109,14 @@ void upager__pte_lock(struct upte *e);
 bool upager__pte_trylock(struct upte *e);
 void upager__pte_unlock(struct upte *e);
 
+/* *at = max(*at, v), for a high-water mark read by the statistics
+ * (relaxed; one writer at a time). */
+static inline void store_max(size_t *at, size_t v)
+{
+	if (v > __atomic_load_n(at, __ATOMIC_RELAXED))
+		__atomic_store_n(at, v, __ATOMIC_RELAXED);
+}
+
 /* Changes state bits of a page whose lock the caller holds. */
 static inline void pte_update(struct upte *e, uint32_t clear, uint32_t set)
 {

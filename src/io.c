@@ -159,8 +159,7 @@ void io_ring_put(struct io_pool *pool, struct io_ring *r)
 
 void *io_ring_bounce(struct io_ring *r, size_t bytes)
 {
-	if (bytes > __atomic_load_n(&r->bounce_used, __ATOMIC_RELAXED))
-		__atomic_store_n(&r->bounce_used, bytes, __ATOMIC_RELAXED);
+	store_max(&r->bounce_used, bytes);
 	return r->bounce;
 }
 

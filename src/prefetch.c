@@ -221,6 +221,22 @@ void upager__window_done(struct region *r, uint64_t pg, unsigned n)
 	atomic_store_explicit(&r->seq_next, pg + 1 + n, memory_order_relaxed);
 }
 
+/* The request that reads page pg of r (entry e) into to: from the file,
+ * whose part past the file's end reads as zero, or from its swap slot. */
+static void page_read_req(struct region *r, uint64_t pg, struct upte *e, bool from_file,
+			  struct io_req *q, char *to)
+{
+	size_t ps = r->p->page_size;
+
+	if (from_file) {
+		upager__file_req(r, pg, q, IO_READ, to);
+		if (q->len < ps)
+			memset(to + q->len, 0, ps - q->len);
+		return;
+	}
+	*q = (struct io_req){ .op = IO_READ, .buf = to, .len = ps, .off = (e->slot - 1) * ps };
+}
+
 /* ---- asynchronous readahead ----
  *
  * A fault that reads a window at its largest size (a run the program
@@ -389,27 +405,12 @@ static void ra_read_install(struct ra_worker *wk, struct region *r, unsigned n, 
 		struct window *w = &wk->w[c];
 		char *to = wk->buf + ((size_t)c * ra->chunk_pages << p->page_shift);
 
-		for (unsigned i = 0; i < w->n; i++, total++) {
-			char *page = to + ((size_t)i << p->page_shift);
-
-			if (swap) {
-				wk->reqs[total] = (struct io_req){
-					.op = IO_READ,
-					.buf = page,
-					.len = p->page_size,
-					.off = (w->e[i]->slot - 1) * p->page_size,
-				};
-				continue;
-			}
-			upager__file_req(r, w->first + i, &wk->reqs[total], IO_READ, page);
-			if (wk->reqs[total].len < p->page_size)
-				memset(page + wk->reqs[total].len, 0,
-				       p->page_size - wk->reqs[total].len);
-		}
+		for (unsigned i = 0; i < w->n; i++, total++)
+			page_read_req(r, w->first + i, w->e[i], !swap, &wk->reqs[total],
+				      to + ((size_t)i << p->page_shift));
 	}
-	size_t used = ((size_t)(n - 1) * ra->chunk_pages + wk->w[n - 1].n) << p->page_shift;
-	if (used > __atomic_load_n(&wk->buf_used, __ATOMIC_RELAXED))
-		__atomic_store_n(&wk->buf_used, used, __ATOMIC_RELAXED);
+	store_max(&wk->buf_used, ((size_t)(n - 1) * ra->chunk_pages + wk->w[n - 1].n)
+					 << p->page_shift);
 	struct io_ring *ring = io_ring_get(&p->io);
 	int ret = io_ring_run(&p->io, ring, swap ? p->swap.fd : r->file_fd, wk->reqs, total);
 	io_ring_put(&p->io, ring);
@@ -702,24 +703,9 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	bool in_place = ((size_t)(1 + w->n) << p->page_shift) > p->io.bounce_bytes;
 	buf = in_place ? region_pview(r, pg)
 		       : io_ring_bounce(ring, (size_t)(1 + w->n) << p->page_shift);
-	for (unsigned i = 0; i <= w->n; i++) {
-		struct upte *x = i ? w->e[i - 1] : e;
-		char *to = buf + ((size_t)i << p->page_shift);
-
-		if (from_file) {
-			upager__file_req(r, pg + i, &reqs[i], IO_READ, to);
-			/* The last page's part past the file's end reads as zero. */
-			if (reqs[i].len < p->page_size)
-				memset(to + reqs[i].len, 0, p->page_size - reqs[i].len);
-			continue;
-		}
-		reqs[i] = (struct io_req){
-			.op = IO_READ,
-			.buf = to,
-			.len = p->page_size,
-			.off = (x->slot - 1) * p->page_size,
-		};
-	}
+	for (unsigned i = 0; i <= w->n; i++)
+		page_read_req(r, pg + i, i ? w->e[i - 1] : e, from_file, &reqs[i],
+			      buf + ((size_t)i << p->page_shift));
 	struct miss_clock *mc = &upager__mc;
 	mc->io0 = upager__now_ns();
 	ret = io_ring_run(&p->io, ring, from_file ? r->file_fd : p->swap.fd, reqs, 1 + w->n);
