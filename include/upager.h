@@ -208,7 +208,8 @@ typedef struct upager_config {
 			       * kernel allows it, else sigsegv), "uffd", "sigsegv" */
 	const char *policy;   /* UPAGER_POLICY: "name[:key=value,...]", default "clock" */
 	upager_mode_t mode;   /* UPAGER_MODE: "transparent" (default) or "fast" */
-	unsigned handler_threads; /* UPAGER_THREADS: transparent mode, 0 = one per CPU */
+	unsigned handler_threads; /* UPAGER_THREADS: transparent mode, 0 = one per CPU
+				   * (pinned to it on up to 4 CPUs) */
 	int direct_io;        /* UPAGER_DIRECT_IO: 1 = O_DIRECT where possible (default) */
 	unsigned evict_batch; /* UPAGER_EVICT_BATCH: victims per write batch, default 64 */
 	unsigned free_low;    /* UPAGER_FREE_LOW: background eviction starts below

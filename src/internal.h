@@ -436,6 +436,7 @@ struct upager {
 	void *backend_data;
 	char backend_why[400];  /* why "auto" picked the backend it did */
 	bool transparent;       /* system calls on unmapped pages are served */
+	bool handlers_auto;     /* handler_threads was 0: the backend chooses */
 	char backend_note[200]; /* set by the backend's init: a detail worth reporting */
 
 	struct frame_pool frames;

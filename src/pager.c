@@ -538,7 +538,8 @@ UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 	p->page_size = cfg->page_size;
 	p->page_shift = (unsigned)__builtin_ctzll(p->page_size);
 	p->nframes = (uint32_t)(cfg->ram_bytes / cfg->page_size);
-	if (!p->cfg.handler_threads)
+	p->handlers_auto = !p->cfg.handler_threads;
+	if (p->handlers_auto)
 		p->cfg.handler_threads = ncpus();
 
 	p->free_low = cfg->free_low;
