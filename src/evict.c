@@ -728,6 +728,7 @@ int upager__evictor_start(struct upager *p)
 	err = pthread_create(&p->evictor, NULL, evictor_main, p);
 	if (err)
 		return upager__fail(-err, "cannot start the evictor thread: %s", strerror(err));
+	pthread_setname_np(p->evictor, "upager-evict");
 	p->evictor_running = true;
 	return 0;
 }

@@ -315,6 +315,7 @@ UPAGER_API int upager_heap_open(upager_t *p, uint64_t max_bytes, upager_heap_t *
 			goto out_stop;
 		}
 		h->shards[i].host_started = true;
+		pthread_setname_np(h->shards[i].host, "upager-heap");
 	}
 	pthread_attr_destroy(&attr);
 	pthread_mutex_lock(&h->host_lock);

@@ -646,6 +646,7 @@ int upager__readahead_start(struct upager *p)
 			goto out;
 		}
 		ra->workers[i].started = true;
+		pthread_setname_np(ra->workers[i].thread, "upager-ahead");
 	}
 out:
 	pthread_mutex_unlock(&ra_start_lock);

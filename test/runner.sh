@@ -97,6 +97,7 @@ prog runner-threads exit-from-thread
 prog runner-fork
 prog runner-segv
 prog runner-compat
+prog runner-odirect
 
 # Blocks from before the pager was up: a constructor that runs before
 # the shim's (a preload listed after it is initialised first).
