@@ -86,7 +86,9 @@ export PY
 # (1/RAM_DIV) the plain run's peak RSS, at least 4 MiB.
 # A fifth argument "unpaged" skips the RSS check for a program whose
 # memory upager-run cannot page (README: Java's and V8's heaps are
-# reservations committed later with MAP_FIXED or mprotect).
+# reservations committed later with MAP_FIXED or mprotect), or whose peak
+# RSS is mostly code (rustc and its linker: libLLVM and librustc_driver
+# are over 200 MiB of mapped libraries).
 div=${RAM_DIV:-2}
 case_() {
 	name=$1 tmo=$2 needs=$3 cmd=$4 unpaged=${5:-}
@@ -235,7 +237,7 @@ case_ cc-segv 300 gcc "printf '%s\\n' '#include <signal.h>' '#include <setjmp.h>
 'for (int i = 0; i < 100; i++) if (!sigsetjmp(jb, 1)) *(volatile int *)(i * 8) = 1;' \
 'for (long i = 0; i < (64 << 20); i += 4096) s += big[i]; printf(\"%d %ld\\n\", n, s); return 0; }' >s.c && gcc -o s s.c && ./s"
 case_ go 300 go "export HOME=\$PWD GOCACHE=\$PWD/gocache GOFLAGS=-mod=mod CGO_ENABLED=1; printf 'package main\\nimport \"fmt\"\\nfunc main() { m := map[int]string{}; for i := 0; i < 300000; i++ { m[i] = fmt.Sprint(i) }; s := 0; for _, v := range m { s += len(v) }; fmt.Println(len(m), s) }\\n' >m.go && go run m.go"
-case_ rust 600 rustc "printf 'use std::collections::HashMap; fn main() { let mut m = HashMap::new(); for i in 0..300000u64 { m.insert(i, i.to_string()); } let h: Vec<_> = (0..4).map(|k| std::thread::spawn(move || (0..1000000u64).map(|x| x * k).sum::<u64>())).collect(); let s: u64 = h.into_iter().map(|t| t.join().unwrap()).sum(); println!(\"{} {}\", m.len(), s); }\\n' >m.rs && rustc -O m.rs && ./m"
+case_ rust 600 rustc "printf 'use std::collections::HashMap; fn main() { let mut m = HashMap::new(); for i in 0..300000u64 { m.insert(i, i.to_string()); } let h: Vec<_> = (0..4).map(|k| std::thread::spawn(move || (0..1000000u64).map(|x| x * k).sum::<u64>())).collect(); let s: u64 = h.into_iter().map(|t| t.join().unwrap()).sum(); println!(\"{} {}\", m.len(), s); }\\n' >m.rs && rustc -O m.rs && ./m" unpaged
 
 case_ xz-zstd-test 300 "xz zstd" "xz -1 -c $T >t.xz && xz -t t.xz && echo xz ok; zstd -q -3 -c $T >t.zst && zstd -q -t t.zst && echo zstd ok; xz -dc t.xz | md5sum; zstd -q -dc t.zst | md5sum"
 case_ python-dev 300 python3 "$PY -X dev -c '

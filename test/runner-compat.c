@@ -13,7 +13,10 @@
  *  - ruby dlopen()s its extensions: the dynamic loader put their link
  *    maps and the global symbol scope in paged memory, and the pager's
  *    evictor, binding its first io_uring call lazily, walked that scope,
- *    faulted on a page it was evicting itself and hung.
+ *    faulted on a page it was evicting itself and hung;
+ *  - rustc's linker child died of SIGSEGV in jemalloc's fork handler,
+ *    which ran before the shim's set-up of the child (see
+ *    fork_handler_touches_heap()).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -178,6 +181,46 @@ static void fork_blocked(int use_pthread)
 	       use_pthread ? "pthread_sigmask" : "sigprocmask");
 }
 
+/* rustc (jemalloc inside it, its chunks paged) reinitialises its locks
+ * in a pthread_atfork() child handler, in paged memory: the child died of
+ * SIGSEGV there, before the shim had put its copy of the paged memory in
+ * place. A child handler here writes to and reads a heap block. */
+static unsigned char *atfork_block;
+static volatile unsigned atfork_seen;
+
+static void atfork_child_touches_heap(void)
+{
+	atfork_seen = atfork_block[4096] + atfork_block[(8u << 20) - 1];
+	memset(atfork_block, 0x5a, 4096); /* as jemalloc resets its mutexes */
+}
+
+static void fork_handler_touches_heap(void)
+{
+	size_t n = 8u << 20;
+	int st;
+
+	atfork_block = malloc(n);
+	CHECK(atfork_block);
+	for (size_t i = 0; i < n; i++)
+		atfork_block[i] = (unsigned char)(i * 7);
+	CHECK_EQ(pthread_atfork(NULL, NULL, atfork_child_touches_heap), 0);
+	fflush(stdout);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		unsigned want = (unsigned char)(4096 * 7) + (unsigned char)(((8u << 20) - 1) * 7);
+		int bad = atfork_seen != want || atfork_block[0] != 0x5a ||
+			  atfork_block[4096] != (unsigned char)(4096 * 7);
+		_exit(bad ? 1 : 0);
+	}
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFEXITED(st));
+	CHECK_EQ(WEXITSTATUS(st), 0);
+	for (size_t i = 0; i < n; i += 4093)
+		CHECK_EQ(atfork_block[i], (unsigned char)(i * 7));
+	printf("fork handler touching the heap: ok\n");
+}
+
 int main(void)
 {
 	dlopen_then_evict();
@@ -185,5 +228,6 @@ int main(void)
 	jit();
 	fork_blocked(0);
 	fork_blocked(1);
+	fork_handler_touches_heap();
 	return 0;
 }

@@ -428,8 +428,59 @@ static size_t used_bytes(uintptr_t base, size_t len)
 	return used < len ? used : len;
 }
 
+/*
+ * The child's placeholders and SIGSEGV handler must be in place before
+ * any of the program's fork handlers runs in the child: an allocator
+ * whose chunks are paged (jemalloc inside rustc) reinitialises its locks
+ * there, in paged memory, and without a placeholder that is a SIGSEGV no
+ * one can serve (the regions are MADV_DONTFORK). Child handlers run in
+ * the order they were registered, so the shim registers its own before
+ * anyone else's: from fork_init(), or from the first __register_atfork()
+ * call (pthread_atfork() is that call) if a constructor comes first. The
+ * handler does the setup fork() prepared in pending_*; fork() does it
+ * itself after the fact if the handler did not run.
+ */
+static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct range pending_r[MAX_REGIONS];
+static int pending_n, pending_sock = -1;
+static _Atomic int fork_pending;
+
+typedef int (*register_atfork_fn)(void (*)(void), void (*)(void), void (*)(void), void *);
+extern void *__dso_handle;
+
+static void atfork_child(void)
+{
+	if (atomic_load(&fork_pending) && !in_child)
+		child_setup(pending_sock, pending_r, pending_n);
+}
+
+static register_atfork_fn real_register_atfork(void)
+{
+	static register_atfork_fn real;
+	static _Atomic int ours;
+
+	if (!real) {
+		shim_enter();
+		real = (register_atfork_fn)dlsym(RTLD_NEXT, "__register_atfork");
+		shim_leave();
+	}
+	if (real && !atomic_exchange(&ours, 1))
+		real(NULL, NULL, atfork_child, &__dso_handle);
+	return real;
+}
+
+int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
+SHIM_API int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void),
+			       void *dso)
+{
+	register_atfork_fn real = real_register_atfork();
+
+	return real ? real(prepare, parent, child, dso) : ENOMEM;
+}
+
 void fork_init(void)
 {
+	real_register_atfork();
 }
 
 SHIM_API pid_t fork(void)
@@ -449,6 +500,7 @@ SHIM_API pid_t fork(void)
 		return real_fork();
 
 	atomic_fetch_add(&shim_forks, 1);
+	pthread_mutex_lock(&fork_lock); /* one fork at a time: pending_* */
 	atomic_store(&gate_closed, 1);
 	while (atomic_load(&gate_active) > 0)
 		sched_yield();
@@ -466,14 +518,22 @@ SHIM_API pid_t fork(void)
 		sv_pair[0] = sv_pair[1] = -1;
 	shim_leave();
 
+	memcpy(pending_r, r, sizeof(*r) * (size_t)n);
+	pending_n = n;
+	pending_sock = sv_pair[1];
+	atomic_store(&fork_pending, 1);
 	pid = real_fork();
+	atomic_store(&fork_pending, 0);
 	if (pid == 0) {
+		pthread_mutex_init(&fork_lock, NULL);
 		close(sv_pair[0]);
-		child_setup(sv_pair[1], r, n);
+		if (!in_child)
+			child_setup(sv_pair[1], r, n);
 		atomic_store(&gate_closed, 0);
 		atomic_store(&gate_active, 0);
 		return 0;
 	}
+	pthread_mutex_unlock(&fork_lock);
 	atomic_store(&gate_closed, 0);
 	shim_enter();
 	close(sv_pair[1]);
