@@ -443,6 +443,7 @@ static size_t used_bytes(uintptr_t base, size_t len)
 static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct range pending_r[MAX_REGIONS];
 static int pending_n, pending_sock = -1;
+static pthread_t pending_thread; /* not another thread's fork inside libc */
 static _Atomic int fork_pending;
 
 typedef int (*register_atfork_fn)(void (*)(void), void (*)(void), void (*)(void), void *);
@@ -450,7 +451,8 @@ extern void *__dso_handle;
 
 static void atfork_child(void)
 {
-	if (atomic_load(&fork_pending) && !in_child)
+	if (atomic_load(&fork_pending) && !in_child &&
+	    pthread_equal(pthread_self(), pending_thread))
 		child_setup(pending_sock, pending_r, pending_n);
 }
 
@@ -521,6 +523,7 @@ SHIM_API pid_t fork(void)
 	memcpy(pending_r, r, sizeof(*r) * (size_t)n);
 	pending_n = n;
 	pending_sock = sv_pair[1];
+	pending_thread = pthread_self();
 	atomic_store(&fork_pending, 1);
 	pid = real_fork();
 	atomic_store(&fork_pending, 0);

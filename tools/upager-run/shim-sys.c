@@ -299,18 +299,26 @@ static void pin_iov(struct pins *ps, const struct iovec *iov, int cnt, int write
 	}
 }
 
-#define PIN_IOV(name, params, args, iov, cnt, write, type)               \
-	SHIM_API ssize_t name params                                     \
-	{                                                                \
-		struct pins ps = { 0 };                                  \
-		ssize_t r;                                               \
-		REAL(name, type);                                        \
-		if (!shim_wrap_syscalls && !(write && direct_io_fd(fd))) \
-			return real_##name args;                         \
-		pin_iov(&ps, iov, cnt, write);                           \
-		r = real_##name args;                                    \
-		unpin(&ps);                                              \
-		return r;                                                \
+static bool iov_paged(const struct iovec *iov, int cnt)
+{
+	for (int i = 0; i < cnt; i++)
+		if (is_paged(iov[i].iov_base))
+			return true;
+	return false;
+}
+
+#define PIN_IOV(name, params, args, iov, cnt, write, type)                                      \
+	SHIM_API ssize_t name params                                                            \
+	{                                                                                       \
+		struct pins ps = { 0 };                                                         \
+		ssize_t r;                                                                      \
+		REAL(name, type);                                                               \
+		if (!shim_wrap_syscalls && !(write && iov_paged(iov, cnt) && direct_io_fd(fd))) \
+			return real_##name args;                                                \
+		pin_iov(&ps, iov, cnt, write);                                                  \
+		r = real_##name args;                                                           \
+		unpin(&ps);                                                                     \
+		return r;                                                                       \
 	}
 
 PIN_IOV(readv, (int fd, const struct iovec *iov, int cnt), (fd, iov, cnt), iov, cnt, 1,
