@@ -204,38 +204,40 @@ static bool direct_io_fd(int fd)
 #define CALL_RECV(b, l) (fd, b, l, flags)
 #define CALL_RECVFROM(b, l) (fd, b, l, flags, sa, sl)
 
-#define PIN_READ(name, params, call, buf, advance, may_loop)                      \
-	SHIM_API ssize_t name params                                              \
-	{                                                                         \
-		struct pins ps = { 0 };                                           \
-		ssize_t r, done = 0;                                              \
-		bool loop;                                                        \
-		REAL(name, 0);                                                    \
-		if (!is_paged(buf) || (!shim_wrap_syscalls && !direct_io_fd(fd))) \
-			return real_##name call(buf, n);                          \
-		loop = n > chunk && (may_loop) && seekable(fd);                   \
-		while (n > 0) {                                                   \
-			size_t piece = n > chunk ? chunk : n;                     \
-			pin(&ps, (char *)buf + done, piece, 1);                   \
-			r = real_##name call((char *)buf + done, piece);          \
-			unpin(&ps);                                               \
-			if (r < 0)                                                \
-				return done ? done : r;                           \
-			done += r;                                                \
-			n -= (size_t)r;                                           \
-			advance;                                                  \
-			if ((size_t)r < piece || !loop)                           \
-				break;                                            \
-		}                                                                 \
-		return done;                                                      \
+#define PIN_READ(name, params, call, buf, advance, may_loop, may_be_direct)          \
+	SHIM_API ssize_t name params                                                 \
+	{                                                                            \
+		struct pins ps = { 0 };                                              \
+		ssize_t r, done = 0;                                                 \
+		bool loop;                                                           \
+		REAL(name, 0);                                                       \
+		if (!is_paged(buf) ||                                                \
+		    (!shim_wrap_syscalls && !((may_be_direct) && direct_io_fd(fd)))) \
+			return real_##name call(buf, n);                             \
+		loop = n > chunk && (may_loop) && seekable(fd);                      \
+		while (n > 0) {                                                      \
+			size_t piece = n > chunk ? chunk : n;                        \
+			pin(&ps, (char *)buf + done, piece, 1);                      \
+			r = real_##name call((char *)buf + done, piece);             \
+			unpin(&ps);                                                  \
+			if (r < 0)                                                   \
+				return done ? done : r;                              \
+			done += r;                                                   \
+			n -= (size_t)r;                                              \
+			advance;                                                     \
+			if ((size_t)r < piece || !loop)                              \
+				break;                                               \
+		}                                                                    \
+		return done;                                                         \
 	}
 
-PIN_READ(read, (int fd, void *buf, size_t n), CALL_READ, buf, (void)0, 1)
-PIN_READ(pread, (int fd, void *buf, size_t n, off_t off), CALL_PREAD, buf, off += r, 1)
-PIN_READ(pread64, (int fd, void *buf, size_t n, off_t off), CALL_PREAD, buf, off += r, 1)
-PIN_READ(recv, (int fd, void *buf, size_t n, int flags), CALL_RECV, buf, (void)0, 0)
+/* Sockets are never O_DIRECT: recv and recvfrom skip the fcntl(). */
+PIN_READ(read, (int fd, void *buf, size_t n), CALL_READ, buf, (void)0, 1, 1)
+PIN_READ(pread, (int fd, void *buf, size_t n, off_t off), CALL_PREAD, buf, off += r, 1, 1)
+PIN_READ(pread64, (int fd, void *buf, size_t n, off_t off), CALL_PREAD, buf, off += r, 1, 1)
+PIN_READ(recv, (int fd, void *buf, size_t n, int flags), CALL_RECV, buf, (void)0, 0, 0)
 PIN_READ(recvfrom, (int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *sl),
-	 CALL_RECVFROM, buf, (void)0, 0)
+	 CALL_RECVFROM, buf, (void)0, 0, 0)
 
 /* write-like: piece after piece while each is written in full. */
 #define PIN_WRITE(name, params, call, buf, advance, type)                      \
