@@ -39,6 +39,7 @@
 #include "fault.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <sigsegv.h>
@@ -55,7 +56,10 @@
 #define REGIONS_ROOM (64 * MAPS_PER_REGION) /* kept free for regions */
 
 struct segv {
-	long reserved; /* mappings reserved against vm.max_map_count */
+	long reserved;     /* mappings reserved against vm.max_map_count */
+	long region_room;  /* the part of reserved kept for regions */
+	long region_used;  /* of region_room */
+	long region_extra; /* reserved for regions beyond region_room */
 };
 
 static pthread_rwlock_t areas_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -73,31 +77,44 @@ struct dispatch {
 };
 static __thread struct dispatch *current_dispatch;
 
+/*
+ * /proc files are read with open() and read(), not stdio: fopen() mallocs
+ * its FILE, and in a program with an allocator of its own (rustc's
+ * jemalloc under upager-run) that memory may be paged. A fault there, with
+ * a pager lock held for writing (a snapshot's view is attached under
+ * cow_lock), would be served by this thread against its own lock.
+ */
 static long read_long(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	long v = -1;
+	char buf[32];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	char *end;
+	long v;
 
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	v = strtol(buf, &end, 10);
+	return end == buf ? -1 : v;
 }
 
 static long count_maps(void)
 {
-	FILE *f = fopen("/proc/self/maps", "r");
-	long n = 0;
-	int c;
+	char buf[4096];
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	long lines = 0;
+	ssize_t n;
 
-	if (!f)
+	if (fd < 0)
 		return 0;
-	while ((c = getc(f)) != EOF)
-		n += c == '\n';
-	fclose(f);
-	return n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < n; i++)
+			lines += buf[i] == '\n';
+	close(fd);
+	return lines;
 }
 
 #define NO_MAP_LIMIT LONG_MAX
@@ -116,18 +133,22 @@ static long maps_available(long *limit_out, long *in_use_out)
 	return limit - MAPS_MARGIN - in_use - maps_reserved;
 }
 
-/* Reserves mappings for a pager: two per page it may map. Sets
- * p->map_cap when the whole budget cannot be mapped at once. 0, or
- * UPAGER_EMAPCOUNT with a message that says what to do. */
-static int reserve_for_pager(struct upager *p, long *reserved)
+/* Reserves mappings for a pager: two per page it may map, and room for
+ * its regions (a budget that takes every mapping left would otherwise
+ * leave none for a region made later, once the process's own mappings
+ * have grown: a fork's snapshot in a program that loaded libraries
+ * since). Sets p->map_cap when the whole budget cannot be mapped at once.
+ * 0, or UPAGER_EMAPCOUNT with a message that says what to do. */
+static int reserve_for_pager(struct upager *p, struct segv *s)
 {
 	long limit, in_use, avail, want = 2L * p->nframes;
+	long *reserved = &s->reserved;
 	int err = 0;
 
 	pthread_mutex_lock(&reserve_lock);
 	avail = maps_available(&limit, &in_use);
 	if (avail != NO_MAP_LIMIT)
-		avail -= REGIONS_ROOM; /* leave room for the pager's regions */
+		avail -= REGIONS_ROOM;
 	if (avail >= want) {
 		*reserved = avail == NO_MAP_LIMIT ? 0 : want;
 		p->map_cap = 0;
@@ -156,29 +177,53 @@ static int reserve_for_pager(struct upager *p, long *reserved)
 			want, p->nframes, p->page_size, 2 * MIN_MAPPED_PAGES, limit, in_use,
 			maps_reserved, page_hint, in_use + maps_reserved + want + 2 * MAPS_MARGIN);
 	}
+	if (!err && avail != NO_MAP_LIMIT) {
+		s->region_room = REGIONS_ROOM;
+		*reserved += REGIONS_ROOM;
+	}
 	if (!err)
 		maps_reserved += *reserved;
 	pthread_mutex_unlock(&reserve_lock);
 	return err;
 }
 
-/* Reserves the mappings of a new region. */
-static int reserve_for_region(void)
+/* Reserves the mappings of a new region: from its pager's room, or
+ * beyond it from what the limit leaves. */
+static int reserve_for_region(struct segv *s)
 {
 	long limit, in_use, avail;
 	int err = 0;
 
 	pthread_mutex_lock(&reserve_lock);
+	if (s->region_used + MAPS_PER_REGION <= s->region_room) {
+		s->region_used += MAPS_PER_REGION;
+		goto out;
+	}
 	avail = maps_available(&limit, &in_use);
-	if (avail < MAPS_PER_REGION)
+	if (avail < MAPS_PER_REGION) {
 		err = upager__fail(
 			UPAGER_EMAPCOUNT,
 			"no room for another region under vm.max_map_count (%ld, %ld in use, %ld reserved)",
 			limit, in_use, maps_reserved);
-	else
+	} else {
 		maps_reserved += MAPS_PER_REGION;
+		s->region_extra += MAPS_PER_REGION;
+	}
+out:
 	pthread_mutex_unlock(&reserve_lock);
 	return err;
+}
+
+static void unreserve_for_region(struct segv *s)
+{
+	pthread_mutex_lock(&reserve_lock);
+	if (s->region_extra) {
+		s->region_extra -= MAPS_PER_REGION;
+		maps_reserved -= MAPS_PER_REGION;
+	} else {
+		s->region_used -= MAPS_PER_REGION;
+	}
+	pthread_mutex_unlock(&reserve_lock);
 }
 
 static void unreserve_maps(long n)
@@ -264,7 +309,7 @@ static int segv_init(struct upager *p)
 		return -ENOMEM;
 	p->backend_data = s;
 	p->transparent = false;
-	err = reserve_for_pager(p, &s->reserved);
+	err = reserve_for_pager(p, s);
 	if (err)
 		goto fail;
 	pthread_rwlock_wrlock(&areas_lock);
@@ -293,27 +338,28 @@ static void segv_fini(struct upager *p)
 	if (!s)
 		return;
 	upager__signal_release(SIGSEGV);
-	unreserve_maps(s->reserved);
+	unreserve_maps(s->reserved + s->region_extra);
 	free(s);
 	p->backend_data = NULL;
 }
 
 static int segv_attach(struct region *r)
 {
-	int err = reserve_for_region();
+	struct segv *s = r->p->backend_data;
+	int err = reserve_for_region(s);
 
 	if (err)
 		return err;
 	if (mprotect((void *)r->base, r->len, PROT_NONE) < 0) {
 		err = upager__fail(-errno, "mprotect of a new region: %s", strerror(errno));
-		unreserve_maps(MAPS_PER_REGION);
+		unreserve_for_region(s);
 		return err;
 	}
 	pthread_rwlock_wrlock(&areas_lock);
 	r->backend_data = sigsegv_register(&areas, (void *)r->base, r->len, area_handler, r);
 	pthread_rwlock_unlock(&areas_lock);
 	if (!r->backend_data) {
-		unreserve_maps(MAPS_PER_REGION);
+		unreserve_for_region(s);
 		return upager__fail(-ENOMEM, "sigsegv_register failed");
 	}
 	return 0;
@@ -326,7 +372,7 @@ static void segv_detach(struct region *r)
 		sigsegv_unregister(&areas, r->backend_data);
 	r->backend_data = NULL;
 	pthread_rwlock_unlock(&areas_lock);
-	unreserve_maps(MAPS_PER_REGION);
+	unreserve_for_region(r->p->backend_data);
 }
 
 static int segv_install(struct region *r, uint64_t pg, uint64_t n, const void *src, bool writable)
