@@ -98,6 +98,7 @@ prog runner-fork
 prog runner-segv
 prog runner-compat
 prog runner-odirect
+prog runner-ownmalloc
 
 # Blocks from before the pager was up: a constructor that runs before
 # the shim's (a preload listed after it is initialised first).

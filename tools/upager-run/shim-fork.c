@@ -39,6 +39,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -148,6 +150,7 @@ struct server {
 	int sock;
 	int n;
 	struct range r[MAX_REGIONS];
+	struct server *next;
 };
 
 static int write_all(int fd, const void *buf, size_t n)
@@ -199,15 +202,22 @@ struct piece_hdr {
 	uint64_t len; /* 0: end */
 };
 
-static void *serve(void *arg)
+static void free_snapshots(struct range *r, int n)
 {
-	struct server *sv = arg;
-	char *buf = __libc_malloc(PIECE);
+	for (int i = 0; i < n; i++)
+		if (r[i].snap)
+			upager_snapshot_free(r[i].snap);
+}
+
+/* A child asked for its copy (or went away: exec, exit). */
+static void serve_child(struct server *sv, char *buf)
+{
 	char req;
 
-	shim_inside = 1;
-	if (buf && read_all(sv->sock, &req, 1) == 0 && req == 'C') {
+	if (read_all(sv->sock, &req, 1) == 0 && req == 'C') {
 		for (int i = 0; i < sv->n; i++) {
+			if (!sv->r[i].snap)
+				continue;
 			for (size_t off = 0; off < sv->r[i].used; off += PIECE) {
 				size_t n = sv->r[i].used - off < PIECE ? sv->r[i].used - off
 								       : PIECE;
@@ -226,12 +236,117 @@ static void *serve(void *arg)
 		write_all(sv->sock, &end, sizeof(end));
 	}
 out:
-	for (int i = 0; i < sv->n; i++)
-		upager_snapshot_free(sv->r[i].snap);
+	free_snapshots(sv->r, sv->n);
 	close(sv->sock);
-	__libc_free(buf);
 	__libc_free(sv);
+}
+
+/*
+ * One server thread for all children, made at start-up. A thread made at
+ * fork time would get its vector of TLS blocks from the program's malloc:
+ * paged memory, in a program with an allocator of its own. A detached
+ * thread reads that vector as it exits, with every signal blocked, and a
+ * fault there kills the process (fast mode, sigsegv backend).
+ */
+static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct server *jobs;
+static int jobs_wake[2] = { -1, -1 };
+static _Atomic bool server_up;
+
+static void *server_main(void *arg)
+{
+	size_t cap = 16;
+	char *buf = __libc_malloc(PIECE);
+	struct pollfd *fds = __libc_malloc(cap * sizeof(*fds));
+	struct server **who = __libc_malloc(cap * sizeof(*who));
+
+	(void)arg;
+	shim_inside = 1;
+	if (!buf || !fds || !who) {
+		server_up = false; /* fork() frees what it would have queued */
+		return NULL;
+	}
+	for (;;) {
+		size_t n = 1;
+
+		pthread_mutex_lock(&jobs_lock);
+		for (struct server *sv = jobs; sv; sv = sv->next)
+			n++;
+		if (n > cap) { /* else the first cap - 1 children now, the rest later */
+			struct pollfd *f = __libc_realloc(fds, n * 2 * sizeof(*f));
+			struct server **w = f ? __libc_realloc(who, n * 2 * sizeof(*w)) : NULL;
+			if (f)
+				fds = f;
+			if (w) {
+				who = w;
+				cap = n * 2;
+			}
+		}
+		n = 1;
+		fds[0] = (struct pollfd){ .fd = jobs_wake[0], .events = POLLIN };
+		for (struct server *sv = jobs; sv && n < cap; sv = sv->next) {
+			who[n] = sv;
+			fds[n++] = (struct pollfd){ .fd = sv->sock, .events = POLLIN };
+		}
+		pthread_mutex_unlock(&jobs_lock);
+
+		if (syscall(SYS_poll, fds, n, -1) < 0)
+			continue;
+		if (fds[0].revents) {
+			char drain[64];
+			while (syscall(SYS_read, jobs_wake[0], drain, sizeof(drain)) > 0)
+				;
+		}
+		for (size_t i = 1; i < n; i++) {
+			if (!fds[i].revents)
+				continue;
+			pthread_mutex_lock(&jobs_lock);
+			for (struct server **pp = &jobs; *pp; pp = &(*pp)->next)
+				if (*pp == who[i]) {
+					*pp = who[i]->next;
+					break;
+				}
+			pthread_mutex_unlock(&jobs_lock);
+			serve_child(who[i], buf);
+		}
+	}
 	return NULL;
+}
+
+static void server_start(void)
+{
+	pthread_t th;
+	pthread_attr_t a;
+
+	if (syscall(SYS_pipe2, jobs_wake, O_CLOEXEC | O_NONBLOCK) < 0)
+		return;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&a, 256u << 10);
+	if (pthread_create(&th, &a, server_main, NULL) == 0) {
+		pthread_setname_np(th, "upager-fork");
+		server_up = true;
+	} else {
+		close(jobs_wake[0]);
+		close(jobs_wake[1]);
+	}
+	pthread_attr_destroy(&a);
+}
+
+/* Hands a child's socket and snapshots to the server; false if there
+ * is none (the caller frees them). */
+static bool server_queue(struct server *sv)
+{
+	char one = 1;
+
+	if (!server_up)
+		return false;
+	pthread_mutex_lock(&jobs_lock);
+	sv->next = jobs;
+	jobs = sv;
+	pthread_mutex_unlock(&jobs_lock);
+	syscall(SYS_write, jobs_wake[1], &one, 1);
+	return true;
 }
 
 /* ---- the child's side ---- */
@@ -242,12 +357,17 @@ static struct range child_r[MAX_REGIONS];
 static _Atomic int copy_state; /* 0 none pending, 1 pending, 2 copying */
 static struct sigaction old_segv;
 
-static bool in_ranges(uintptr_t a)
+static struct range *range_of(uintptr_t a)
 {
 	for (int i = 0; i < child_n; i++)
 		if (a - child_r[i].base < child_r[i].len)
-			return true;
-	return false;
+			return &child_r[i];
+	return NULL;
+}
+
+static bool in_ranges(uintptr_t a)
+{
+	return range_of(a) != NULL;
 }
 
 /* Fetches the copy from the parent; async-signal-safe (raw system
@@ -264,7 +384,9 @@ static void child_copy(void)
 		return;
 	}
 	for (int i = 0; i < child_n; i++)
-		syscall(SYS_mprotect, child_r[i].base, child_r[i].len, PROT_READ | PROT_WRITE);
+		if (child_r[i].snap)
+			syscall(SYS_mprotect, child_r[i].base, child_r[i].len,
+				PROT_READ | PROT_WRITE);
 	if (write_all(child_sock, &req, 1) < 0)
 		goto fail;
 	for (;;) {
@@ -272,7 +394,8 @@ static void child_copy(void)
 			goto fail;
 		if (h.len == 0)
 			break;
-		if (!in_ranges(h.addr) || read_all(child_sock, (void *)h.addr, h.len) < 0)
+		struct range *hr = range_of(h.addr);
+		if (!hr || !hr->snap || read_all(child_sock, (void *)h.addr, h.len) < 0)
 			goto fail;
 	}
 	close(child_sock);
@@ -307,7 +430,15 @@ static bool child_owns_segv;
 
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
-	if (atomic_load(&copy_state) && in_ranges((uintptr_t)si->si_addr)) {
+	struct range *r = range_of((uintptr_t)si->si_addr);
+
+	if (r && !r->snap) {
+		shim_msg("fork: the child used paged memory at %p of which the parent "
+			 "could take no snapshot; stopping it",
+			 si->si_addr);
+		_exit(127);
+	}
+	if (atomic_load(&copy_state) && r) {
 		child_copy();
 		return; /* the access is retried on the copy */
 	}
@@ -410,6 +541,16 @@ SHIM_API int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 
 /* ---- fork ---- */
 
+static void report_no_snapshot(uintptr_t base)
+{
+	static _Atomic int reported;
+
+	if (!atomic_exchange(&reported, 1))
+		shim_msg("fork: no copy-on-write snapshot of the paged memory at %p (%s); "
+			 "a child that uses it before exec() is stopped",
+			 (void *)base, upager_last_error());
+}
+
 /* The part of a region worth copying: the arena up to its top, the heap
  * up to the end of its highest page in use (plus its alignment slack). */
 static size_t used_bytes(uintptr_t base, size_t len)
@@ -483,6 +624,7 @@ SHIM_API int __register_atfork(void (*prepare)(void), void (*parent)(void), void
 void fork_init(void)
 {
 	real_register_atfork();
+	server_start();
 }
 
 SHIM_API pid_t fork(void)
@@ -512,8 +654,14 @@ SHIM_API pid_t fork(void)
 	for (int i = 0; i < nregions; i++) {
 		r[n] = regions[i];
 		r[n].used = used_bytes(r[n].base, r[n].len);
-		if (upager_snapshot(shim_pager, (void *)r[n].base, &r[n].snap) == 0)
-			n++;
+		if (upager_snapshot(shim_pager, (void *)r[n].base, &r[n].snap) < 0) {
+			/* The child still gets the placeholder, so that its
+			 * access dies with a message instead of landing in the
+			 * parent's fault handler, whose pager is not there. */
+			r[n].snap = NULL;
+			report_no_snapshot(r[n].base);
+		}
+		n++;
 	}
 	pthread_mutex_unlock(&regions_lock);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_pair) < 0)
@@ -541,28 +689,16 @@ SHIM_API pid_t fork(void)
 	shim_enter();
 	close(sv_pair[1]);
 	sv = __libc_malloc(sizeof(*sv));
-	if (pid < 0 || !sv || sv_pair[0] < 0) {
-		for (int i = 0; i < n; i++)
-			upager_snapshot_free(r[i].snap);
-		if (sv_pair[0] >= 0)
-			close(sv_pair[0]);
-		__libc_free(sv);
-	} else {
-		pthread_t th;
-		pthread_attr_t a;
-
+	if (sv) {
 		sv->sock = sv_pair[0];
 		sv->n = n;
 		memcpy(sv->r, r, sizeof(*r) * (size_t)n);
-		pthread_attr_init(&a);
-		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&th, &a, serve, sv) != 0) {
-			for (int i = 0; i < n; i++)
-				upager_snapshot_free(r[i].snap);
+	}
+	if (pid < 0 || !sv || sv_pair[0] < 0 || !server_queue(sv)) {
+		free_snapshots(r, n);
+		if (sv_pair[0] >= 0)
 			close(sv_pair[0]);
-			__libc_free(sv);
-		}
-		pthread_attr_destroy(&a);
+		__libc_free(sv);
 	}
 	shim_leave();
 	return pid;

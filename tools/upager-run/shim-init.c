@@ -215,6 +215,8 @@ int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)
 	return err;
 }
 
+int upager__readahead_start(struct upager *p);
+
 /* The fault path: whatever it calls allocates from glibc. */
 struct region;
 int __wrap_upager__fault(struct region *r, void *addr, bool write, int *err);
@@ -427,6 +429,12 @@ static void open_all(void)
 			 upager_strerror(err));
 		return;
 	}
+	/* The readahead threads now, not when the evictor first wants them:
+	 * pthread_create() gets a thread's TLS vector from the program's
+	 * malloc, which in a program with an allocator of its own hands out
+	 * paged memory once the pager is up, and the evictor, with every
+	 * signal blocked, would fault on it (test/runner-ownmalloc). */
+	upager__readahead_start(shim_pager);
 	fork_init();
 	v = getenv("UPAGER_RUN_CHILDREN");
 	if (v && !strcmp(v, "0"))
