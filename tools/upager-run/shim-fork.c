@@ -252,20 +252,21 @@ static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct server *jobs;
 static int jobs_wake[2] = { -1, -1 };
 static _Atomic bool server_up;
+static char *server_buf;
+static struct pollfd *server_fds;
+static struct server **server_who;
+#define SERVER_CAP 16
 
 static void *server_main(void *arg)
 {
-	size_t cap = 16;
-	char *buf = __libc_malloc(PIECE);
-	struct pollfd *fds = __libc_malloc(cap * sizeof(*fds));
-	struct server **who = __libc_malloc(cap * sizeof(*who));
+	size_t cap = SERVER_CAP;
+	char *buf = server_buf;
+	struct pollfd *fds = server_fds;
+	struct server **who = server_who;
+	int wake_fd = jobs_wake[0];
 
 	(void)arg;
 	shim_inside = 1;
-	if (!buf || !fds || !who) {
-		server_up = false; /* fork() frees what it would have queued */
-		return NULL;
-	}
 	for (;;) {
 		size_t n = 1;
 
@@ -283,7 +284,7 @@ static void *server_main(void *arg)
 			}
 		}
 		n = 1;
-		fds[0] = (struct pollfd){ .fd = jobs_wake[0], .events = POLLIN };
+		fds[0] = (struct pollfd){ .fd = wake_fd, .events = POLLIN };
 		for (struct server *sv = jobs; sv && n < cap; sv = sv->next) {
 			who[n] = sv;
 			fds[n++] = (struct pollfd){ .fd = sv->sock, .events = POLLIN };
@@ -292,9 +293,14 @@ static void *server_main(void *arg)
 
 		if (syscall(SYS_poll, fds, n, -1) < 0)
 			continue;
-		if (fds[0].revents) {
+		if (fds[0].revents & POLLNVAL) {
+			/* The program closed the pipe: new children get no
+			 * server (fork() says so), queued ones still do. */
+			server_up = false;
+			wake_fd = -1;
+		} else if (fds[0].revents) {
 			char drain[64];
-			while (syscall(SYS_read, jobs_wake[0], drain, sizeof(drain)) > 0)
+			while (syscall(SYS_read, wake_fd, drain, sizeof(drain)) > 0)
 				;
 		}
 		for (size_t i = 1; i < n; i++) {
@@ -318,15 +324,20 @@ static void server_start(void)
 	pthread_t th;
 	pthread_attr_t a;
 
-	if (syscall(SYS_pipe2, jobs_wake, O_CLOEXEC | O_NONBLOCK) < 0)
-		return;
+	server_buf = __libc_malloc(PIECE);
+	server_fds = __libc_malloc(SERVER_CAP * sizeof(*server_fds));
+	server_who = __libc_malloc(SERVER_CAP * sizeof(*server_who));
+	if (!server_buf || !server_fds || !server_who ||
+	    syscall(SYS_pipe2, jobs_wake, O_CLOEXEC | O_NONBLOCK) < 0)
+		return; /* fork() then frees what it would have queued */
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&a, 256u << 10);
+	server_up = true;
 	if (pthread_create(&th, &a, server_main, NULL) == 0) {
 		pthread_setname_np(th, "upager-fork");
-		server_up = true;
 	} else {
+		server_up = false;
 		close(jobs_wake[0]);
 		close(jobs_wake[1]);
 	}
@@ -551,6 +562,15 @@ static void report_no_snapshot(uintptr_t base)
 			 (void *)base, upager_last_error());
 }
 
+static void report_no_server(void)
+{
+	static _Atomic int reported;
+
+	if (!atomic_exchange(&reported, 1))
+		shim_msg("fork: no thread to send children their copy of the paged memory "
+			 "(its pipe was closed); a child that uses it before exec() is stopped");
+}
+
 /* The part of a region worth copying: the arena up to its top, the heap
  * up to the end of its highest page in use (plus its alignment slack). */
 static size_t used_bytes(uintptr_t base, size_t len)
@@ -694,6 +714,8 @@ SHIM_API pid_t fork(void)
 		sv->n = n;
 		memcpy(sv->r, r, sizeof(*r) * (size_t)n);
 	}
+	if (pid > 0 && sv && sv_pair[0] >= 0 && !server_up)
+		report_no_server();
 	if (pid < 0 || !sv || sv_pair[0] < 0 || !server_queue(sv)) {
 		free_snapshots(r, n);
 		if (sv_pair[0] >= 0)

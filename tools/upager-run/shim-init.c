@@ -23,6 +23,7 @@
  */
 #include "config.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -42,6 +43,7 @@ __thread int shim_inside TLS_IE;
 upager_t *shim_pager;
 _Atomic int shim_ready;
 int shim_wrap_syscalls;
+int shim_page_mmaps = 1;
 int shim_backend_uffd;
 size_t shim_mmap_min = 256u << 10;
 size_t shim_big_min = 1u << 20;
@@ -216,6 +218,22 @@ int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)
 }
 
 int upager__readahead_start(struct upager *p);
+
+/* Whether the malloc everyone calls is another than the shim's: the
+ * program's executable defines one (rustc links jemalloc), or another
+ * preload library listed first. */
+static bool foreign_malloc(void)
+{
+	Dl_info mine, theirs;
+	bool foreign = false;
+
+	shim_enter();
+	void *m = dlsym(RTLD_DEFAULT, "malloc");
+	if (m && dladdr((void *)foreign_malloc, &mine) && dladdr(m, &theirs))
+		foreign = mine.dli_fbase != theirs.dli_fbase;
+	shim_leave();
+	return foreign;
+}
 
 /* The fault path: whatever it calls allocates from glibc. */
 struct region;
@@ -411,6 +429,18 @@ static void open_all(void)
 	st.size = sizeof(st);
 	upager_stats(shim_pager, &st);
 	shim_wrap_syscalls = !st.syscalls_transparent;
+	if (shim_wrap_syscalls && foreign_malloc()) {
+		/* Its allocator's chunks are anonymous mmaps, and libc keeps
+		 * its stdio buffers and DIR streams in them, which it fills
+		 * and writes out with internal system calls that cannot be
+		 * wrapped: a flush at exit failed with EFAULT and the output
+		 * was lost. Only transparent mode can page such a program. */
+		shim_page_mmaps = 0;
+		if (print_stats)
+			shim_msg("the program brings its own malloc: in %s mode its memory is not "
+				 "paged (only the default transparent mode can)",
+				 st.mode);
+	}
 	shim_backend_uffd = !strcmp(st.backend, "uffd");
 	sys_init(cfg.ram_bytes);
 	shim_mmap_min = env_size("UPAGER_RUN_MMAP_MIN", shim_mmap_min);

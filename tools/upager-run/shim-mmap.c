@@ -39,7 +39,8 @@ static bool wanted(void *addr, size_t len, int prot, int flags, int fd)
 	(void)fd;
 	return !addr && len >= shim_mmap_min && prot == (PROT_READ | PROT_WRITE) &&
 	       (flags & MAP_ANONYMOUS) && (flags & MAP_PRIVATE) && !(flags & other) &&
-	       shim_inside == 0 && atomic_load_explicit(&shim_ready, memory_order_acquire);
+	       shim_inside == 0 && shim_page_mmaps &&
+	       atomic_load_explicit(&shim_ready, memory_order_acquire);
 }
 
 SHIM_API void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)

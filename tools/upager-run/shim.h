@@ -44,6 +44,8 @@ extern _Atomic int shim_ready;
 /* 1 when system calls on paged memory need the runner's help (fast mode,
  * sigsegv backend, or userfaultfd without kernel-fault handling). */
 extern int shim_wrap_syscalls;
+/* 0: anonymous mmaps stay the kernel's (shim-init.c says when). */
+extern int shim_page_mmaps;
 /* 1 on the userfaultfd backend, where the pager leaves a mapping's
  * protection alone (an execute right survives faults and evictions). */
 extern int shim_backend_uffd;
