@@ -99,6 +99,7 @@ prog runner-segv
 prog runner-compat
 prog runner-odirect
 prog runner-ownmalloc
+prog runner-deepbind
 
 # Blocks from before the pager was up: a constructor that runs before
 # the shim's (a preload listed after it is initialised first).

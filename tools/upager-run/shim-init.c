@@ -48,6 +48,7 @@ int shim_backend_uffd;
 size_t shim_mmap_min = 256u << 10;
 size_t shim_big_min = 1u << 20;
 _Atomic uint64_t shim_mmaps, shim_mmap_bytes, shim_big_allocs, shim_forks;
+_Atomic uint64_t shim_deepbind_cleared;
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 /* stderr as it was at start: programs close theirs at exit (gnulib's
@@ -280,10 +281,12 @@ static void print_all(void)
 		n = snprintf(buf, sizeof(buf),
 			     "runner_mmaps: %llu\nrunner_mmap_bytes: %llu\n"
 			     "runner_big_allocs: %llu\nrunner_arena_bytes_used: %llu\n"
-			     "runner_arena_bytes_span: %llu\nrunner_forks: %llu\n",
+			     "runner_arena_bytes_span: %llu\nrunner_forks: %llu\n"
+			     "runner_deepbind_cleared: %llu\n",
 			     (unsigned long long)shim_mmaps, (unsigned long long)shim_mmap_bytes,
 			     (unsigned long long)shim_big_allocs, (unsigned long long)used,
-			     (unsigned long long)span, (unsigned long long)shim_forks);
+			     (unsigned long long)span, (unsigned long long)shim_forks,
+			     (unsigned long long)shim_deepbind_cleared);
 		if (write(stats_fd, buf, (size_t)n) < 0)
 			goto out;
 	}

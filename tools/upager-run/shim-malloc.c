@@ -395,3 +395,74 @@ SHIM_API void *pvalloc(size_t n)
 	r &= ~(pg - 1);
 	return memalign(pg, r);
 }
+
+/*
+ * dlopen(RTLD_DEEPBIND) binds the opened library's symbols to its own
+ * dependencies, libc among them, before the global scope: its malloc and
+ * free would be glibc's, not these, and a block allocated on one side and
+ * freed on the other corrupts glibc's heap (PHP opens its extensions that
+ * way: "double free or corruption" at startup). The flag is cleared, as
+ * other malloc replacements and the sanitizers' runtimes require.
+ *
+ * dlopen finds the object that called it (whose RUNPATH and $ORIGIN it
+ * uses, and its namespace) from its own return address, so the wrapper
+ * must not be a new caller: on x86-64 it is a few instructions that end
+ * in a jump to glibc's dlopen; elsewhere a tail call.
+ */
+#include <dlfcn.h>
+
+__attribute__((visibility("hidden"))) void *(*shim_real_dlopen)(const char *, int);
+__attribute__((visibility("hidden"))) void *shim_dlopen_resolve(void);
+
+__attribute__((visibility("hidden"), used)) void *shim_dlopen_resolve(void)
+{
+	if (!shim_real_dlopen) {
+		shim_enter();
+		shim_real_dlopen = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
+		shim_leave();
+	}
+	return (void *)shim_real_dlopen;
+}
+
+#define SHIM_STR_(x) #x
+#define SHIM_STR(x) SHIM_STR_(x)
+
+#if defined(__x86_64__)
+/* %esi: mode. The slow path keeps the arguments and the stack's 16-byte
+ * alignment around the call that finds glibc's dlopen. */
+__asm__(".text\n"
+	".globl dlopen\n"
+	".type dlopen, @function\n"
+	"dlopen:\n"
+#ifdef __CET__
+	"	endbr64\n"
+#endif
+	"	testl $" SHIM_STR(
+		RTLD_DEEPBIND) ", %esi\n"
+			       "	jz 1f\n"
+			       "	andl $~" SHIM_STR(
+				       RTLD_DEEPBIND) ", %esi\n"
+						      "	lock incq shim_deepbind_cleared(%rip)\n"
+						      "1:	movq shim_real_dlopen(%rip), %rax\n"
+						      "	testq %rax, %rax\n"
+						      "	jz 2f\n"
+						      "	jmp *%rax\n"
+						      "2:	pushq %rdi\n"
+						      "	pushq %rsi\n"
+						      "	subq $8, %rsp\n"
+						      "	call shim_dlopen_resolve\n"
+						      "	addq $8, %rsp\n"
+						      "	popq %rsi\n"
+						      "	popq %rdi\n"
+						      "	jmp *%rax\n"
+						      ".size dlopen, .-dlopen\n");
+#else
+SHIM_API void *dlopen(const char *file, int mode)
+{
+	if (mode & RTLD_DEEPBIND) {
+		atomic_fetch_add(&shim_deepbind_cleared, 1);
+		mode &= ~RTLD_DEEPBIND;
+	}
+	return ((void *(*)(const char *, int))shim_dlopen_resolve())(file, mode);
+}
+#endif

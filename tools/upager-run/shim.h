@@ -56,6 +56,8 @@ extern size_t shim_big_min;
 
 /* Counters for --stats. */
 extern _Atomic uint64_t shim_mmaps, shim_mmap_bytes, shim_big_allocs, shim_forks;
+/* dlopen() calls whose RTLD_DEEPBIND was cleared (shim-malloc.c). */
+extern _Atomic uint64_t shim_deepbind_cleared __attribute__((visibility("hidden")));
 
 static inline void shim_enter(void)
 {
@@ -134,5 +136,6 @@ void fork_gate_leave(void);
 /* In a forked child: fetch the copy of the paged memory before p (a
  * paged address) is used. */
 void fork_child_copy(const void *p);
+
 
 #endif
