@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-/* fork() under upager-run: a child that changes every page of a heap bigger than the budget sees its own copy, the parent's is unchanged; fork+exec, system(), popen() (test/runner.sh). */
+/* fork() under upager-run: a child that changes every page of a heap bigger than the budget sees its own copy, the parent's is unchanged; fork+exec, system(), popen(); exec arguments and system call buffers on the heap, used by a child before it touches the heap (test/runner.sh). */
 #define _GNU_SOURCE
+#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,11 +54,109 @@ static int check_all(unsigned seed)
 	return 1;
 }
 
+static char **heap_vec(const char *a, const char *b, const char *c)
+{
+	char **v = malloc(4 * sizeof(*v));
+
+	CHECK(v != NULL);
+	v[0] = strdup(a);
+	v[1] = b ? strdup(b) : NULL;
+	v[2] = c ? strdup(c) : NULL;
+	v[3] = NULL;
+	return v;
+}
+
+static int exited(pid_t pid)
+{
+	int st;
+
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/*
+ * The kernel reads exec's path, argv and envp, and a write()'s buffer;
+ * a forked child that has not touched the heap yet has only placeholders
+ * there (it failed with EFAULT: the Erlang VM's child). In the wrapped
+ * modes the same holds for evicted pages, also through system(), popen()
+ * and posix_spawn(). The strings were allocated early, so that the big
+ * heap has evicted them since.
+ */
+static void heap_arguments(char *path, char **sh5, char **env, char **sh6, char *msg,
+			   size_t msg_len)
+{
+	pid_t pid;
+	int fds[2];
+
+	for (int variant = 0; variant < 6; variant++) {
+		pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			switch (variant) {
+			case 0:
+				execve(path, sh5, env);
+				break;
+			case 1:
+				execvpe(sh5[0], sh5, env);
+				break;
+			case 2:
+				execle(path, sh5[0], sh5[1], sh5[2], (char *)NULL, env);
+				break;
+			case 3:
+				execv(path, sh6);
+				break;
+			case 4:
+				execvp(sh6[0], sh6);
+				break;
+			case 5:
+				execl(path, sh6[0], sh6[1], sh6[2], (char *)NULL);
+				break;
+			}
+			_exit(99);
+		}
+		int want = variant < 3 ? 5 : 6, got = exited(pid);
+		if (got != want)
+			FAILF("exec variant %d with its arguments on the heap: status %d, not %d",
+			      variant, got, want);
+	}
+	CHECK_EQ(pipe(fds), 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0)
+		_exit(write(fds[1], msg, msg_len) == (ssize_t)msg_len ? 0 : 1);
+	close(fds[1]);
+	char got[4096];
+	size_t n = 0;
+	ssize_t r;
+	while (n < msg_len && (r = read(fds[0], got + n, msg_len - n)) > 0)
+		n += (size_t)r;
+	close(fds[0]);
+	CHECK_EQ(exited(pid), 0);
+	CHECK_EQ(n, msg_len);
+	CHECK(memcmp(got, msg, msg_len) == 0);
+	CHECK_EQ(system(sh6[2]) >> 8, 6);
+	FILE *f = popen(sh6[2], "r");
+	CHECK(f);
+	CHECK_EQ(pclose(f) >> 8, 6);
+	CHECK_EQ(posix_spawn(&pid, path, NULL, NULL, sh5, env), 0);
+	CHECK_EQ(exited(pid), 5);
+	printf("exec, write, system, popen, posix_spawn with heap arguments: ok\n");
+}
+
 int main(int argc, char **argv)
 {
 	/* Total: argv[1] MiB (default 64: 4x the 16 MiB budget of runner.sh). */
 	size_t total = (size_t)(argc > 1 ? atoi(argv[1]) : 64) << 20;
 	int st;
+	/* Allocated first: evicted by the time they are used. */
+	char *path = strdup("/bin/sh");
+	char **sh5 = heap_vec("sh", "-c", "test \"$RUNNER_T\" = heap-env && exit 5");
+	char **env = heap_vec("RUNNER_T=heap-env", NULL, NULL);
+	char **sh6 = heap_vec("sh", "-c", "exit 6");
+	char *msg = malloc(3000);
+	CHECK(msg != NULL);
+	for (int i = 0; i < 3000; i++)
+		msg[i] = (char)('a' + i % 26);
 
 	nsmall = total / 2 / SMALL;
 	big_len = total / 4;
@@ -131,5 +230,6 @@ int main(int argc, char **argv)
 	CHECK_EQ(pclose(f), 0);
 	CHECK(check_all(3));
 	printf("fork+exec, system, popen: ok\n");
+	heap_arguments(path, sh5, env, sh6, msg, 3000);
 	return 0;
 }

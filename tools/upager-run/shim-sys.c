@@ -111,7 +111,7 @@ bool shim_called_from_rtld(const void *ret)
 
 static inline bool is_paged(const void *p)
 {
-	return p && (heap_owns(p) || arena_owns(p));
+	return shim_paged(p);
 }
 
 /* Up to 8 pinned ranges per call. */
@@ -147,23 +147,13 @@ static void unpin(struct pins *ps)
 	errno = saved;
 }
 
-/* The next definition (libc's), found once. The type argument is for
- * the reader; the declaration in libc's header gives the real one. */
-#define REAL(name, type)                                                  \
-	static __typeof__(&name) real_##name;                             \
-	if (!real_##name) {                                               \
-		shim_enter();                                             \
-		real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name); \
-		shim_leave();                                             \
-	}
-
 #define PIN_SIMPLE(ret_t, name, params, args, buf, len, write, type) \
 	SHIM_API ret_t name params                                   \
 	{                                                            \
 		struct pins ps = { 0 };                              \
 		ret_t r;                                             \
 		REAL(name, type);                                    \
-		if (!shim_wrap_syscalls)                             \
+		if (!is_paged(buf) || !shim_wrap_syscalls)           \
 			return real_##name args;                     \
 		pin(&ps, buf, len, write);                           \
 		r = real_##name args;                                \
@@ -246,7 +236,7 @@ PIN_READ(recvfrom, (int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
 		struct pins ps = { 0 };                                        \
 		ssize_t r, done = 0;                                           \
 		REAL(name, type);                                              \
-		if (!shim_wrap_syscalls || !is_paged(buf))                     \
+		if (!is_paged(buf) || !shim_wrap_syscalls)                     \
 			return real_##name call(buf, n);                       \
 		while (n > 0) {                                                \
 			size_t piece = n > chunk ? chunk : n;                  \
@@ -303,24 +293,27 @@ static void pin_iov(struct pins *ps, const struct iovec *iov, int cnt, int write
 
 static bool iov_paged(const struct iovec *iov, int cnt)
 {
+	if (is_paged(iov))
+		return true;
 	for (int i = 0; i < cnt; i++)
 		if (is_paged(iov[i].iov_base))
 			return true;
 	return false;
 }
 
-#define PIN_IOV(name, params, args, iov, cnt, write, type)                                      \
-	SHIM_API ssize_t name params                                                            \
-	{                                                                                       \
-		struct pins ps = { 0 };                                                         \
-		ssize_t r;                                                                      \
-		REAL(name, type);                                                               \
-		if (!shim_wrap_syscalls && !(write && iov_paged(iov, cnt) && direct_io_fd(fd))) \
-			return real_##name args;                                                \
-		pin_iov(&ps, iov, cnt, write);                                                  \
-		r = real_##name args;                                                           \
-		unpin(&ps);                                                                     \
-		return r;                                                                       \
+#define PIN_IOV(name, params, args, iov, cnt, write, type)                            \
+	SHIM_API ssize_t name params                                                  \
+	{                                                                             \
+		struct pins ps = { 0 };                                               \
+		ssize_t r;                                                            \
+		REAL(name, type);                                                     \
+		bool paged_ = iov_paged(iov, cnt);                                    \
+		if (!paged_ || (!shim_wrap_syscalls && !(write && direct_io_fd(fd)))) \
+			return real_##name args;                                      \
+		pin_iov(&ps, iov, cnt, write);                                        \
+		r = real_##name args;                                                 \
+		unpin(&ps);                                                           \
+		return r;                                                             \
 	}
 
 PIN_IOV(readv, (int fd, const struct iovec *iov, int cnt), (fd, iov, cnt), iov, cnt, 1,
@@ -340,13 +333,19 @@ static void pin_msg(struct pins *ps, const struct msghdr *m, int write)
 	pin_iov(ps, m->msg_iov, (int)m->msg_iovlen, write);
 }
 
+static bool msg_paged(const struct msghdr *m)
+{
+	return m && (is_paged(m) || is_paged(m->msg_name) || is_paged(m->msg_control) ||
+		     iov_paged(m->msg_iov, (int)m->msg_iovlen));
+}
+
 SHIM_API ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
 	struct pins ps = { 0 };
 	ssize_t r;
 
 	REAL(recvmsg, ssize_t(*)(int, struct msghdr *, int));
-	if (!shim_wrap_syscalls)
+	if (!msg_paged(m) || !shim_wrap_syscalls)
 		return real_recvmsg(fd, m, flags);
 	pin_msg(&ps, m, 1);
 	r = real_recvmsg(fd, m, flags);
@@ -360,7 +359,7 @@ SHIM_API ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 	ssize_t r;
 
 	REAL(sendmsg, ssize_t(*)(int, const struct msghdr *, int));
-	if (!shim_wrap_syscalls)
+	if (!msg_paged(m) || !shim_wrap_syscalls)
 		return real_sendmsg(fd, m, flags);
 	pin_msg(&ps, m, 0);
 	r = real_sendmsg(fd, m, flags);
@@ -410,22 +409,22 @@ PIN_SIMPLE(char *, getcwd, (char *buf, size_t n), (buf, n), buf, n, 1, char *(*)
  * string in, the pin keeps it there for the call. */
 static void pin_path(struct pins *ps, const char *path)
 {
-	if (shim_wrap_syscalls && is_paged(path))
+	if (is_paged(path) && shim_wrap_syscalls)
 		pin(ps, path, strlen(path) + 1, 0);
 }
 
-#define PIN_PATH(ret_t, name, params, args, path, type) \
-	SHIM_API ret_t name params                      \
-	{                                               \
-		struct pins ps = { 0 };                 \
-		ret_t r;                                \
-		REAL(name, type);                       \
-		if (!shim_wrap_syscalls)                \
-			return real_##name args;        \
-		pin_path(&ps, path);                    \
-		r = real_##name args;                   \
-		unpin(&ps);                             \
-		return r;                               \
+#define PIN_PATH(ret_t, name, params, args, path, type)     \
+	SHIM_API ret_t name params                          \
+	{                                                   \
+		struct pins ps = { 0 };                     \
+		ret_t r;                                    \
+		REAL(name, type);                           \
+		if (!is_paged(path) || !shim_wrap_syscalls) \
+			return real_##name args;            \
+		pin_path(&ps, path);                        \
+		r = real_##name args;                       \
+		unpin(&ps);                                 \
+		return r;                                   \
 	}
 
 PIN_PATH(int, access, (const char *path, int mode), (path, mode), path, int (*)(const char *, int))
@@ -444,7 +443,7 @@ SHIM_API int rename(const char *a, const char *b)
 	int r;
 
 	REAL(rename, int (*)(const char *, const char *));
-	if (!shim_wrap_syscalls)
+	if ((!is_paged(a) && !is_paged(b)) || !shim_wrap_syscalls)
 		return real_rename(a, b);
 	pin_path(&ps, a);
 	pin_path(&ps, b);
@@ -485,8 +484,13 @@ SHIM_API int sigaltstack(const stack_t *ss, stack_t *old)
 	int r, pinned = 0;
 
 	REAL(sigaltstack, 0);
-	if (!shim_wrap_syscalls)
+	if (!shim_wrap_syscalls) {
+		/* A forked child's copy is fetched: the kernel writes signal
+		 * frames there. */
+		if (ss && !(ss->ss_flags & SS_DISABLE))
+			(void)is_paged(ss->ss_sp);
 		return real_sigaltstack(ss, old);
+	}
 	if (real_sigaltstack(NULL, &prev) < 0)
 		prev.ss_flags = SS_DISABLE;
 	if (ss && !(ss->ss_flags & SS_DISABLE) && is_paged(ss->ss_sp) && ss->ss_size) {

@@ -137,5 +137,29 @@ void fork_gate_leave(void);
  * paged address) is used. */
 void fork_child_copy(const void *p);
 
+/* In paged memory (the heap or the arena). In a forked child whose copy
+ * of the paged memory is still at the parent, the copy is fetched here,
+ * before the system call the caller is about to make: the kernel's
+ * access to a placeholder fails with EFAULT and raises no signal that
+ * would fetch it (execve of a path built on the heap failed so in the
+ * Erlang VM's child). Every wrapper of a call that takes a pointer asks
+ * this first. */
+static inline bool shim_paged(const void *p)
+{
+	if (!p || !(heap_owns(p) || arena_owns(p)))
+		return false;
+	fork_child_copy(p);
+	return true;
+}
+
+/* The next definition of name (libc's), found once. The type argument is
+ * for the reader; the declaration in libc's header gives the real one. */
+#define REAL(name, type)                                                  \
+	static __typeof__(&name) real_##name;                             \
+	if (!real_##name) {                                               \
+		shim_enter();                                             \
+		real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name); \
+		shim_leave();                                             \
+	}
 
 #endif
