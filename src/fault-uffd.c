@@ -333,14 +333,14 @@ static bool wait_for_fault(struct uffd *u, int ep)
 
 static int handler_epoll(struct uffd *u)
 {
-	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int ep = upager__fd_keep(epoll_create1(EPOLL_CLOEXEC));
 	struct epoll_event fault = { .events = EPOLLIN | (u->pinned ? 0 : EPOLLEXCLUSIVE),
 				     .data.fd = u->fd };
 	struct epoll_event stop = { .events = EPOLLIN, .data.fd = u->stop_fd };
 
 	if (ep >= 0 && (epoll_ctl(ep, EPOLL_CTL_ADD, u->fd, &fault) < 0 ||
 			epoll_ctl(ep, EPOLL_CTL_ADD, u->stop_fd, &stop) < 0)) {
-		close(ep);
+		upager__fd_close(ep);
 		ep = -1;
 	}
 	return ep;
@@ -368,8 +368,7 @@ static void *handler_main(void *arg)
 		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
 			handle_message(u, &msgs[i], woken);
 	}
-	if (ep >= 0)
-		close(ep);
+	upager__fd_close(ep);
 	return NULL;
 }
 
@@ -391,10 +390,8 @@ static void uffd_fini(struct upager *p)
 	}
 	if (u->sigbus_owned)
 		upager__signal_release(SIGBUS);
-	if (u->stop_fd >= 0)
-		close(u->stop_fd);
-	if (u->fd >= 0)
-		close(u->fd);
+	upager__fd_close(u->stop_fd);
+	upager__fd_close(u->fd);
 	if (u->zero)
 		munmap(u->zero, p->page_size);
 	free(u);
@@ -433,7 +430,7 @@ static int uffd_init(struct upager *p)
 	u->fast = p->cfg.mode == UPAGER_MODE_FAST;
 	atomic_init(&u->continue_wp, true);
 	atomic_init(&u->copy_wp, true);
-	u->fd = uffd_open(u->fast, why, sizeof(why));
+	u->fd = upager__fd_keep(uffd_open(u->fast, why, sizeof(why)));
 	if (u->fd < 0) {
 		err = upager__fail(UPAGER_EBACKEND, "%s", why);
 		goto fail;
@@ -477,7 +474,7 @@ static int uffd_init(struct upager *p)
 	u->pinned = nthreads > 0;
 	if (!u->pinned)
 		nthreads = p->cfg.handler_threads;
-	u->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	u->stop_fd = upager__fd_keep(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 	u->threads = calloc(nthreads, sizeof(pthread_t));
 	if (u->stop_fd < 0 || !u->threads) {
 		err = -ENOMEM;

@@ -346,7 +346,8 @@ UPAGER_API int upager_map_file(upager_t *p, int fd, uint64_t offset, size_t len,
 	/* O_DIRECT moves whole pages only: not for a file whose end cuts a
 	 * page (its last page would read or write short). */
 	bool direct = p->cfg.direct_io && bytes >= p->page_size && !(bytes & (p->page_size - 1));
-	r->file_fd = reopen_file(fd, writes, direct, p->page_size, offset, &r->file_direct);
+	r->file_fd = upager__fd_keep(
+		reopen_file(fd, writes, direct, p->page_size, offset, &r->file_direct));
 	if (r->file_fd < 0) {
 		err = upager__fail(r->file_fd, "upager_map_file: reopening descriptor %d: %s", fd,
 				   upager_strerror(r->file_fd));

@@ -44,6 +44,17 @@
 /* The defaults and the UPAGER_* environment into a whole config (config.c). */
 void upager__config_defaults(upager_config_t *cfg);
 
+/* The pager's own descriptors (fds.c): moved above the program's numbers
+ * and noted, so that upager-run keeps a program's close/dup2 off them.
+ * keep returns the descriptor to use from then on; close releases and
+ * closes; next_owned finds the first noted one at or above from (-1:
+ * none). */
+int upager__fd_keep(int fd);
+void upager__fd_release(int fd);
+int upager__fd_close(int fd);
+bool upager__fd_owned(int fd);
+int upager__fd_next_owned(int from);
+
 #define UPAGER_MIN_FRAMES 16
 #define UPAGER_MIN_PAGE_SIZE 4096UL
 #define UPAGER_MAX_PAGE_SIZE (2UL << 20)

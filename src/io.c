@@ -51,6 +51,9 @@ static int ring_create(struct io_pool *pool, unsigned i)
 	if (err < 0)
 		return err;
 	r->ready = true;
+	/* liburing reaches the ring through these two; the mappings are
+	 * already made. */
+	r->ring.ring_fd = r->ring.enter_ring_fd = upager__fd_keep(r->ring.ring_fd);
 	r->bounce = mmap(NULL, pool->bounce_bytes, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (r->bounce == MAP_FAILED) {
@@ -109,8 +112,11 @@ void io_pool_destroy(struct io_pool *pool)
 {
 	for (unsigned i = 0; pool->rings && i < pool->nrings; i++) {
 		struct io_ring *r = &pool->rings[i];
-		if (r->ready)
+		if (r->ready) {
+			/* liburing's close must reach the descriptor. */
+			upager__fd_release(r->ring.ring_fd);
 			io_uring_queue_exit(&r->ring);
+		}
 		if (r->bounce)
 			munmap(r->bounce, pool->bounce_bytes);
 		free(r->scratch);

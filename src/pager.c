@@ -593,7 +593,7 @@ UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 	if (err)
 		goto fail_swap;
 	p->self_pid = getpid();
-	p->self_pidfd_open = (int)syscall(SYS_pidfd_open, p->self_pid, 0u);
+	p->self_pidfd_open = upager__fd_keep((int)syscall(SYS_pidfd_open, p->self_pid, 0u));
 	atomic_store(&p->self_pidfd, p->self_pidfd_open);
 	upager__observe_init(p);
 	err = upager__fault_select(p);
@@ -612,8 +612,7 @@ fail_trace:
 	upager__trace_close(p);
 	p->backend->fini(p);
 fail_io:
-	if (p->self_pidfd_open >= 0)
-		close(p->self_pidfd_open);
+	upager__fd_close(p->self_pidfd_open);
 	io_pool_destroy(&p->io);
 fail_swap:
 	swap_close(&p->swap);
@@ -668,8 +667,7 @@ UPAGER_API int upager_close(upager_t *p)
 	pthread_mutex_unlock(&p->regions_lock);
 	upager__cow_close(p);
 	p->backend->fini(p);
-	if (p->self_pidfd_open >= 0)
-		close(p->self_pidfd_open);
+	upager__fd_close(p->self_pidfd_open);
 	io_pool_destroy(&p->io);
 	swap_close(&p->swap);
 	frames_destroy(&p->frames);

@@ -128,10 +128,9 @@ void upager__region_destroy(struct region *r)
 		munmap((void *)r->base, r->len);
 	if (r->pview)
 		munmap(r->pview, r->len);
-	if (r->memfd >= 0)
-		close(r->memfd);
+	upager__fd_close(r->memfd);
 	if (r->is_file)
-		close(r->file_fd);
+		upager__fd_close(r->file_fd);
 	pt_destroy(&r->pt);
 	free(r);
 }
@@ -170,7 +169,7 @@ int upager__region_new(struct upager *p, size_t len, struct region **out)
 	r->npages = len >> p->page_shift;
 	pt_init(&r->pt, r->npages);
 
-	r->memfd = memfd_create("upager-region", MFD_CLOEXEC);
+	r->memfd = upager__fd_keep(memfd_create("upager-region", MFD_CLOEXEC));
 	if (r->memfd < 0 || ftruncate(r->memfd, (off_t)len) < 0) {
 		err = upager__fail(-errno, "memfd for a %zu-byte region: %s", len, strerror(errno));
 		goto fail;

@@ -477,8 +477,7 @@ static int protect_writable(struct region *r, struct region *view)
 
 static void chain_free(struct snap_chain *c)
 {
-	if (c->file_fd >= 0)
-		close(c->file_fd);
+	upager__fd_close(c->file_fd);
 	free(c);
 }
 
@@ -515,7 +514,7 @@ static int snap_take(struct region *r, bool for_program, snap_t **out, struct do
 		c->origin = r;
 		c->file_fd = -1;
 		if (r->is_file) {
-			c->file_fd = fcntl(r->file_fd, F_DUPFD_CLOEXEC, 0);
+			c->file_fd = upager__fd_keep(fcntl(r->file_fd, F_DUPFD_CLOEXEC, 0));
 			if (c->file_fd < 0) {
 				err = upager__fail(
 					-errno,

@@ -104,6 +104,7 @@ int swap_open(struct swap *s, const char *path, uint64_t max_bytes, size_t page_
 		s->fd = open_unnamed(path, direct_io, &s->direct);
 	else
 		s->fd = open_path(path, direct_io, &s->direct);
+	s->fd = upager__fd_keep(s->fd);
 	if (s->fd < 0) {
 		err = s->fd;
 		s->fd = -1;
@@ -187,7 +188,7 @@ void swap_close(struct swap *s)
 			int unused = ftruncate(s->fd, 0);
 			(void)unused;
 		}
-		close(s->fd);
+		upager__fd_close(s->fd);
 	}
 	s->fd = -1;
 	if (s->used)

@@ -510,7 +510,7 @@ int trace_writer_open(const char *path, unsigned page_shift, struct trace_writer
 		return -errno;
 	atomic_flag_clear(&w->lock);
 	w->map_len = len;
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	w->fd = upager__fd_keep(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
 	if (w->fd < 0) {
 		err = upager__fail(-errno, "cannot create trace %s: %s", path, strerror(errno));
 		munmap(w, len);
@@ -521,7 +521,7 @@ int trace_writer_open(const char *path, unsigned page_shift, struct trace_writer
 	header[9] = (unsigned char)page_shift;
 	err = write_all(w->fd, header, sizeof(header));
 	if (err) {
-		close(w->fd);
+		upager__fd_close(w->fd);
 		munmap(w, len);
 		return err;
 	}
@@ -590,7 +590,7 @@ int trace_writer_close(struct trace_writer *w)
 	if (!w)
 		return 0;
 	ret = trace_writer_flush(w);
-	if (close(w->fd) && !ret)
+	if (upager__fd_close(w->fd) && !ret)
 		ret = -errno;
 	munmap(w, w->map_len);
 	return ret;

@@ -16,11 +16,16 @@
  *    faulted on a page it was evicting itself and hung;
  *  - rustc's linker child died of SIGSEGV in jemalloc's fork handler,
  *    which ran before the shim's set-up of the child (see
- *    fork_handler_touches_heap()).
+ *    fork_handler_touches_heap());
+ *  - a shell script's `exec 3>file` (a dup2() onto 3) and the Erlang VM's
+ *    erl_child_setup (closefrom(3) at startup) closed the pager's
+ *    userfaultfd and memfds: the memory read back as zeros (see
+ *    close_everything()).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -221,6 +226,39 @@ static void fork_handler_touches_heap(void)
 	printf("fork handler touching the heap: ok\n");
 }
 
+/* Closes and reuses every descriptor number above 2 the way helpers and
+ * shells do, then reads back a heap four times the budget. */
+static void close_everything(void)
+{
+	size_t n = 4096, blk = 16384;
+	unsigned char **b = malloc(n * sizeof(*b));
+	unsigned long long sum = 0, want = 0;
+	int devnull = open("/dev/null", O_WRONLY);
+
+	CHECK(b != NULL && devnull >= 0);
+	for (size_t i = 0; i < n; i++) {
+		b[i] = malloc(blk);
+		CHECK(b[i] != NULL);
+		memset(b[i], (int)(i * 13 + 5), blk);
+		want += (unsigned char)(i * 13 + 5) * 2ULL;
+	}
+	/* dup2 onto the low numbers a script uses, then close them all. */
+	for (int fd = 3; fd < 64; fd++)
+		if (fd != devnull)
+			dup2(devnull, fd);
+	for (int fd = 3; fd < 1024; fd++)
+		close(fd);
+	closefrom(3);
+	close_range(3, ~0U, 0);
+	for (size_t i = 0; i < n; i++) {
+		sum += b[i][i % blk] + b[i][blk - 1];
+		free(b[i]);
+	}
+	free(b);
+	CHECK_EQ(sum, want);
+	printf("close every descriptor, then read back: ok\n");
+}
+
 int main(void)
 {
 	dlopen_then_evict();
@@ -229,5 +267,6 @@ int main(void)
 	fork_blocked(0);
 	fork_blocked(1);
 	fork_handler_touches_heap();
+	close_everything(); /* last: the test's own descriptors go too */
 	return 0;
 }

@@ -237,7 +237,7 @@ static void serve_child(struct server *sv, char *buf)
 	}
 out:
 	free_snapshots(sv->r, sv->n);
-	close(sv->sock);
+	upager__fd_close(sv->sock);
 	__libc_free(sv);
 }
 
@@ -330,6 +330,8 @@ static void server_start(void)
 	if (!server_buf || !server_fds || !server_who ||
 	    syscall(SYS_pipe2, jobs_wake, O_CLOEXEC | O_NONBLOCK) < 0)
 		return; /* fork() then frees what it would have queued */
+	jobs_wake[0] = upager__fd_keep(jobs_wake[0]);
+	jobs_wake[1] = upager__fd_keep(jobs_wake[1]);
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&a, 256u << 10);
@@ -338,8 +340,8 @@ static void server_start(void)
 		pthread_setname_np(th, "upager-fork");
 	} else {
 		server_up = false;
-		close(jobs_wake[0]);
-		close(jobs_wake[1]);
+		upager__fd_close(jobs_wake[0]);
+		upager__fd_close(jobs_wake[1]);
 	}
 	pthread_attr_destroy(&a);
 }
@@ -686,6 +688,7 @@ SHIM_API pid_t fork(void)
 	pthread_mutex_unlock(&regions_lock);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_pair) < 0)
 		sv_pair[0] = sv_pair[1] = -1;
+	sv_pair[0] = upager__fd_keep(sv_pair[0]); /* the parent's end */
 	shim_leave();
 
 	memcpy(pending_r, r, sizeof(*r) * (size_t)n);
@@ -697,7 +700,7 @@ SHIM_API pid_t fork(void)
 	atomic_store(&fork_pending, 0);
 	if (pid == 0) {
 		pthread_mutex_init(&fork_lock, NULL);
-		close(sv_pair[0]);
+		upager__fd_close(sv_pair[0]);
 		if (!in_child)
 			child_setup(sv_pair[1], r, n);
 		atomic_store(&gate_closed, 0);
@@ -718,8 +721,7 @@ SHIM_API pid_t fork(void)
 		report_no_server();
 	if (pid < 0 || !sv || sv_pair[0] < 0 || !server_queue(sv)) {
 		free_snapshots(r, n);
-		if (sv_pair[0] >= 0)
-			close(sv_pair[0]);
+		upager__fd_close(sv_pair[0]);
 		__libc_free(sv);
 	}
 	shim_leave();

@@ -124,6 +124,12 @@ bool shim_called_from_rtld(const void *ret);
 
 size_t heap_used_span(void);
 
+/* ---- the pager's own descriptors (src/fds.c, shim-fds.c) ---- */
+int upager__fd_keep(int fd);
+int upager__fd_close(int fd);
+bool upager__fd_owned(int fd);
+int upager__fd_next_owned(int from);
+
 /* ---- fork (shim-fork.c) ---- */
 void fork_init(void);
 /* 1 in a child forked without exec: its paged memory is an ordinary
