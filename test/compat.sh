@@ -262,5 +262,19 @@ redis-cli -s sock shutdown nosave; wait"
 # java: the JVM's heap is a PROT_NONE reservation committed with MAP_FIXED
 # (not paged, README); its SIGSEGV handlers and threads must still work.
 case_ java 300 java "printf 'import java.util.*;\\npublic class Big { public static void main(String[] a) { HashMap<Integer, String> m = new HashMap<>(); for (int i = 0; i < 300000; i++) m.put(i, \"v\" + (i * 7919L %% 1000003)); long s = 0; for (int i = 0; i < 300000; i++) s = s * 31 + m.get(i).hashCode(); List<String> l = new ArrayList<>(m.values()); Collections.sort(l); System.out.println(s + \" \" + l.get(150000)); } }\\n' >Big.java && java -Xmx256m Big.java" unpaged
+# Runtimes with their own collectors and allocators: Boehm GC (guile),
+# SBCL (its own SIGSEGV handling; its dynamic space is an executable
+# fixed-address mapping, not paged), OCaml's major heap, the BEAM's
+# allocators and schedulers and its erl_child_setup helper (closes every
+# descriptor), PHP (RTLD_DEEPBIND extensions, the Zend allocator's 2 MiB
+# chunks), ffmpeg's and ImageMagick's threads.
+case_ guile 300 guile "guile -c '(define h (make-hash-table)) (let loop ((i 0)) (when (< i 200000) (hash-set! h i (number->string i)) (loop (+ i 1)))) (define l (hash-map->list (lambda (k v) (string-length v)) h)) (display (list (length l) (apply + l))) (newline) (gc) (display (> (assoc-ref (gc-stats) (quote heap-size)) 0)) (newline)'"
+case_ sbcl 300 sbcl "sbcl --noinform --non-interactive --no-userinit --eval '(let ((h (make-hash-table))) (dotimes (i 300000) (setf (gethash i h) (format nil \"~D\" i))) (let ((s 0)) (maphash (lambda (k v) (incf s (length v))) h) (print (list (hash-table-count h) s))) (sb-ext:gc :full t) (print (length (sort (loop for i below 200000 collect (mod (* i 7919) 100003)) (function <)))) (terpri))'" unpaged
+case_ ocaml 300 ocaml "printf 'let () = let h = Hashtbl.create 16 in for i = 0 to 299999 do Hashtbl.replace h i (string_of_int i) done; let s = Hashtbl.fold (fun _ v a -> a + String.length v) h 0 in let l = List.sort compare (List.init 200000 (fun i -> i * 7919 mod 100003)) in Gc.full_major (); Printf.printf \"%%d %%d %%d\\\\n\" (Hashtbl.length h) s (List.nth l 100000)\\n' >m.ml && ocamlfind ocamlopt -package str m.ml -o m 2>/dev/null || ocamlopt m.ml -o m && ./m"
+case_ erlang 300 erl "erl -noshell -eval 'M = maps:from_list([{I, integer_to_list(I)} || I <- lists:seq(1, 300000)]), S = lists:sum([length(V) || V <- maps:values(M)]), P = [spawn_link(fun() -> ok end) || _ <- lists:seq(1, 1000)], L = lists:sort([(I * 7919) rem 100003 || I <- lists:seq(1, 200000)]), io:format(\"~p ~p ~p ~p~n\", [maps:size(M), S, length(P), lists:nth(100000, L)]), halt().'"
+case_ php 300 php "php -d memory_limit=-1 -r '\$a = []; for (\$i = 0; \$i < 300000; \$i++) \$a[\"k\$i\"] = str_repeat(\"x\", \$i % 50); \$s = 0; foreach (\$a as \$v) \$s += strlen(\$v); \$b = range(1, 200000); shuffle(\$b); sort(\$b); echo count(\$a), \" \", \$s, \" \", \$b[100000], \" \", md5(serialize(array_slice(\$a, 0, 1000))), \"\\n\";'"
+case_ jq 300 jq "jq -n '[range(300000) | {k: tostring, v: (. * 7)}] | (map(.v) | add), (group_by(.v % 97) | length), (map(.k) | sort | .[150000])'"
+case_ ffmpeg 300 ffmpeg "ffmpeg -v error -f lavfi -i testsrc2=size=640x360:rate=25 -t 4 -c:v mpeg4 -threads 2 -f rawvideo -y out.raw && ffmpeg -v error -f lavfi -i testsrc2=size=640x360:rate=25 -t 4 -f framemd5 - | md5sum"
+case_ imagemagick 300 convert "convert -size 2000x1500 gradient:red-blue -swirl 120 -blur 0x2 -resize 60% -depth 8 rgb:- | md5sum; convert -size 1200x900 xc:white -fill black -draw 'circle 600,450 600,100' -format '%[fx:mean] %wx%h' info:"
 echo "compat: $pass passed, $failn failed, $skip skipped"
 [ $failn = 0 ]

@@ -17,6 +17,9 @@
  *  - rustc's linker child died of SIGSEGV in jemalloc's fork handler,
  *    which ran before the shim's set-up of the child (see
  *    fork_handler_touches_heap());
+ *  - md5sum's 32 KiB fread() into a heap buffer failed with EFAULT in
+ *    the wrapped modes: stdio reads and writes blocks larger than its
+ *    buffer straight into the program's (see stdio_big_buffers());
  *  - a shell script's `exec 3>file` (a dup2() onto 3) and the Erlang VM's
  *    erl_child_setup (closefrom(3) at startup) closed the pager's
  *    userfaultfd and memfds: the memory read back as zeros (see
@@ -226,6 +229,44 @@ static void fork_handler_touches_heap(void)
 	printf("fork handler touching the heap: ok\n");
 }
 
+/* One fwrite of 24 MiB of heap (1.5x the budget) to a file, read back
+ * with one fread into another heap buffer, and a 3 MiB string through
+ * fputs and back through fgets. */
+static void stdio_big_buffers(void)
+{
+	size_t len = 24 * MiB, slen = 3 * MiB;
+	unsigned char *out = malloc(len), *in = malloc(len);
+	char *str = malloc(slen + 2), *back = malloc(slen + 2);
+	FILE *f = tmpfile();
+
+	CHECK(out && in && str && back && f);
+	for (size_t i = 0; i < len; i++)
+		out[i] = (unsigned char)(i * 31 + (i >> 12));
+	for (size_t i = 0; i < slen; i++)
+		str[i] = (char)('a' + (i * 7 + (i >> 10)) % 26);
+	str[slen] = '\n';
+	str[slen + 1] = 0;
+	memset(in, 0, len);
+	CHECK_EQ(fwrite(out, 1, len, f), len);
+	CHECK_EQ(fwrite_unlocked(out, 4096, len / 4096, f), len / 4096);
+	CHECK(fputs(str, f) >= 0);
+	CHECK_EQ(fflush(f), 0);
+	rewind(f);
+	CHECK_EQ(fread(in, 1, len, f), len);
+	CHECK(memcmp(in, out, len) == 0);
+	memset(in, 0, len);
+	CHECK_EQ(fread_unlocked(in, 4096, len / 4096, f), len / 4096);
+	CHECK(memcmp(in, out, len) == 0);
+	CHECK(fgets(back, (int)slen + 2, f) != NULL);
+	CHECK(strcmp(back, str) == 0);
+	fclose(f);
+	free(out);
+	free(in);
+	free(str);
+	free(back);
+	printf("stdio with buffers larger than the budget: ok\n");
+}
+
 /* Closes and reuses every descriptor number above 2 the way helpers and
  * shells do, then reads back a heap four times the budget. */
 static void close_everything(void)
@@ -267,6 +308,7 @@ int main(void)
 	fork_blocked(0);
 	fork_blocked(1);
 	fork_handler_touches_heap();
+	stdio_big_buffers();
 	close_everything(); /* last: the test's own descriptors go too */
 	return 0;
 }

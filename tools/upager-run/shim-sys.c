@@ -33,10 +33,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/select.h>
 #include <sys/auxv.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -394,6 +396,72 @@ PIN_SIMPLE(int, epoll_wait, (int efd, struct epoll_event *ev, int max, int to), 
 	   int (*)(int, struct epoll_event *, int, int))
 PIN_SIMPLE(int, poll, (struct pollfd * fds, nfds_t n, int to), (fds, n, to), fds, sizeof(*fds) * n,
 	   1, int (*)(struct pollfd *, nfds_t, int))
+PIN_SIMPLE(int, epoll_ctl, (int efd, int op, int fd, struct epoll_event *ev), (efd, op, fd, ev), ev,
+	   sizeof(*ev), 0, int (*)(int, int, int, struct epoll_event *))
+
+/* ppoll, select and pselect take up to four structures. */
+static bool any_paged(const void *a, const void *b, const void *c, const void *d)
+{
+	bool paged = is_paged(a);
+
+	paged = is_paged(b) || paged;
+	paged = is_paged(c) || paged;
+	return is_paged(d) || paged;
+}
+
+SHIM_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *to, const sigset_t *mask)
+{
+	struct pins ps = { 0 };
+	int r;
+
+	REAL(ppoll, 0);
+	if (!any_paged(fds, to, mask, NULL) || !shim_wrap_syscalls)
+		return real_ppoll(fds, n, to, mask);
+	pin(&ps, fds, sizeof(*fds) * n, 1);
+	pin(&ps, to, sizeof(*to), 0);
+	pin(&ps, mask, sizeof(*mask), 0);
+	r = real_ppoll(fds, n, to, mask);
+	unpin(&ps);
+	return r;
+}
+
+static void pin_fd_sets(struct pins *ps, fd_set *rd, fd_set *wr, fd_set *ex)
+{
+	pin(ps, rd, sizeof(*rd), 1);
+	pin(ps, wr, sizeof(*wr), 1);
+	pin(ps, ex, sizeof(*ex), 1);
+}
+
+SHIM_API int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *to)
+{
+	struct pins ps = { 0 };
+	int r;
+
+	REAL(select, 0);
+	if (!any_paged(rd, wr, ex, to) || !shim_wrap_syscalls)
+		return real_select(nfds, rd, wr, ex, to);
+	pin_fd_sets(&ps, rd, wr, ex);
+	pin(&ps, to, sizeof(*to), 1);
+	r = real_select(nfds, rd, wr, ex, to);
+	unpin(&ps);
+	return r;
+}
+
+SHIM_API int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *to,
+		     const sigset_t *mask)
+{
+	struct pins ps = { 0 };
+	int r;
+
+	REAL(pselect, 0);
+	if (!any_paged(rd, wr, ex, to) || !shim_wrap_syscalls)
+		return real_pselect(nfds, rd, wr, ex, to, mask);
+	pin_fd_sets(&ps, rd, wr, ex);
+	pin(&ps, to, sizeof(*to), 0);
+	r = real_pselect(nfds, rd, wr, ex, to, mask);
+	unpin(&ps);
+	return r;
+}
 PIN_SIMPLE(ssize_t, getrandom, (void *buf, size_t n, unsigned fl), (buf, n, fl), buf,
 	   n > chunk ? chunk : n, 1, ssize_t (*)(void *, size_t, unsigned))
 PIN_SIMPLE(int, pipe, (int fds[2]), (fds), fds, 2 * sizeof(int), 1, int (*)(int *))
@@ -404,6 +472,78 @@ PIN_SIMPLE(int, socketpair, (int d, int t, int p, int fds[2]), (d, t, p, fds), f
 PIN_SIMPLE(ssize_t, readlink, (const char *path, char *buf, size_t n), (path, buf, n), buf, n, 1,
 	   ssize_t (*)(const char *, char *, size_t))
 PIN_SIMPLE(char *, getcwd, (char *buf, size_t n), (buf, n), buf, n, 1, char *(*)(char *, size_t))
+
+/*
+ * stdio moves data larger than its buffer straight between the program's
+ * buffer and the file, with its internal read and write, which no
+ * wrapper sees: md5sum's 32 KiB fread_unlocked() into a heap buffer
+ * failed with EFAULT in fast mode, and ld read its archives so. The
+ * buffer is pinned for the call, in pieces of whole items.
+ */
+#define PIN_STDIO(name, ptr_t, write)                                     \
+	SHIM_API size_t name(ptr_t ptr, size_t size, size_t n, FILE *f)   \
+	{                                                                 \
+		struct pins ps = { 0 };                                   \
+		size_t done = 0;                                          \
+		REAL(name, 0);                                            \
+		if (!size || !n || !is_paged(ptr) || !shim_wrap_syscalls) \
+			return real_##name(ptr, size, n, f);              \
+		size_t per = size >= chunk ? 1 : chunk / size;            \
+		while (done < n) {                                        \
+			size_t k = n - done < per ? n - done : per;       \
+			char *at = (char *)(uintptr_t)ptr + done * size;  \
+			pin(&ps, at, k *size, write);                     \
+			size_t got = real_##name(at, size, k, f);         \
+			unpin(&ps);                                       \
+			done += got;                                      \
+			if (got < k)                                      \
+				break;                                    \
+		}                                                         \
+		return done;                                              \
+	}
+
+/* glibc's header may define these two as macros when optimizing. */
+#undef fread_unlocked
+#undef fwrite_unlocked
+PIN_STDIO(fread, void *, 1)
+PIN_STDIO(fread_unlocked, void *, 1)
+PIN_STDIO(fwrite, const void *, 0)
+PIN_STDIO(fwrite_unlocked, const void *, 0)
+
+/* The fortified freads (_FORTIFY_SOURCE): the same once the size checks
+ * out; glibc's own reports an overflow. */
+size_t __fread_chk(void *ptr, size_t ptrlen, size_t size, size_t n, FILE *f);
+size_t __fread_unlocked_chk(void *ptr, size_t ptrlen, size_t size, size_t n, FILE *f);
+#define PIN_FREAD_CHK(name, plain)                                                     \
+	SHIM_API size_t name(void *ptr, size_t ptrlen, size_t size, size_t n, FILE *f) \
+	{                                                                              \
+		size_t bytes;                                                          \
+		REAL(name, 0);                                                         \
+		if (__builtin_mul_overflow(size, n, &bytes) || bytes > ptrlen)         \
+			return real_##name(ptr, ptrlen, size, n, f);                   \
+		return plain(ptr, size, n, f);                                         \
+	}
+
+PIN_FREAD_CHK(__fread_chk, fread)
+PIN_FREAD_CHK(__fread_unlocked_chk, fread_unlocked)
+
+#define PIN_PUTS(name, params, args)                     \
+	SHIM_API int name params                         \
+	{                                                \
+		struct pins ps = { 0 };                  \
+		int r;                                   \
+		REAL(name, 0);                           \
+		if (!is_paged(s) || !shim_wrap_syscalls) \
+			return real_##name args;         \
+		pin(&ps, s, strlen(s), 0);               \
+		r = real_##name args;                    \
+		unpin(&ps);                              \
+		return r;                                \
+	}
+
+PIN_PUTS(fputs, (const char *s, FILE *f), (s, f))
+PIN_PUTS(fputs_unlocked, (const char *s, FILE *f), (s, f))
+PIN_PUTS(puts, (const char *s), (s))
 
 /* Paths in paged memory: the kernel reads them. strlen() faults the
  * string in, the pin keeps it there for the call. */
