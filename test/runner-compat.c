@@ -20,6 +20,9 @@
  *  - md5sum's 32 KiB fread() into a heap buffer failed with EFAULT in
  *    the wrapped modes: stdio reads and writes blocks larger than its
  *    buffer straight into the program's (see stdio_big_buffers());
+ *  - mlockall(MCL_CURRENT | MCL_FUTURE) (memcached -k) would have the
+ *    kernel fault in and lock the whole 64 GiB arena (see
+ *    lock_everything());
  *  - a shell script's `exec 3>file` (a dup2() onto 3) and the Erlang VM's
  *    erl_child_setup (closefrom(3) at startup) closed the pager's
  *    userfaultfd and memfds: the memory read back as zeros (see
@@ -267,6 +270,54 @@ static void stdio_big_buffers(void)
 	printf("stdio with buffers larger than the budget: ok\n");
 }
 
+static long vm_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+/* mlockall and mlock with a heap three times the budget before and after;
+ * under upager-run the paged memory must stay paged (not locked), and the
+ * pager's sparse tables must not be filled. */
+static void lock_everything(void)
+{
+	size_t n = 24 * MiB;
+	unsigned char *a = malloc(n), *b;
+	unsigned long long sum = 0;
+
+	CHECK(a != NULL);
+	memset(a, 0x5a, n);
+	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0) {
+		/* Without the privilege, or over RLIMIT_MEMLOCK. */
+		CHECK(geteuid() != 0 && (errno == ENOMEM || errno == EPERM));
+		free(a);
+		printf("mlockall: ok\n");
+		return;
+	}
+	b = malloc(n);
+	CHECK(b != NULL);
+	memset(b, 0xa5, n);
+	CHECK_EQ(mlock(b + 12345, 2 * MiB), 0);
+	for (size_t i = 0; i < n; i += 4096)
+		sum += a[i] + b[n - 1 - i];
+	CHECK_EQ(sum, (0x5aULL + 0xa5) * (n / 4096));
+	/* Both blocks would be resident if they were locked. */
+	if (getenv("UPAGER_RUN_ROOT"))
+		CHECK_CMP(vm_rss_kib(), <, (long)(2 * n >> 10));
+	CHECK_EQ(munlockall(), 0);
+	free(a);
+	free(b);
+	printf("mlockall: ok\n");
+}
+
 /* Closes and reuses every descriptor number above 2 the way helpers and
  * shells do, then reads back a heap four times the budget. */
 static void close_everything(void)
@@ -309,6 +360,7 @@ int main(void)
 	fork_blocked(1);
 	fork_handler_touches_heap();
 	stdio_big_buffers();
+	lock_everything();
 	close_everything(); /* last: the test's own descriptors go too */
 	return 0;
 }

@@ -16,7 +16,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -210,4 +212,107 @@ SHIM_API int mprotect(void *addr, size_t len, int prot)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * mlock and mlockall. Locking paged memory would have the kernel fault in
+ * and pin every page of the regions it covers: the arena alone reserves
+ * 64 GiB, so mlockall(MCL_CURRENT) (memcached -k) would fill RAM, and
+ * MCL_FUTURE would do the same to every region mapped later (a fork's
+ * snapshot view). The pager decides what of its memory is resident: its
+ * mappings (the memfds named upager-region) are left out, the rest is
+ * locked as it is faulted in (MLOCK_ONFAULT: the library's tables are
+ * sparse reservations sized for the whole swap area, which locking
+ * outright would fill), and MCL_FUTURE is not passed on (README).
+ */
+static int lock_unpaged(uintptr_t lo, uintptr_t hi, unsigned flags)
+{
+	static const char tag[] = "upager-region";
+	char buf[8192];
+	size_t have = 0;
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	int err = 0;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		long n = syscall(SYS_read, fd, buf + have, sizeof(buf) - 1 - have);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		buf[have] = 0;
+		char *line = buf, *nl;
+		while ((nl = strchr(line, '\n'))) {
+			*nl = 0;
+			char *end;
+			unsigned long a = strtoul(line, &end, 16), b = 0;
+			if (*end == '-')
+				b = strtoul(end + 1, NULL, 16);
+			/* Reservations (PROT_NONE) and the vsyscall page are
+			 * not locked, as the kernel's mlockall leaves them. */
+			bool skip = (*end == '-' && !strncmp(strchr(end, ' ') ?: "", " ---", 4)) ||
+				    strstr(line, "[vsyscall]") || strstr(line, tag);
+			if (b > a && !skip) {
+				uintptr_t from = a > lo ? a : lo, to = b < hi ? b : hi;
+				if (from < to && syscall(SYS_mlock2, from, to - from, flags) < 0 &&
+				    !err)
+					err = -errno;
+			}
+			line = nl + 1;
+		}
+		have = (size_t)(buf + have - line);
+		memmove(buf, line, have);
+	}
+	syscall(SYS_close, fd);
+	return err;
+}
+
+static int lock_result(int err)
+{
+	if (err) {
+		errno = -err;
+		return -1;
+	}
+	return 0;
+}
+
+SHIM_API int mlockall(int flags)
+{
+	if (!shim_pager || shim_in_child)
+		return (int)syscall(SYS_mlockall, flags);
+	if (flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) ||
+	    !(flags & (MCL_CURRENT | MCL_FUTURE))) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!(flags & MCL_CURRENT))
+		return 0;
+	return lock_result(lock_unpaged(0, UINTPTR_MAX, MLOCK_ONFAULT));
+}
+
+static int lock_range(const void *addr, size_t len, unsigned flags)
+{
+	uintptr_t lo = (uintptr_t)addr & ~(uintptr_t)4095, hi = (uintptr_t)addr + len;
+
+	if (hi < lo) {
+		errno = EINVAL;
+		return -1;
+	}
+	return lock_result(lock_unpaged(lo, hi, flags));
+}
+
+SHIM_API int mlock(const void *addr, size_t len)
+{
+	if (!shim_pager || shim_in_child ||
+	    !(shim_paged(addr) || shim_paged((char *)addr + len - 1)))
+		return (int)syscall(SYS_mlock, addr, len);
+	return lock_range(addr, len, MLOCK_ONFAULT);
+}
+
+SHIM_API int mlock2(const void *addr, size_t len, unsigned flags)
+{
+	if (!shim_pager || shim_in_child ||
+	    !(shim_paged(addr) || shim_paged((char *)addr + len - 1)))
+		return (int)syscall(SYS_mlock2, addr, len, flags);
+	return lock_range(addr, len, flags | MLOCK_ONFAULT);
 }
