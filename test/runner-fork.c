@@ -141,6 +141,14 @@ static void heap_arguments(char *path, char **sh5, char **env, char **sh6, char 
 	CHECK_EQ(posix_spawn(&pid, path, NULL, NULL, sh5, env), 0);
 	CHECK_EQ(exited(pid), 5);
 	printf("exec, write, system, popen, posix_spawn with heap arguments: ok\n");
+	char **vecs[] = { sh5, env, sh6 };
+	for (int v = 0; v < 3; v++) {
+		for (int i = 0; vecs[v][i]; i++)
+			free(vecs[v][i]);
+		free(vecs[v]);
+	}
+	free(path);
+	free(msg);
 }
 
 int main(int argc, char **argv)
