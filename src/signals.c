@@ -247,18 +247,71 @@ NOT_INSTRUMENTED UPAGER_API int sigaction(int sig, const struct sigaction *act,
 	return real(sig, act, old);
 }
 
-NOT_INSTRUMENTED UPAGER_API sighandler_t signal(int sig, sighandler_t handler)
+/* Every way glibc has to install a handler comes through sigaction(),
+ * where the pager's ownership sees it: signal(), System V's one-shot
+ * signal() (what signal() is under strict ISO C: zstd's crash handler
+ * for SIGBUS took every fast-mode fault when it went to the kernel),
+ * BSD's, and sigset(). */
+sighandler_t bsd_signal(int sig, sighandler_t handler);
+
+static NOT_INSTRUMENTED sighandler_t install(int sig, sighandler_t handler, int flags,
+					     bool block_self)
 {
 	struct sigaction sa, old;
 
-	/* glibc's signal(): BSD semantics. */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = handler;
-	sa.sa_flags = SA_RESTART;
+	sa.sa_flags = flags;
 	sigemptyset(&sa.sa_mask);
-	if (sig > 0 && sig < NSIG)
+	if (block_self && sig > 0 && sig < NSIG)
 		sigaddset(&sa.sa_mask, sig);
 	if (sigaction(sig, &sa, &old) < 0)
 		return SIG_ERR;
 	return old.sa_handler;
+}
+
+NOT_INSTRUMENTED UPAGER_API sighandler_t signal(int sig, sighandler_t handler)
+{
+	/* glibc's signal(): BSD semantics. */
+	return install(sig, handler, SA_RESTART, true);
+}
+
+NOT_INSTRUMENTED UPAGER_API sighandler_t __sysv_signal(int sig, sighandler_t handler)
+{
+	return install(sig, handler, SA_RESETHAND | SA_NODEFER, false);
+}
+
+NOT_INSTRUMENTED UPAGER_API sighandler_t sysv_signal(int sig, sighandler_t handler)
+{
+	return install(sig, handler, SA_RESETHAND | SA_NODEFER, false);
+}
+
+NOT_INSTRUMENTED UPAGER_API sighandler_t bsd_signal(int sig, sighandler_t handler)
+{
+	return install(sig, handler, SA_RESTART, true);
+}
+
+/* sigset(): SIG_HOLD blocks the signal and leaves the handler; anything
+ * else installs it and unblocks the signal. Returns SIG_HOLD if the
+ * signal was blocked before. */
+NOT_INSTRUMENTED UPAGER_API sighandler_t sigset(int sig, sighandler_t disp)
+{
+	sigset_t one, was;
+	struct sigaction cur;
+
+	if (sig <= 0 || sig >= NSIG) {
+		errno = EINVAL;
+		return SIG_ERR;
+	}
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	if (disp == SIG_HOLD) {
+		if (sigaction(sig, NULL, &cur) < 0 || pthread_sigmask(SIG_BLOCK, &one, &was))
+			return SIG_ERR;
+		return sigismember(&was, sig) ? SIG_HOLD : cur.sa_handler;
+	}
+	sighandler_t old = install(sig, disp, 0, false);
+	if (old == SIG_ERR || pthread_sigmask(SIG_UNBLOCK, &one, &was))
+		return SIG_ERR;
+	return sigismember(&was, sig) ? SIG_HOLD : old;
 }

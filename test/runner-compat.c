@@ -23,6 +23,9 @@
  *  - mlockall(MCL_CURRENT | MCL_FUTURE) (memcached -k) would have the
  *    kernel fault in and lock the whole 64 GiB arena (see
  *    lock_everything());
+ *  - zstd installs its crash handler with __sysv_signal() (signal() under
+ *    strict ISO C), which went to the kernel: in fast mode it took every
+ *    SIGBUS of the pager (see other_signal_calls());
  *  - a shell script's `exec 3>file` (a dup2() onto 3) and the Erlang VM's
  *    erl_child_setup (closefrom(3) at startup) closed the pager's
  *    userfaultfd and memfds: the memory read back as zeros (see
@@ -270,6 +273,48 @@ static void stdio_big_buffers(void)
 	printf("stdio with buffers larger than the budget: ok\n");
 }
 
+static volatile sig_atomic_t stray_signals;
+
+static void count_stray(int sig)
+{
+	(void)sig;
+	stray_signals++;
+}
+
+sighandler_t bsd_signal(int sig, sighandler_t handler);
+
+/* Crash handlers installed through every other name glibc has, then a
+ * heap four times the budget written and read back: none of the pager's
+ * faults may reach them. */
+static void other_signal_calls(void)
+{
+	size_t n = 4096, blk = 16384;
+	unsigned char **b = malloc(n * sizeof(*b));
+	unsigned long long sum = 0, want = 0;
+
+	CHECK(b != NULL);
+	CHECK(__sysv_signal(SIGBUS, count_stray) != SIG_ERR);
+	CHECK(sysv_signal(SIGSEGV, count_stray) != SIG_ERR);
+	for (size_t i = 0; i < n; i++) {
+		b[i] = malloc(blk);
+		CHECK(b[i] != NULL);
+		memset(b[i], (int)(i * 3 + 1), blk);
+		want += (unsigned char)(i * 3 + 1);
+	}
+	CHECK(bsd_signal(SIGBUS, count_stray) == count_stray);
+	CHECK(sigset(SIGSEGV, count_stray) == count_stray);
+	for (size_t i = 0; i < n; i++) {
+		sum += b[i][(i * 97) % blk];
+		free(b[i]);
+	}
+	free(b);
+	CHECK_EQ(stray_signals, 0);
+	CHECK_EQ(sum, want);
+	signal(SIGBUS, SIG_DFL);
+	signal(SIGSEGV, SIG_DFL);
+	printf("handlers from __sysv_signal, sysv_signal, bsd_signal, sigset: ok\n");
+}
+
 static long vm_rss_kib(void)
 {
 	FILE *f = fopen("/proc/self/status", "r");
@@ -360,6 +405,7 @@ int main(void)
 	fork_blocked(1);
 	fork_handler_touches_heap();
 	stdio_big_buffers();
+	other_signal_calls();
 	lock_everything();
 	close_everything(); /* last: the test's own descriptors go too */
 	return 0;

@@ -236,6 +236,19 @@ static bool foreign_malloc(void)
 	return foreign;
 }
 
+/* A Go program built with cgo (Debian's go tool is one): the Go runtime
+ * reaches its mmaps through libc, but makes its other system calls and
+ * installs its SIGSEGV and SIGBUS handlers with raw system calls, which
+ * no wrapper sees: in fast mode its goroutine stacks read back as zeros
+ * and the pager's fault signals went to the runtime's handler. */
+static bool go_runtime(void)
+{
+	shim_enter();
+	bool go = dlsym(RTLD_DEFAULT, "_cgo_topofstack") != NULL;
+	shim_leave();
+	return go;
+}
+
 /* The fault path: whatever it calls allocates from glibc. */
 struct region;
 int __wrap_upager__fault(struct region *r, void *addr, bool write, int *err);
@@ -444,6 +457,14 @@ static void open_all(void)
 				 "paged (only the default transparent mode can)",
 				 st.mode);
 	}
+	if (shim_wrap_syscalls && go_runtime()) {
+		/* Nothing paged: shim_ready stays 0. */
+		if (print_stats)
+			shim_msg("a Go program: in %s mode its memory is not paged (only the "
+				 "default transparent mode can)",
+				 st.mode);
+		return;
+	}
 	shim_backend_uffd = !strcmp(st.backend, "uffd");
 	sys_init(cfg.ram_bytes);
 	shim_mmap_min = env_size("UPAGER_RUN_MMAP_MIN", shim_mmap_min);
@@ -473,7 +494,7 @@ static void open_all(void)
 	if (v && !strcmp(v, "0"))
 		drop_from_ld_preload();
 	if (print_stats) {
-		int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+		int fd = upager__fd_keep(fcntl(2, F_DUPFD_CLOEXEC, 100));
 
 		if (fd >= 0)
 			stats_fd = fd;
