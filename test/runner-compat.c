@@ -302,7 +302,11 @@ static void other_signal_calls(void)
 		want += (unsigned char)(i * 3 + 1);
 	}
 	CHECK(bsd_signal(SIGBUS, count_stray) == count_stray);
+	/* Obsolescent, but programs still call it. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 	CHECK(sigset(SIGSEGV, count_stray) == count_stray);
+#pragma GCC diagnostic pop
 	for (size_t i = 0; i < n; i++) {
 		sum += b[i][(i * 97) % blk];
 		free(b[i]);
