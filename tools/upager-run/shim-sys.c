@@ -527,19 +527,7 @@ size_t __fread_unlocked_chk(void *ptr, size_t ptrlen, size_t size, size_t n, FIL
 PIN_FREAD_CHK(__fread_chk, fread)
 PIN_FREAD_CHK(__fread_unlocked_chk, fread_unlocked)
 
-#define PIN_PUTS(name, params, args)                     \
-	SHIM_API int name params                         \
-	{                                                \
-		struct pins ps = { 0 };                  \
-		int r;                                   \
-		REAL(name, 0);                           \
-		if (!is_paged(s) || !shim_wrap_syscalls) \
-			return real_##name args;         \
-		pin(&ps, s, strlen(s), 0);               \
-		r = real_##name args;                    \
-		unpin(&ps);                              \
-		return r;                                \
-	}
+#define PIN_PUTS(name, params, args) PIN_SIMPLE(int, name, params, args, s, strlen(s), 0, 0)
 
 PIN_PUTS(fputs, (const char *s, FILE *f), (s, f))
 PIN_PUTS(fputs_unlocked, (const char *s, FILE *f), (s, f))
@@ -553,19 +541,9 @@ static void pin_path(struct pins *ps, const char *path)
 		pin(ps, path, strlen(path) + 1, 0);
 }
 
-#define PIN_PATH(ret_t, name, params, args, path, type)     \
-	SHIM_API ret_t name params                          \
-	{                                                   \
-		struct pins ps = { 0 };                     \
-		ret_t r;                                    \
-		REAL(name, type);                           \
-		if (!is_paged(path) || !shim_wrap_syscalls) \
-			return real_##name args;            \
-		pin_path(&ps, path);                        \
-		r = real_##name args;                       \
-		unpin(&ps);                                 \
-		return r;                                   \
-	}
+/* The kernel reads the path up to its NUL. */
+#define PIN_PATH(ret_t, name, params, args, path, type) \
+	PIN_SIMPLE(ret_t, name, params, args, path, strlen(path) + 1, 0, type)
 
 PIN_PATH(int, access, (const char *path, int mode), (path, mode), path, int (*)(const char *, int))
 PIN_PATH(int, unlink, (const char *path), (path), path, int (*)(const char *))
