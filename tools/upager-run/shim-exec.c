@@ -48,15 +48,11 @@ static bool vec_paged(char *const v[])
 }
 
 /* True when the call must be given copies: in the wrapped modes, with an
- * argument in paged memory. (A forked child has fetched its copy by the
- * time this returns, and needs none.) */
+ * argument in paged memory. (In a forked child the first paged argument
+ * fetches the whole copy, after which none is needed.) */
 static bool needs_copies(const char *path, char *const argv[], char *const envp[])
 {
-	bool paged = shim_paged(path);
-
-	paged = vec_paged(argv) || paged;
-	paged = vec_paged(envp) || paged;
-	return paged && shim_wrap_syscalls;
+	return (shim_paged(path) || vec_paged(argv) || vec_paged(envp)) && shim_wrap_syscalls;
 }
 
 struct copies {

@@ -402,11 +402,7 @@ PIN_SIMPLE(int, epoll_ctl, (int efd, int op, int fd, struct epoll_event *ev), (e
 /* ppoll, select and pselect take up to four structures. */
 static bool any_paged(const void *a, const void *b, const void *c, const void *d)
 {
-	bool paged = is_paged(a);
-
-	paged = is_paged(b) || paged;
-	paged = is_paged(c) || paged;
-	return is_paged(d) || paged;
+	return is_paged(a) || is_paged(b) || is_paged(c) || is_paged(d);
 }
 
 SHIM_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *to, const sigset_t *mask)
