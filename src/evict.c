@@ -29,7 +29,9 @@
  *
  * The background evictor (the pager's kswapd) runs the same function
  * whenever free frames drop below a low watermark, until they are above
- * the high one, so that a fault rarely has to evict for itself.
+ * the high one, so that a fault rarely has to wait for a frame. A miss
+ * that reads its page in does that batch itself instead, while its read
+ * is on the way (prefetch.c, evict_meanwhile).
  *
  * Aging: when a policy consumes a referenced bit during victim selection
  * it calls env->age(); the frames wait in an age queue (sample.c) until
@@ -619,9 +621,8 @@ static unsigned free_victims(struct upager *p, struct reclaim_scratch *sc, unsig
 	return freed;
 }
 
-int upager__reclaim(struct upager *p, unsigned want)
+static int reclaim_with(struct upager *p, struct io_ring *ring, unsigned want)
 {
-	struct io_ring *ring = io_ring_get(&p->io);
 	struct reclaim_scratch *sc = io_ring_scratch(ring);
 	unsigned n, nwrite, freed;
 	int err = 0;
@@ -652,6 +653,18 @@ int upager__reclaim(struct upager *p, unsigned want)
 	if (freed)
 		atomic_fetch_add_explicit(&p->evicted_unsampled, freed, memory_order_relaxed);
 	return freed ? (int)freed : (err ? err : -EAGAIN);
+}
+
+int upager__reclaim(struct upager *p, unsigned want)
+{
+	return reclaim_with(p, io_ring_get(&p->io), want);
+}
+
+int upager__reclaim_try(struct upager *p, unsigned want)
+{
+	struct io_ring *ring = io_ring_tryget(&p->io);
+
+	return ring ? reclaim_with(p, ring, want) : -EAGAIN;
 }
 
 /* ---- the background evictor ---- */

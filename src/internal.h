@@ -300,6 +300,10 @@ int io_pool_init(struct io_pool *pool, unsigned nrings, unsigned depth, size_t b
 		 size_t scratch_bytes);
 void io_pool_destroy(struct io_pool *pool);
 struct io_ring *io_ring_get(struct io_pool *pool);
+/* A ring if one is free or can be made now, NULL if not: for work that
+ * is worth doing only if it need not wait (a thread that already holds a
+ * ring must never wait for a second one). */
+struct io_ring *io_ring_tryget(struct io_pool *pool);
 void io_ring_put(struct io_pool *pool, struct io_ring *r);
 /* The ring's bounce buffer (pool->bounce_bytes), of which the caller
  * will use the first `bytes`: the pool counts what was ever used, the
@@ -315,6 +319,10 @@ unsigned io_ring_depth(struct io_ring *r);
  * waits for all; each req->res gets its result. Returns the number of
  * io_uring_enter calls made, or -errno if the ring itself failed. */
 int io_ring_run(struct io_pool *pool, struct io_ring *r, int fd, struct io_req *reqs, unsigned n);
+/* The same, calling meanwhile(arg) once the first requests are on their
+ * way and before waiting for them: CPU work that overlaps the I/O. */
+int io_ring_run_while(struct io_pool *pool, struct io_ring *r, int fd, struct io_req *reqs,
+		      unsigned n, void (*meanwhile)(void *), void *arg);
 
 /* ---- fault backends (fault.h has the interface) ---- */
 
@@ -629,6 +637,8 @@ void upager__report_fault_error(struct region *r, uintptr_t addr, int err);
 
 /* Eviction (evict.c). */
 int upager__reclaim(struct upager *p, unsigned want);
+/* The same, only if a ring is free at once (-EAGAIN if not). */
+int upager__reclaim_try(struct upager *p, unsigned want);
 size_t upager__reclaim_scratch_bytes(void);
 int upager__evictor_start(struct upager *p);
 void upager__evictor_stop(struct upager *p);
@@ -648,6 +658,8 @@ void upager__policy_remove(struct upager *p, uint32_t frame, upager_policy_reaso
 
 /* A free frame, evicting if none is free; or a negative code. */
 int64_t upager__get_frame(struct upager *p);
+/* The same for a fault that will read its page in (and evict meanwhile). */
+int64_t upager__get_frame_for(struct upager *p, bool reading);
 /* The locked page e (page pg of r) was installed in frame, mapped
  * writable (and so dirty) if write: record it and tell the policy. */
 void upager__fill_done(struct region *r, uint64_t pg, struct upte *e, uint32_t frame, bool write);
@@ -927,6 +939,7 @@ struct miss_clock {
 	uint64_t locked;   /* page lock taken */
 	uint64_t frame;    /* free frame in hand */
 	uint64_t io0, io1; /* read submitted, completed (0: no read) */
+	uint64_t overlap;  /* of io1 - io0, evicting while the read was out */
 	uint64_t mapped;   /* installed in the view */
 	bool miss;         /* went through fault_fill */
 	uint64_t refault;  /* refault distance + 1, 0: not a refault */

@@ -130,7 +130,7 @@ void io_pool_destroy(struct io_pool *pool)
 	pthread_cond_destroy(&pool->cond);
 }
 
-struct io_ring *io_ring_get(struct io_pool *pool)
+static struct io_ring *ring_take(struct io_pool *pool, bool wait)
 {
 	struct io_ring *r;
 
@@ -146,12 +146,23 @@ struct io_ring *io_ring_get(struct io_pool *pool)
 		}
 		pool->create_failed = true;
 	}
-	while (!pool->free)
+	while (!pool->free && wait)
 		pthread_cond_wait(&pool->cond, &pool->lock);
 	r = pool->free;
-	pool->free = r->next;
+	if (r)
+		pool->free = r->next;
 	pthread_mutex_unlock(&pool->lock);
 	return r;
+}
+
+struct io_ring *io_ring_get(struct io_pool *pool)
+{
+	return ring_take(pool, true);
+}
+
+struct io_ring *io_ring_tryget(struct io_pool *pool)
+{
+	return ring_take(pool, false);
 }
 
 void io_ring_put(struct io_pool *pool, struct io_ring *r)
@@ -201,6 +212,12 @@ static unsigned group_size(struct io_req *reqs, unsigned i, unsigned n)
 
 int io_ring_run(struct io_pool *pool, struct io_ring *r, int fd, struct io_req *reqs, unsigned n)
 {
+	return io_ring_run_while(pool, r, fd, reqs, n, NULL, NULL);
+}
+
+int io_ring_run_while(struct io_pool *pool, struct io_ring *r, int fd, struct io_req *reqs,
+		      unsigned n, void (*meanwhile)(void *), void *arg)
+{
 	unsigned next = 0, inflight = 0, done = 0;
 	int enters = 0;
 
@@ -243,6 +260,16 @@ int io_ring_run(struct io_pool *pool, struct io_ring *r, int fd, struct io_req *
 		if (!inflight)
 			continue; /* only injected failures were left */
 		int ret;
+		if (meanwhile) {
+			do {
+				ret = io_uring_submit(&r->ring);
+			} while (ret == -EINTR);
+			if (ret < 0)
+				return ret;
+			enters++;
+			meanwhile(arg);
+			meanwhile = NULL;
+		}
 		do {
 			ret = io_uring_submit_and_wait(&r->ring, 1);
 		} while (ret == -EINTR);

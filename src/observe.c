@@ -230,9 +230,9 @@ void upager__miss_done(struct upager *p, const struct miss_clock *mc, uint64_t e
 		upager__phase(p, UPAGER_PHASE_ENTRY, mc->start - mc->entry);
 	upager__phase(p, UPAGER_PHASE_LOCK, mc->locked - mc->start);
 	if (mc->frame)
-		upager__phase(p, UPAGER_PHASE_FRAME, mc->frame - mc->locked);
+		upager__phase(p, UPAGER_PHASE_FRAME, mc->frame - mc->locked + mc->overlap);
 	if (mc->io1)
-		upager__phase(p, UPAGER_PHASE_IO, mc->io1 - mc->io0);
+		upager__phase(p, UPAGER_PHASE_IO, mc->io1 - mc->io0 - mc->overlap);
 	if (mc->mapped) {
 		uint64_t from = mc->io1 ? mc->io1 : mc->frame ? mc->frame : mc->locked;
 		if (mc->mapped >= from)

@@ -71,14 +71,22 @@ void upager__policy_remove(struct upager *p, uint32_t frame, upager_policy_reaso
 /* A free frame for a fault, evicting if none is free. */
 int64_t upager__get_frame(struct upager *p)
 {
+	return upager__get_frame_for(p, false);
+}
+
+/* Below the low watermark the background evictor is woken, unless the
+ * caller is about to read a page in: it then evicts for itself while its
+ * read is on the way (prefetch.c, evict_meanwhile). */
+int64_t upager__get_frame_for(struct upager *p, bool reading)
+{
 	unsigned waited_ms = 0;
 	int last_err = -EBUSY;
 
 	for (;;) {
 		int64_t idx = frames_alloc(&p->frames);
 		if (idx >= 0) {
-			if (atomic_load_explicit(&p->frames.nfree, memory_order_relaxed) <
-			    p->free_low)
+			if (!reading && atomic_load_explicit(&p->frames.nfree,
+							     memory_order_relaxed) < p->free_low)
 				upager__evictor_kick(p);
 			return idx;
 		}
@@ -243,7 +251,8 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 	/* From the handler's first sight of the fault, where known. */
 	upager__stall_begin(p, mc->entry && mc->entry <= mc->start ? mc->entry : mc->start);
 	upager__refault_check(p, e);
-	int64_t frame = upager__get_frame(p);
+	int64_t frame = upager__get_frame_for(p,
+					      pte_state(f) != PTE_NONE || region_file_page(r, pg));
 	mc->frame = upager__now_ns();
 	if (frame < 0)
 		return (int)frame;
