@@ -12,7 +12,9 @@
  * capacity with MAP_NORESERVE, so only the part in use costs memory.
  *
  * Allocation is next-fit from a cursor: victims written together get
- * adjacent slots, so a batch becomes few large writes. A two-level bitmap
+ * adjacent slots, so a batch becomes few large writes. The cursor wraps
+ * early (wrap_slot) so that the file stays near the size of what it
+ * holds. A two-level bitmap
  * (a bit per slot, and a bit per full 64-slot word) keeps the search
  * short when the area is fragmented. Every slot has a reference count for
  * pages shared copy-on-write; a slot whose write failed stays marked used
@@ -247,15 +249,36 @@ static int grow_file(struct swap *s, uint64_t slot)
 	return 0;
 }
 
-int swap_alloc(struct swap *s, unsigned n, uint64_t *out)
+/*
+ * How far the cursor may go before it wraps. Left to roam the whole
+ * capacity (by default the file system's free space), a next-fit cursor
+ * would leave a trail of written blocks behind it, nearly all of them
+ * stale: a long random run filled 1.4 GB of disk in 25 s for 384 MiB of
+ * pages in swap. So it wraps within the file as it is, or within twice
+ * the slots in use plus a growth chunk if that is more: the file holds
+ * at most about twice what is in swap, and a write there overwrites
+ * blocks the file system has already allocated, which takes less time
+ * than one that must allocate (and that io_uring hands to a worker).
+ */
+static uint64_t wrap_slot(struct swap *s)
+{
+	uint64_t end = s->file_size / s->page_size;
+	uint64_t reach = 2 * s->in_use + GROW_CHUNK / s->page_size;
+
+	if (s->is_blockdev || reach >= s->nslots)
+		return s->nslots;
+	return end > reach ? end : reach;
+}
+
+/* Next-fit over [0, end), from *cursor, wrapping once. */
+static unsigned alloc_within(struct swap *s, uint64_t end, uint64_t *cursor, unsigned n,
+			     uint64_t *out, int *err)
 {
 	unsigned got = 0;
-	int err = 0;
+	uint64_t slot = *cursor;
 
-	pthread_mutex_lock(&s->lock);
-	uint64_t slot = s->cursor;
 	for (unsigned wrapped = 0; got < n && wrapped < 2;) {
-		if (slot >= s->nslots) {
+		if (slot >= end) {
 			slot = 0;
 			wrapped++;
 			continue;
@@ -265,16 +288,16 @@ int swap_alloc(struct swap *s, unsigned n, uint64_t *out)
 		if (!free_bits) {
 			w = next_word_with_room(s, w + 1);
 			if (w >= s->nwords) {
-				slot = s->nslots;
+				slot = end;
 				continue;
 			}
 			free_bits = ~s->used[w];
 		}
 		slot = w * 64 + (uint64_t)__builtin_ctzll(free_bits);
-		if (slot >= s->nslots)
+		if (slot >= end)
 			continue;
-		err = grow_file(s, slot);
-		if (err)
+		*err = grow_file(s, slot);
+		if (*err)
 			break;
 		mark_used(s, slot);
 		s->refs[slot] = 1;
@@ -282,7 +305,24 @@ int swap_alloc(struct swap *s, unsigned n, uint64_t *out)
 		out[got++] = slot;
 		slot++;
 	}
-	s->cursor = slot;
+	*cursor = slot;
+	return got;
+}
+
+int swap_alloc(struct swap *s, unsigned n, uint64_t *out)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&s->lock);
+	uint64_t end = wrap_slot(s);
+	uint64_t cursor = s->cursor < end ? s->cursor : 0;
+	unsigned got = alloc_within(s, end, &cursor, n, out, &err);
+	/* Full within the bound: beyond it, as far as the capacity goes. */
+	if (got < n && !err && end < s->nslots) {
+		cursor = end;
+		got += alloc_within(s, s->nslots, &cursor, n - got, out + got, &err);
+	}
+	s->cursor = cursor;
 	pthread_mutex_unlock(&s->lock);
 	return got ? (int)got : err;
 }
