@@ -137,6 +137,11 @@ int upager__zap_list(struct upager *p, struct zap_list *z)
 
 int upager__zap(struct upager *p, struct iovec *iov, unsigned n)
 {
+	return upager__advise_ranges(p, iov, n, MADV_DONTNEED);
+}
+
+int upager__advise_ranges(struct upager *p, struct iovec *iov, unsigned n, int advice)
+{
 	unsigned done = 0;
 
 	/* A forked child has other page tables than the pidfd names. */
@@ -145,8 +150,7 @@ int upager__zap(struct upager *p, struct iovec *iov, unsigned n)
 		if (fd < 0)
 			break;
 		unsigned k = n - done < 1024 ? n - done : 1024; /* the kernel's UIO_MAXIOV */
-		ssize_t got = syscall(SYS_process_madvise, fd, iov + done, (size_t)k, MADV_DONTNEED,
-				      0u);
+		ssize_t got = syscall(SYS_process_madvise, fd, iov + done, (size_t)k, advice, 0u);
 		if (got < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -169,7 +173,7 @@ int upager__zap(struct upager *p, struct iovec *iov, unsigned n)
 		}
 	}
 	for (; done < n; done++)
-		if (madvise(iov[done].iov_base, iov[done].iov_len, MADV_DONTNEED) < 0)
+		if (madvise(iov[done].iov_base, iov[done].iov_len, advice) < 0)
 			return -errno;
 	return 0;
 }

@@ -861,6 +861,9 @@ void upager__cow_teardown(struct region *doomed);
  * Returns 0 or -errno. */
 struct iovec;
 int upager__zap(struct upager *p, struct iovec *iov, unsigned n);
+/* The same with another advice: MADV_REMOVE on pager-view ranges punches
+ * them out of their memfds, one system call for all. */
+int upager__advise_ranges(struct upager *p, struct iovec *iov, unsigned n, int advice);
 
 /* The ranges of one upager__zap() call, gathered page run by page run:
  * a run that starts where the last one ended (same region and view)
