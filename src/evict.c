@@ -287,14 +287,22 @@ static void zap_victims(struct upager *p, struct victim *v, unsigned n, struct i
 		pte_clear_mapped(p, v[i].e);
 }
 
-/* Where the next run of neighbouring victims from i ends. */
-static unsigned run_end(struct victim *v, unsigned i, unsigned n)
+/* The next run of neighbouring victims at or after *i, failed ones
+ * skipped: returns its first victim (n if none is left) and moves *i
+ * past it. */
+static unsigned next_run(struct victim *v, unsigned *i, unsigned n)
 {
-	unsigned j = i + 1;
-
-	while (j < n && v[j].fate != FATE_FAILED && v[j].r == v[i].r && v[j].pg == v[j - 1].pg + 1)
-		j++;
-	return j;
+	while (*i < n && v[*i].fate == FATE_FAILED)
+		(*i)++;
+	unsigned first = *i;
+	if (first < n) {
+		unsigned j = first + 1;
+		while (j < n && v[j].fate != FATE_FAILED && v[j].r == v[first].r &&
+		       v[j].pg == v[j - 1].pg + 1)
+			j++;
+		*i = j;
+	}
+	return first;
 }
 
 /*
@@ -307,29 +315,17 @@ static unsigned run_end(struct victim *v, unsigned i, unsigned n)
  */
 static bool punch_together(struct upager *p, struct victim *v, unsigned n, struct iovec *iov)
 {
-	unsigned k = 0;
+	unsigned k = 0, first;
 
 	if (atomic_load_explicit(&p->punch_fail, memory_order_relaxed))
 		return false;
-	for (unsigned i = 0, j; i < n; i = j) {
-		if (v[i].fate == FATE_FAILED) {
-			j = i + 1;
-			continue;
-		}
-		j = run_end(v, i, n);
-		iov[k++] = (struct iovec){ region_pview(v[i].r, v[i].pg),
-					   (size_t)(j - i) << p->page_shift };
-	}
+	for (unsigned i = 0; (first = next_run(v, &i, n)) < n;)
+		iov[k++] = (struct iovec){ region_pview(v[first].r, v[first].pg),
+					   (size_t)(i - first) << p->page_shift };
 	if (k < 2 || upager__advise_ranges(p, iov, k, MADV_REMOVE) < 0)
 		return false;
-	for (unsigned i = 0, j; i < n; i = j) {
-		if (v[i].fate == FATE_FAILED) {
-			j = i + 1;
-			continue;
-		}
-		j = run_end(v, i, n);
-		p->backend->evicted(v[i].r, v[i].pg, j - i);
-	}
+	for (unsigned i = 0; (first = next_run(v, &i, n)) < n;)
+		p->backend->evicted(v[first].r, v[first].pg, i - first);
 	return true;
 }
 
@@ -337,20 +333,16 @@ static bool punch_together(struct upager *p, struct victim *v, unsigned n, struc
  * for all where it can. */
 static void punch_runs(struct upager *p, struct victim *v, unsigned n, struct iovec *iov)
 {
+	unsigned first;
+
 	if (punch_together(p, v, n, iov))
 		return;
-	for (unsigned i = 0; i < n;) {
-		if (v[i].fate == FATE_FAILED) {
-			i++;
-			continue;
-		}
-		unsigned j = run_end(v, i, n);
-		if (upager__punch(v[i].r, v[i].pg, j - i) == 0)
-			p->backend->evicted(v[i].r, v[i].pg, j - i);
+	for (unsigned i = 0; (first = next_run(v, &i, n)) < n;) {
+		if (upager__punch(v[first].r, v[first].pg, i - first) == 0)
+			p->backend->evicted(v[first].r, v[first].pg, i - first);
 		else
-			for (unsigned k = i; k < j; k++)
+			for (unsigned k = first; k < i; k++)
 				v[k].fate = FATE_UNPUNCHED;
-		i = j;
 	}
 }
 
