@@ -637,8 +637,9 @@ void upager__report_fault_error(struct region *r, uintptr_t addr, int err);
 
 /* Eviction (evict.c). */
 int upager__reclaim(struct upager *p, unsigned want);
-/* The same, only if a ring is free at once (-EAGAIN if not). */
-int upager__reclaim_try(struct upager *p, unsigned want);
+/* Called by a miss while its read is out (upager__read_in): evicts a
+ * batch below the low watermark, on the missing thread's CPU. */
+void upager__evict_meanwhile(void *p);
 size_t upager__reclaim_scratch_bytes(void);
 int upager__evictor_start(struct upager *p);
 void upager__evictor_stop(struct upager *p);

@@ -76,7 +76,7 @@ int64_t upager__get_frame(struct upager *p)
 
 /* Below the low watermark the background evictor is woken, unless the
  * caller is about to read a page in: it then evicts for itself while its
- * read is on the way (prefetch.c, evict_meanwhile). */
+ * read is on the way (evict.c, upager__evict_meanwhile). */
 int64_t upager__get_frame_for(struct upager *p, bool reading)
 {
 	unsigned waited_ms = 0;

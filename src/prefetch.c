@@ -673,33 +673,6 @@ void upager__readahead_stop(struct upager *p)
 	ra_free(ra);
 }
 
-/*
- * While a miss's read is on its way, the missing thread frees frames for
- * the misses to come, in the time it would otherwise sleep. The work then
- * runs on the CPU whose misses need the frames: left to the background
- * evictor on another CPU, each of its unmappings interrupts this one (a
- * TLB shootdown, 25-60 us on a guest), and the wake-ups go back and forth
- * between CPUs. (bench/run, uniform random misses at one thread: about
- * 15% more of them per second.) The evictor still serves the faults that
- * read nothing (zero fills) and a thread that cannot get a second ring.
- */
-static void evict_meanwhile(void *arg)
-{
-	struct upager *p = arg;
-	unsigned nfree = atomic_load_explicit(&p->frames.nfree, memory_order_relaxed);
-
-	if (nfree >= p->free_low)
-		return;
-	unsigned want = p->free_high - nfree;
-	if (want > p->cfg.evict_batch)
-		want = p->cfg.evict_batch;
-	uint64_t t0 = upager__now_ns();
-	/* No ring to spare (this thread holds one already): the evictor. */
-	if (upager__reclaim_try(p, want) == -EAGAIN)
-		upager__evictor_kick(p);
-	upager__mc.overlap += upager__now_ns() - t0;
-}
-
 int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, unsigned window)
 {
 	struct upager *p = r->p;
@@ -737,7 +710,7 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	struct miss_clock *mc = &upager__mc;
 	mc->io0 = upager__now_ns();
 	ret = io_ring_run_while(&p->io, ring, from_file ? r->file_fd : p->swap.fd, reqs, 1 + w->n,
-				evict_meanwhile, p);
+				upager__evict_meanwhile, p);
 	mc->io1 = upager__now_ns();
 	if (ret > 0)
 		STAT_ADD(p, io_submits, (uint64_t)ret);
