@@ -478,6 +478,7 @@ struct upager {
 	pthread_cond_t evictor_cond;
 	_Atomic bool evictor_stop;
 	bool evictor_started_ra; /* the readahead threads, once swap is used */
+	_Atomic unsigned frames_coming; /* victims of batches under way */
 	unsigned free_low, free_high;
 
 	_Atomic uint64_t pinned; /* pages with pins > 0 */
