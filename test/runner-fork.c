@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
-/* fork() under upager-run: a child that changes every page of a heap bigger than the budget sees its own copy, the parent's is unchanged; fork+exec, system(), popen(); exec arguments and system call buffers on the heap, used by a child before it touches the heap (test/runner.sh). */
+/* fork() under upager-run: a child that changes every page of a heap bigger than the budget sees its own copy, the parent's is unchanged; fork+exec, system(), popen(); exec arguments and system call buffers on the heap, used by a child before it touches the heap; with glibc-state, a child whose glibc writes to the heap before the fork handlers run (test/runner.sh). */
 #define _GNU_SOURCE
+#include <pthread.h>
+#include <pwd.h>
 #include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -143,8 +145,71 @@ static void heap_arguments(char *path, char **sh5, char **env, char **sh6, char 
 	printf("exec, write, system, popen, posix_spawn with heap arguments: ok\n");
 }
 
+/*
+ * What a forked child's glibc writes before any fork handler runs, in
+ * memory the program's malloc gave it: every other thread's second-level
+ * block of thread-specific data (keys from 32 on) is cleared, and the NSS
+ * state is reset. stress-ng's and gdb's children died there.
+ */
+static pthread_barrier_t keys_barrier;
+static pthread_key_t keys[40];
+
+static void *key_holder(void *arg)
+{
+	CHECK_EQ(pthread_setspecific(keys[39], arg), 0); /* a calloc'd block */
+	pthread_barrier_wait(&keys_barrier);
+	pthread_barrier_wait(&keys_barrier); /* until the forks are done */
+	return NULL;
+}
+
+static int glibc_state(void)
+{
+	pthread_t th;
+	int st;
+	char *data = malloc(100000);
+
+	CHECK(data != NULL);
+	for (int i = 0; i < 100000; i++)
+		data[i] = (char)(i % 251);
+	for (int i = 0; i < 40; i++)
+		CHECK_EQ(pthread_key_create(&keys[i], NULL), 0);
+	CHECK_EQ(pthread_barrier_init(&keys_barrier, NULL, 2), 0);
+	CHECK_EQ(pthread_create(&th, NULL, key_holder, data), 0);
+	pthread_barrier_wait(&keys_barrier);
+	CHECK(getpwuid(0) != NULL); /* the NSS state, malloc'd */
+
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		for (int i = 0; i < 100000; i++)
+			if (data[i] != (char)(i % 251))
+				_exit(2);
+		data[0] = 1; /* its own copy */
+		_exit(getpwuid(0) ? 0 : 3);
+	}
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		FAILF("child failed: status %#x", st);
+	CHECK_EQ(data[0], 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", "exit 7", (char *)NULL);
+		_exit(127);
+	}
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+	pthread_barrier_wait(&keys_barrier);
+	CHECK_EQ(pthread_join(th, NULL), 0);
+	free(data);
+	printf("fork with other threads' thread-specific data and NSS state: ok\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "glibc-state"))
+		return glibc_state();
 	/* Total: argv[1] MiB (default 64: 4x the 16 MiB budget of runner.sh);
 	 * argv[2] --fork-only leaves out the exec checks after it. */
 	size_t total = (size_t)(argc > 1 ? atoi(argv[1]) : 64) << 20;

@@ -95,6 +95,7 @@ prog runner-mmap
 prog runner-threads
 prog runner-threads exit-from-thread
 prog runner-fork
+prog runner-fork glibc-state
 prog runner-segv
 prog runner-compat
 prog runner-odirect

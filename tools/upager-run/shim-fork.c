@@ -438,11 +438,17 @@ static void raw_sigaction(int sig, const struct sigaction *sa, struct sigaction 
  * chained handler instead of replacing on_segv (git's child resets every
  * handler to the default between fork and exec). */
 int upager__signal_own(int sig, void (*handler)(int, siginfo_t *, void *));
+void upager__signal_release(int sig);
 void upager__signal_pass_on(int sig, siginfo_t *si, void *uc);
 static bool child_owns_segv;
 
+static bool early_child(void);
+static void child_setup_pending(void);
+
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
+	if (early_child())
+		child_setup_pending();
 	struct range *r = range_of((uintptr_t)si->si_addr);
 
 	if (r && !r->snap) {
@@ -455,7 +461,8 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 		child_copy();
 		return; /* the access is retried on the copy */
 	}
-	if (child_owns_segv) {
+	if (child_owns_segv || !in_child) {
+		/* In the parent, armed around fork() (see fork()). */
 		upager__signal_pass_on(sig, si, uc);
 	} else if (old_segv.sa_flags & SA_SIGINFO) {
 		old_segv.sa_sigaction(sig, si, uc);
@@ -612,6 +619,28 @@ static _Atomic int fork_pending;
 typedef int (*register_atfork_fn)(void (*)(void), void (*)(void), void (*)(void), void *);
 extern void *__dso_handle;
 
+/*
+ * Before the fork handlers run, a child's glibc writes to memory the
+ * program's malloc gave it, which is paged and not mapped in the child:
+ * reclaim_stacks() clears the second-level blocks of every other thread's
+ * thread-specific data (pthread_setspecific() callocs them for keys from
+ * 32 on), and the NSS state is reset. So fork() arms on_segv() in the
+ * parent for its length, and the child inherits it: a fault there does
+ * the child's setup first (stress-ng's and gdb's children died of this).
+ */
+static pid_t fork_parent_pid;
+
+static bool early_child(void)
+{
+	return !in_child && atomic_load(&fork_pending) &&
+	       (pid_t)syscall(SYS_getpid) != fork_parent_pid;
+}
+
+static void child_setup_pending(void)
+{
+	child_setup(pending_sock, pending_r, pending_n);
+}
+
 static void atfork_child(void)
 {
 	if (atomic_load(&fork_pending) && !in_child &&
@@ -695,9 +724,13 @@ SHIM_API pid_t fork(void)
 	pending_n = n;
 	pending_sock = sv_pair[1];
 	pending_thread = pthread_self();
+	fork_parent_pid = (pid_t)syscall(SYS_getpid);
+	bool armed = upager__signal_own(SIGSEGV, on_segv) == 0;
 	atomic_store(&fork_pending, 1);
 	pid = real_fork();
 	atomic_store(&fork_pending, 0);
+	if (pid != 0 && armed)
+		upager__signal_release(SIGSEGV);
 	if (pid == 0) {
 		pthread_mutex_init(&fork_lock, NULL);
 		upager__fd_close(sv_pair[0]);
