@@ -62,6 +62,13 @@ grep -q "runner_mmaps" /tmp/runner-err.$$ || fail "--stats printed no statistics
 [ $? = 143 ] || fail "runner-threads sigterm: not 143"
 grep -q "runner_mmaps" /tmp/runner-err.$$ || fail "--stats printed nothing on SIGTERM"
 
+# A pager that cannot map its arena is closed, threads and all: a region
+# left registered made the exit of a program under valgrind (one thread
+# at a time) wait forever for a pager thread to note an unmapping.
+out=$(UPAGER_RUN_ARENA=1 "$run" --ram 16M grep Threads /proc/self/status 2>/tmp/runner-err.$$)
+[ "$out" = "$(printf 'Threads:\t1')" ] || fail "without an arena: $out"
+grep -q "running without the pager" /tmp/runner-err.$$ || fail "without an arena: no message"
+
 # Which backends and modes can run here.
 combos="uffd:transparent uffd:fast sigsegv:transparent"
 for c in $combos; do

@@ -101,6 +101,16 @@ int arena_open(upager_t *p, size_t want)
 	return 0;
 }
 
+void arena_forget(void)
+{
+	if (bits)
+		syscall(SYS_munmap, bits, (npages + 63) / 64 * 8 * 2);
+	bits = pbits = NULL;
+	freelist = NULL;
+	base = 0;
+	npages = top = used_pages = 0;
+}
+
 bool arena_owns(const void *addr)
 {
 	return (uintptr_t)addr - base < (npages << shift) && base;

@@ -420,6 +420,22 @@ static const char *swap_for_me(const char *path, char *buf, size_t size)
 	return buf;
 }
 
+/*
+ * Running without the pager after all: it is closed, so that no region
+ * stays registered with a userfaultfd that no thread may read. Under
+ * valgrind, which runs one thread at a time, the program's exit then
+ * waited forever for the pager to take note of an unmapping.
+ */
+static void give_up(void)
+{
+	arena_forget();
+	shim_enter();
+	upager_close(shim_pager);
+	shim_leave();
+	shim_pager = NULL;
+	shim_wrap_syscalls = 0;
+}
+
 /* Opens the pager, the heap and the arena; with shim_ready set, the
  * program's allocations go to paged memory. Called once. */
 static void open_all(void)
@@ -475,12 +491,14 @@ static void open_all(void)
 	if (err < 0) {
 		shim_msg("cannot map the arena (%s); running without the pager",
 			 upager_strerror(err));
+		give_up();
 		return;
 	}
 	err = heap_open(shim_pager);
 	if (err < 0) {
 		shim_msg("cannot open the heap (%s); running without the pager",
 			 upager_strerror(err));
+		give_up();
 		return;
 	}
 	/* The readahead threads now, not when the evictor first wants them:

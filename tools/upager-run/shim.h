@@ -88,6 +88,8 @@ void shim_init(void);
 
 /* ---- the arena: page-granular extents of one big region ---- */
 int arena_open(upager_t *p, size_t want);
+/* Forgets the arena when the pager that holds its region is closed. */
+void arena_forget(void);
 bool arena_owns(const void *addr);
 /* An extent of len bytes (page multiple) reading as zero, or NULL. */
 void *arena_alloc(size_t len);
