@@ -228,6 +228,10 @@ case_ ruby 300 ruby "ruby -e 'h = {}; 300000.times { |i| h[i.to_s] = [i] * 3 }; 
 case_ node 300 node "node -e 'const a = []; for (let i = 0; i < 500000; i++) a.push({i, s: String(i)}); const m = new Map(a.map(o => [o.s, o.i])); let s = 0; for (const v of m.values()) s += v; console.log(a.length, s, JSON.stringify(a).length)'" unpaged
 case_ make 300 make "printf 'all: \$(patsubst %%,t%%,\$(shell seq 1 60))\\nt%%:\\n\\t@echo \$@ | md5sum > \$@\\n' >Makefile && make -s -j2 && cat t* | sort | md5sum"
 case_ bash-popen 300 bash "bash -c 'for i in \$(seq 1 100); do echo \$i | md5sum; done | sort | md5sum; x=\$(for i in \$(seq 1 20000); do echo \$i; done); echo \${#x}'"
+# stress-ng's stressors are forked children (never paged: README, fork);
+# its parent has threads with thread-specific data, which a child's glibc
+# clears before any fork handler runs.
+case_ stress-ng 300 stress-ng "stress-ng -q --vm 1 --vm-bytes 32M --vm-ops 20 --vm-method all --verify --malloc 1 --malloc-ops 2000 --fork 1 --fork-ops 100 --pthread 1 --pthread-ops 200 --timeout 60; echo status \$?" unpaged
 case_ cc-segv 300 gcc "printf '%s\\n' '#include <signal.h>' '#include <setjmp.h>' '#include <stdio.h>' '#include <stdlib.h>' '#include <string.h>' \
 'static sigjmp_buf jb; static volatile int n;' \
 'static void h(int s) { (void)s; n++; siglongjmp(jb, 1); }' \
