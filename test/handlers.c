@@ -50,7 +50,8 @@ static unsigned handler_masks(cpu_set_t *masks, unsigned max)
 
 	CHECK(d);
 	while ((e = readdir(d))) {
-		char path[64], comm[32] = "";
+		/* Room for any d_name, not only a task id: no truncation. */
+		char path[sizeof("/proc/self/task//comm") + sizeof(e->d_name)], comm[32] = "";
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
