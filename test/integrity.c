@@ -203,7 +203,7 @@ static void zero_pages(const struct test_backend *b, size_t page_size)
 			break;
 		}
 	}
-	CHECK_OK(upager_stats(p, &st));
+	tu_stats_when_still(p, &st);
 	uint64_t evicted = st.evictions;
 	CHECK_CMP(evicted, >=, npages / 2);
 	/* About a quarter of those held only zeros. */

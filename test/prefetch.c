@@ -91,30 +91,6 @@ static void sequential(const struct test_backend *b)
 	CHECK_OK(upager_close(p));
 }
 
-/* The statistics once the readahead threads and the evictor are done
- * with what was asked of them in the background (not timed: they must
- * stop moving). An eviction batch under way has taken its slots but not
- * yet counted its writes. */
-static void quiet_stats(upager_t *p, upager_stats_t *s)
-{
-	upager_stats_t prev;
-	int still = 0;
-
-	CHECK_OK(upager_stats(p, s));
-	for (int tries = 0; tries < 300 && still < 3; tries++) {
-		prev = *s;
-		usleep(10000);
-		CHECK_OK(upager_stats(p, s));
-		still = prev.readahead_pages == s->readahead_pages &&
-					prev.evictions == s->evictions &&
-					prev.swap_slots_used == s->swap_slots_used
-				? still + 1
-				: 0;
-	}
-	if (still < 3)
-		FAILF("readahead or eviction still going after three seconds without faults");
-}
-
 static void advice_random_sequential(const struct test_backend *b)
 {
 	unsigned char *a;
@@ -133,7 +109,7 @@ static void advice_random_sequential(const struct test_backend *b)
 	 * 0..FRAMES are in swap now; read 64 of them. */
 	CHECK_OK(upager_advise(p, a, PAGES * PS, UPAGER_ADVICE_SEQUENTIAL));
 	check_pass(b->label, a, 0, 64);
-	quiet_stats(p, &s1);
+	tu_stats_when_still(p, &s1);
 	CHECK_CMP(s1.faults_major - s0.faults_major, <=, 8);
 	CHECK_CMP(s1.readahead_pages - s0.readahead_pages, >=, 56);
 
@@ -162,12 +138,12 @@ static void willneed_dontneed(const struct test_backend *b)
 	CHECK_EQ(s1.readahead_pages - s0.readahead_pages, wn_len);
 	CHECK_EQ(s1.faults_major, s0.faults_major);
 	check_pass(b->label, a, wn, wn + wn_len);
-	quiet_stats(p, &s2);
+	tu_stats_when_still(p, &s2);
 	CHECK_EQ(s2.faults_major, s1.faults_major); /* read in and mapped */
 
 	/* DONTNEED over pages in swap, and over ten made resident just now. */
 	CHECK_OK(upager_advise(p, a + dn * PS, dn_len * PS, UPAGER_ADVICE_DONTNEED));
-	quiet_stats(p, &s3);
+	tu_stats_when_still(p, &s3);
 	/* The evictor may write other pages out meanwhile: each write
 	 * takes a slot. */
 	CHECK_CMP(s3.swap_slots_used, <=,

@@ -314,3 +314,26 @@ upager_t *tu_file_pager(const struct test_backend *b, size_t budget_bytes)
 	CHECK_OK(upager_open(&cfg, &p));
 	return p;
 }
+
+void tu_stats_when_still(upager_t *p, upager_stats_t *s)
+{
+	upager_stats_t prev;
+	int still = 0;
+
+	CHECK_OK(upager_stats(p, s));
+	for (int tries = 0; tries < 300 && still < 3; tries++) {
+		prev = *s;
+		usleep(10000);
+		CHECK_OK(upager_stats(p, s));
+		still = prev.readahead_pages == s->readahead_pages &&
+					prev.evictions == s->evictions &&
+					prev.writebacks == s->writebacks &&
+					prev.zero_drops == s->zero_drops &&
+					prev.clean_drops == s->clean_drops &&
+					prev.swap_slots_used == s->swap_slots_used
+				? still + 1
+				: 0;
+	}
+	if (still < 3)
+		FAILF("readahead or eviction still going after three seconds without faults");
+}

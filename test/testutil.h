@@ -153,6 +153,13 @@ void tu_expect_file(int fd, const unsigned char *want, size_t bytes, const char 
  * disk (the tests that need O_DIRECT ask for it themselves). */
 upager_t *tu_file_pager(const struct test_backend *b, size_t budget_bytes);
 
+/* The statistics once the pager's background threads (the evictor, the
+ * readahead threads) have stopped moving them, so that counters updated
+ * one after the other agree: a batch under way has taken its swap slots
+ * and counted some of its pages, not yet all. Not timed: fails after
+ * three seconds of movement. */
+void tu_stats_when_still(upager_t *p, upager_stats_t *s);
+
 /* A fast deterministic generator. */
 static inline uint64_t rng_next(uint64_t *s)
 {
