@@ -722,6 +722,14 @@ static unsigned free_soon(struct upager *p)
 	       atomic_load_explicit(&p->frames_coming, memory_order_relaxed);
 }
 
+/* A batch towards free_high from nfree (below it), at most evict_batch. */
+static unsigned batch_for(struct upager *p, unsigned nfree)
+{
+	unsigned want = p->free_high - nfree;
+
+	return want < p->cfg.evict_batch ? want : p->cfg.evict_batch;
+}
+
 /*
  * While a miss's read is on its way, the missing thread frees frames for
  * the misses to come, in the time it would otherwise sleep. The work then
@@ -739,9 +747,7 @@ void upager__evict_meanwhile(void *arg)
 
 	if (nfree >= p->free_low)
 		return;
-	unsigned want = p->free_high - nfree;
-	if (want > p->cfg.evict_batch)
-		want = p->cfg.evict_batch;
+	unsigned want = batch_for(p, nfree);
 	uint64_t t0 = upager__now_ns();
 	/* No ring to spare (this thread holds one already): the evictor. */
 	if (reclaim_try(p, want) == -EAGAIN)
@@ -784,10 +790,7 @@ static void *evictor_main(void *arg)
 		pthread_mutex_unlock(&p->evictor_lock);
 		unsigned nfree;
 		while (!p->evictor_stop && (nfree = free_soon(p)) < p->free_high) {
-			unsigned want = p->free_high - nfree;
-			if (want > p->cfg.evict_batch)
-				want = p->cfg.evict_batch;
-			int freed = upager__reclaim(p, want);
+			int freed = upager__reclaim(p, batch_for(p, nfree));
 			if (freed <= 0) {
 				/* Nothing to free now (all busy, or errors the
 				 * faulting threads will report): back off. */

@@ -645,7 +645,7 @@ static void atfork_child(void)
 {
 	if (atomic_load(&fork_pending) && !in_child &&
 	    pthread_equal(pthread_self(), pending_thread))
-		child_setup(pending_sock, pending_r, pending_n);
+		child_setup_pending();
 }
 
 static register_atfork_fn real_register_atfork(void)
