@@ -76,6 +76,19 @@ static int exited(pid_t pid)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* fork(), then exec of `sh -c script` in the child: its exit status. */
+static int fork_exec_sh(const char *script)
+{
+	pid_t pid = fork();
+
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", script, (char *)NULL);
+		_exit(127);
+	}
+	return exited(pid);
+}
+
 /*
  * The kernel reads exec's path, argv and envp, and a write()'s buffer;
  * a forked child that has not touched the heap yet has only placeholders
@@ -191,14 +204,7 @@ static int glibc_state(void)
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		FAILF("child failed: status %#x", st);
 	CHECK_EQ(data[0], 0);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		execl("/bin/sh", "sh", "-c", "exit 7", (char *)NULL);
-		_exit(127);
-	}
-	CHECK_EQ(waitpid(pid, &st, 0), pid);
-	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+	CHECK_EQ(fork_exec_sh("exit 7"), 7);
 	pthread_barrier_wait(&keys_barrier);
 	CHECK_EQ(pthread_join(th, NULL), 0);
 	free(data);
@@ -277,16 +283,8 @@ int main(int argc, char **argv)
 	printf("fork with a %zu MiB heap: ok\n", total >> 20);
 
 	/* fork + exec, system(), popen(): cheap, and the heap survives. */
-	for (int i = 0; i < 20; i++) {
-		pid = fork();
-		CHECK(pid >= 0);
-		if (pid == 0) {
-			execl("/bin/sh", "sh", "-c", "exit 3", (char *)NULL);
-			_exit(127);
-		}
-		CHECK_EQ(waitpid(pid, &st, 0), pid);
-		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
-	}
+	for (int i = 0; i < 20; i++)
+		CHECK_EQ(fork_exec_sh("exit 3"), 3);
 	CHECK_EQ(system("exit 4") >> 8, 4);
 	FILE *f = popen("echo from-popen", "r");
 	CHECK(f);

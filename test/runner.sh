@@ -110,17 +110,13 @@ prog runner-ownmalloc
 prog runner-deepbind
 
 # Coroutine stacks on the heap: the default (transparent) mode only.
-if echo "${ok_combos:-}" | grep -q uffd:transparent; then
-	echo "== runner-compat coroutines under upager-run --ram 16M"
-	"$top/test/runner-compat" coroutines >/tmp/runner-plain.$$ 2>&1 ||
-		fail "coroutines plain: $(tail -3 /tmp/runner-plain.$$)"
-	if timeout -k 5 120 "$run" --ram 16M "$top/test/runner-compat" coroutines \
-		>/tmp/runner-out.$$ 2>/tmp/runner-err.$$; then
-		cmp -s /tmp/runner-plain.$$ /tmp/runner-out.$$ || fail "coroutines: output differs"
-	else
-		fail "coroutines: $(tail -5 /tmp/runner-err.$$)"
-	fi
-fi
+case " ${ok_combos:-} " in
+*" uffd:transparent "*)
+	all_combos=$ok_combos ok_combos=uffd:transparent
+	prog runner-compat coroutines
+	ok_combos=$all_combos
+	;;
+esac
 
 # Blocks from before the pager was up: a constructor that runs before
 # the shim's (a preload listed after it is initialised first).
