@@ -934,10 +934,14 @@ static int restore_page(struct region *o, uint64_t pg, struct upte *oe, struct r
 		pte_update(oe, 0, PTE_DIRTY | own);
 		return 0;
 	}
-	if (region_file_page(o, pg) && o->file_shared && pte_state(vf) != PTE_POISONED) {
+	if (region_file_page(o, pg) && (o->file_shared || pte_state(vf) == PTE_NONE) &&
+	    pte_state(vf) != PTE_POISONED) {
 		/* A shared file region's page comes back resident and dirty,
 		 * never as a shared swap slot: only a dirty resident page is
-		 * written to the file (at eviction, sync or unmap). */
+		 * written to the file (at eviction, sync or unmap). So does a
+		 * private one's page of zeros: left PTE_NONE, it would read
+		 * as the file. (Evicted, it goes to swap: page_is_zero() drops
+		 * no file page.) */
 		int64_t frame = upager__get_frame(p);
 		if (frame < 0)
 			return (int)frame;

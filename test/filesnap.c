@@ -10,6 +10,7 @@
  *   writes go to swap, never to the file;
  * - upager_snapshot_restore() gives the region the snapshot's bytes, and
  *   (shared) they reach the file at upager_sync() and upager_unmap();
+ *   a page of zeros comes back as zeros, not as the file's bytes;
  * - a private region's file never changes; upager_close() with snapshots
  *   and clones alive loses nothing of a shared region;
  * - a snapshot that cannot get a descriptor for the file fails clearly;
@@ -255,6 +256,42 @@ static void errors(struct shadows *sh)
 	close(fd);
 }
 
+/* A page the program filled with zeros, snapshotted, then changed: the
+ * snapshot's copy, evicted, is a zero page, and a restore gives the
+ * region zeros, not the file's bytes (a private region once read its
+ * file there). */
+static void zero_page_restore(int mode, struct shadows *sh)
+{
+	bool shared = mode == UPAGER_MAP_SHARED;
+	const char *m = shared ? "shared, zero page" : "private, zero page";
+	unsigned char *a, *view;
+	upager_snapshot_t *s;
+
+	int fd = make_file(sh->orig);
+	memcpy(sh->cur, sh->orig, BYTES);
+	upager_t *p = open_pager(false);
+	CHECK_OK(upager_map_file(p, fd, 0, BYTES, mode, (void **)&a));
+	memset(a + 3 * PS, 0, PS);
+	memset(sh->cur + 3 * PS, 0, PS);
+	CHECK_OK(upager_snapshot(p, a, &s));
+	CHECK_OK(upager_snapshot_map(s, (void **)&view));
+	memcpy(sh->s1, sh->cur, BYTES);
+	memset(a + 3 * PS, 0xab, PS); /* the snapshot gets its copy */
+	memset(sh->cur + 3 * PS, 0xab, PS);
+	/* Every page, twice: the snapshot's copy of page 3 is evicted. */
+	check_mem(a, sh->cur, m, "region after the change");
+	check_mem(a, sh->cur, m, "region after the change");
+	check_mem(view, sh->s1, m, "snapshot view");
+	CHECK_OK(upager_snapshot_restore(s));
+	memcpy(sh->cur, sh->s1, BYTES);
+	check_mem(a, sh->cur, m, "region after restore");
+	CHECK_OK(upager_sync(p, a, BYTES));
+	check_file(fd, shared ? sh->cur : sh->orig, m, "file after restore and sync");
+	CHECK_OK(upager_snapshot_free(s));
+	CHECK_OK(upager_close(p));
+	close(fd);
+}
+
 static void body(const struct test_backend *b, void *arg)
 {
 	struct shadows *sh = arg;
@@ -262,6 +299,8 @@ static void body(const struct test_backend *b, void *arg)
 	current = b;
 	one_mode(UPAGER_MAP_SHARED, false, sh);
 	one_mode(UPAGER_MAP_PRIVATE, false, sh);
+	zero_page_restore(UPAGER_MAP_SHARED, sh);
+	zero_page_restore(UPAGER_MAP_PRIVATE, sh);
 	errors(sh);
 	printf("  %s: ok\n", b->label);
 }
