@@ -539,8 +539,7 @@ static void report(enum pat pat, const struct pass_result *r, const struct count
 	       (double)(b->io_write - a->io_write) / mb, io_src());
 	if (pat == PAT_SEQ_READ)
 		printf(" check=%s", data_known ? (r->errors ? "FAILED" : "ok") : "-");
-	printf(" ws_true_mb=%.1f",
-	       (double)(pat_skewed(pat) ? zipf_ws_pages : npages) * PAGE / mb);
+	printf(" ws_true_mb=%.1f", (double)(pat_skewed(pat) ? zipf_ws_pages : npages) * PAGE / mb);
 	if (o.sys == SYS_UPAGER || o.sys == SYS_UPFILE)
 		report_upager(r, &a->up, &b->up);
 	if (o.sys == SYS_UPAGER || o.sys == SYS_UPFILE) {
@@ -548,10 +547,12 @@ static void report(enum pat pat, const struct pass_result *r, const struct count
 #define D(f) (unsigned long long)(y->f - x->f)
 		printf(" up_zero=%llu up_minor=%llu up_major=%llu up_wp=%llu up_evictions=%llu "
 		       "up_writebacks=%llu up_clean_drops=%llu up_zero_drops=%llu "
-		       "up_io_submits=%llu up_direct_reclaims=%llu up_samples=%llu",
+		       "up_io_submits=%llu up_direct_reclaims=%llu up_samples=%llu "
+		       "up_readaround=%llu up_readaround_watched=%llu up_readaround_hits=%llu",
 		       D(faults_zero), D(faults_minor), D(faults_major), D(faults_wp), D(evictions),
 		       D(writebacks), D(clean_drops), D(zero_drops), D(io_submits),
-		       D(direct_reclaims), D(samples));
+		       D(direct_reclaims), D(samples), D(readaround_pages), D(readaround_watched),
+		       D(readaround_hits));
 		/* Gauges at the end of the pass: what upager holds, as opposed
 		 * to RSS, which counts a page mapped in both of a region's
 		 * views twice. */

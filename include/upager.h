@@ -116,7 +116,7 @@ extern "C" {
  * layout of version 2 (the first published one) and never more.
  */
 #define UPAGER_CONFIG_VERSION 3 /* 3: on_thrash */
-#define UPAGER_STATS_VERSION 4  /* 3: punch_failures; 4: phases, working set, thrashing */
+#define UPAGER_STATS_VERSION 5  /* 3: punch_failures; 4: phases, thrashing; 5: read-around */
 
 /* Library error codes, below the errno range. */
 #define UPAGER_EPAGESIZE (-10001) /* page size not a power of two in [4 KiB, 2 MiB] */
@@ -343,6 +343,12 @@ typedef struct upager_stats {
 				   * second without a miss) */
 	uint64_t thrash_windows;  /* windows (about 0.5 s) that thrashed */
 	uint64_t thrash_warnings; /* warnings written (at most one a minute) */
+	/* Version 5. */
+	uint64_t readaround_pages;   /* swapped pages read with a miss outside a
+				      * sequential run, from around it */
+	uint64_t readaround_watched; /* ... of them left unmapped, so that their
+				      * use is seen */
+	uint64_t readaround_hits;    /* ... of those, the ones the program used */
 } upager_stats_t;
 /* clang-format on */
 

@@ -625,7 +625,7 @@ static void victim_leaves(struct upager *p, struct victim *x)
 		break;
 	}
 	pte_clear_mapped(p, x->e); /* the punch took it from the view */
-	pte_update(x->e, PTE_STATE_MASK | PTE_DIRTY, state);
+	pte_update(x->e, PTE_STATE_MASK | PTE_DIRTY | PTE_AROUND, state);
 	upager__evicted_mark(p, x->e);
 	frames_free(&p->frames, x->frame);
 	upager__pte_unlock(x->e);

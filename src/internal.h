@@ -108,6 +108,9 @@ struct upte {
  * is likely about to read it, and a sample now would only cost it a
  * minor fault. The hand clears it on its first pass (sample.c). */
 #define PTE_FRESH (1u << 12)
+/* Read with a neighbour's miss and left unmapped (prefetch.c, read-around):
+ * the program's first touch is a minor fault that counts a hit. */
+#define PTE_AROUND (1u << 13)
 
 static inline uint32_t pte_state(uint32_t f)
 {
@@ -362,6 +365,7 @@ struct region {
 	_Atomic unsigned ra_marker_at; /* where the next marker goes */
 	_Atomic bool ra_marker_swap;   /* the stretches are read from swap */
 	_Atomic unsigned seq_window;
+	_Atomic uint64_t last_miss; /* read-around: the last miss's page + 1 */
 	_Atomic int advice;
 	/* Copy-on-write (snapshot.c); changed only under p->cow_lock held
 	 * for writing, read under it held for reading (every fault). */
@@ -413,6 +417,7 @@ struct stats {
 	_Atomic uint64_t direct_reclaims, samples, sample_faults, sample_ns;
 	_Atomic uint64_t readahead_pages, faultaround_pages, pages_copied, pages_shared;
 	_Atomic uint64_t punch_failures;
+	_Atomic uint64_t readaround_pages, readaround_watched, readaround_hits;
 	_Atomic uint64_t latency_hist[UPAGER_LATENCY_BUCKETS];
 	/* observe.c */
 	_Atomic uint64_t phase_ns[UPAGER_PHASES];
@@ -477,7 +482,7 @@ struct upager {
 	pthread_mutex_t evictor_lock;
 	pthread_cond_t evictor_cond;
 	_Atomic bool evictor_stop;
-	bool evictor_started_ra; /* the readahead threads, once swap is used */
+	bool evictor_started_ra;        /* the readahead threads, once swap is used */
 	_Atomic unsigned frames_coming; /* victims of batches under way */
 	unsigned free_low, free_high;
 
@@ -541,6 +546,13 @@ struct upager {
 	 * program wrote soon after (pager.c, write_likely()): decayed
 	 * counts, approximate under races. */
 	_Atomic uint32_t ro_fills, ro_upgrades, fill_probe;
+
+	/* Read-around (prefetch.c): its level (0-3); the pages it read and
+	 * left unmapped, and the hits among them, since the level was last
+	 * judged; at level 0, the misses and those near the one before; the
+	 * misses at levels 2 and 3, for the probes. Approximate under races. */
+	_Atomic uint32_t around_level, around_sent, around_hits, around_misses, around_near;
+	_Atomic uint32_t around_probe;
 
 	/* Asynchronous readahead (prefetch.c): started by the first
 	 * upager_map_file() or by the evictor once it has used swap,
@@ -704,7 +716,8 @@ void upager__window_discard(struct region *r, struct window *w, const char *src)
 /* A fault on pg brought n more pages: where a sequential run goes on. */
 void upager__window_done(struct region *r, uint64_t pg, unsigned n);
 /* Reads the locked, swapped page pg (and a window of up to `window`
- * pages after it) in and installs it, writable if write. Returns what
+ * pages after it, or without a window some swapped pages around it) in
+ * and installs it, writable if write. Returns what
  * install() does (> 0: mapped writable regardless), or a negative code;
  * on a read error the page is POISONED. */
 int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, unsigned window);
@@ -718,6 +731,9 @@ int upager__readahead_start(struct upager *p);
 /* A fault on page pg of r: if it is a readahead marker, a stretch
  * further on is asked for (prefetch.c). */
 void upager__readahead_marker(struct region *r, uint64_t pg);
+/* The program touched page pg, read around a miss (PTE_AROUND, which the
+ * caller holds the lock of and clears): counts the hit. */
+void upager__readaround_hit(struct upager *p);
 void upager__readahead_stop(struct upager *p);
 /* The part of the readahead threads' buffers ever used (statistics). */
 size_t upager__readahead_bytes(struct upager *p);

@@ -188,6 +188,10 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 	 * made it read-only or a snapshot shares it. */
 	bool writable = write || ((f & PTE_DIRTY) && !(f & PTE_NOWRITE) && !(cow & COW_SHARED) &&
 				  !r->readonly && !r->file_ro);
+	if (f & PTE_AROUND) { /* read around a miss (prefetch.c) */
+		pte_update(e, PTE_AROUND, 0);
+		upager__readaround_hit(p);
+	}
 	STAT_INC(p, faults_minor);
 	if (f & PTE_SAMPLED)
 		STAT_INC(p, sample_faults);
@@ -726,6 +730,9 @@ static void stats_fill(upager_t *p, upager_stats_t *out)
 	out->pages_copied = LOAD(pages_copied);
 	out->pages_shared = LOAD(pages_shared);
 	out->punch_failures = LOAD(punch_failures);
+	out->readaround_pages = LOAD(readaround_pages);
+	out->readaround_watched = LOAD(readaround_watched);
+	out->readaround_hits = LOAD(readaround_hits);
 	for (int ph = 0; ph < UPAGER_PHASES; ph++) {
 		out->phase_ns[ph] = LOAD(phase_ns[ph]);
 		for (int i = 0; i < UPAGER_LATENCY_BUCKETS; i++)
@@ -846,8 +853,11 @@ UPAGER_API int upager_stats_print(upager_t *p, int fd)
 	OUT("  swap slots:         %llu used of %llu\n", (unsigned long long)s.swap_slots_used,
 	    (unsigned long long)s.swap_slots_total);
 	OUT("  direct reclaims:    %llu\n", (unsigned long long)s.direct_reclaims);
-	OUT("  prefetch:           %llu pages read ahead, %llu zero-filled around a fault\n",
-	    (unsigned long long)s.readahead_pages, (unsigned long long)s.faultaround_pages);
+	OUT("  prefetch:           %llu pages read ahead, %llu zero-filled around a fault, "
+	    "%llu read around a miss (%llu of %llu watched used)\n",
+	    (unsigned long long)s.readahead_pages, (unsigned long long)s.faultaround_pages,
+	    (unsigned long long)s.readaround_pages, (unsigned long long)s.readaround_hits,
+	    (unsigned long long)s.readaround_watched);
 	OUT("  sampling:           %llu pages unmapped in %.1f ms, %llu references seen\n",
 	    (unsigned long long)s.samples, s.sample_ns / 1e6, (unsigned long long)s.sample_faults);
 	if (s.trace_records || s.trace_dropped)

@@ -49,7 +49,8 @@ int upager__page_discard(struct region *r, uint64_t pg, struct upte *e)
 	pte_drop_swap_copy(p, e);
 	pte_clear_mapped(p, e);
 	/* A page lost to an I/O error is whole again: zero, like new. */
-	pte_update(e, PTE_STATE_MASK | PTE_DIRTY | PTE_SAMPLED | PTE_EVICTED, PTE_NONE);
+	pte_update(e, PTE_STATE_MASK | PTE_DIRTY | PTE_SAMPLED | PTE_EVICTED | PTE_AROUND,
+		   PTE_NONE);
 	return 0;
 }
 
