@@ -7,6 +7,9 @@
  *   eviction;
  * - pages mapped writable that are then only read are written out and
  *   read back unchanged (nothing is lost by mapping them dirty);
+ * - where half the pages read are written, transparent mode maps them
+ *   writable (its write-protect fault costs more than a write), fast
+ *   mode does not;
  * - a page the program made read-only stays read-only: a store to it is
  *   SIGSEGV.
  */
@@ -38,8 +41,10 @@ static uint64_t *word(unsigned char *a, size_t pg, size_t k)
 	return (uint64_t *)(a + pg * PS) + k;
 }
 
-/* Reads a random page, then writes it (as a reference count does). */
-static void read_then_write(unsigned char *a, uint64_t *shadow, uint64_t *seed, int n)
+/* Reads a random page, then writes it (as a reference count does), or
+ * only one page in `every`. */
+static void read_then_write_some(unsigned char *a, uint64_t *shadow, uint64_t *seed, int n,
+				 int every)
 {
 	for (int i = 0; i < n; i++) {
 		size_t pg = rng_next(seed) % PAGES, k = rng_next(seed) % (PS / 8);
@@ -48,9 +53,16 @@ static void read_then_write(unsigned char *a, uint64_t *shadow, uint64_t *seed, 
 			FAILF("%s: page %zu word %zu reads %#llx, wrote %#llx", current->label, pg,
 			      k, (unsigned long long)v,
 			      (unsigned long long)shadow[pg * (PS / 8) + k]);
+		if (i % every)
+			continue;
 		*word(a, pg, 0) = v + 1;
 		shadow[pg * (PS / 8)] = v + 1;
 	}
+}
+
+static void read_then_write(unsigned char *a, uint64_t *shadow, uint64_t *seed, int n)
+{
+	read_then_write_some(a, shadow, seed, n, 1);
 }
 
 static void check_all(unsigned char *a, const uint64_t *shadow, const char *what)
@@ -147,11 +159,43 @@ static void read_only_stays(void)
 	free(err);
 }
 
+/* Half of the pages read are written: in transparent mode, where a
+ * write-protect fault is a hand-off to a handler thread, mapping them
+ * writable at once pays, and the pager does; in fast mode, where the
+ * fault is cheaper than the write at eviction, it does not. */
+static void half_written(void)
+{
+	uint64_t *shadow = malloc(PAGES * PS), seed = 0x55;
+	upager_stats_t before, after;
+
+	CHECK(shadow);
+	upager_t *p = open_pager();
+	unsigned char *a = filled_region(p, shadow, &seed);
+	read_then_write_some(a, shadow, &seed, 500, 2);
+	CHECK_OK(upager_stats(p, &before));
+	read_then_write_some(a, shadow, &seed, 3000, 2);
+	CHECK_OK(upager_stats(p, &after));
+	uint64_t majors = after.faults_major - before.faults_major;
+	uint64_t wp = after.faults_wp - before.faults_wp;
+	if (getenv("UPAGER_TEST_VERBOSE"))
+		printf("  %s: half written: %llu major, %llu write-protect\n", current->label,
+		       (unsigned long long)majors, (unsigned long long)wp);
+	CHECK_CMP(majors, >, 1000);
+	if (!strcmp(after.mode, "transparent"))
+		CHECK_CMP(wp, <, majors / 8);
+	else
+		CHECK_CMP(wp, >, majors / 3);
+	check_all(a, shadow, "after half written");
+	CHECK_OK(upager_close(p));
+	free(shadow);
+}
+
 static void body(const struct test_backend *b, void *arg)
 {
 	(void)arg;
 	current = b;
 	writes_follow_reads();
+	half_written();
 	read_only_stays();
 	printf("  %s: ok\n", b->label);
 }
