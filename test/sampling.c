@@ -8,7 +8,8 @@
  *     the minor faults that follow; with rate 0 it sees none. The data
  *     stays intact either way, and also where batched unmaps fall back
  *     to one madvise() per range (kernels before 6.13). A Clock pager
- *     gets only its own agings, at any rate.
+ *     gets only its own agings, at any rate. Samples owed to evictions
+ *     wait until a batch's worth is owed.
  *   - recording, faults mode: the trace holds, in order, one zero-fill
  *     record per first touch, and as many zero, major and minor/sample
  *     records as the statistics count faults.
@@ -148,11 +149,11 @@ static void sampling(const struct test_backend *b, void *arg)
 	CHECK_EQ(off.sample_faults, 0);
 }
 
-/* The samples the pager takes of its own for 100 evictions, in a pager
+/* The samples the pager takes of its own for `evicted` evictions, in a pager
  * whose pages are all resident and mapped (white-box: the evictor, which
  * would make that call after its evictions, sleeps meanwhile; its lock
  * is held for the call, as it would hold nothing else). */
-static uint64_t owed_samples(const struct test_backend *b, const char *policy)
+static uint64_t owed_samples(const struct test_backend *b, const char *policy, unsigned evicted)
 {
 	enum { PAGES = SAMPLING_FRAMES / 2 };
 	upager_stats_t s0, s1;
@@ -164,7 +165,7 @@ static uint64_t owed_samples(const struct test_backend *b, const char *policy)
 		a[pg * PAGE] = (unsigned char)pg;
 	CHECK_OK(upager_stats(p, &s0));
 	pthread_mutex_lock(&p->evictor_lock);
-	atomic_store(&p->evicted_unsampled, 100);
+	atomic_store(&p->evicted_unsampled, evicted);
 	upager__sample_owed(p);
 	pthread_mutex_unlock(&p->evictor_lock);
 	CHECK_OK(upager_stats(p, &s1));
@@ -175,15 +176,19 @@ static uint64_t owed_samples(const struct test_backend *b, const char *policy)
 }
 
 /* Clock ages every page itself (UPAGER_POLICY_AGES_ALL): the pager takes
- * no samples of its own for it. LRU gets them. */
+ * no samples of its own for it. LRU gets them, in batches of at least
+ * budget/16 (4 pages here): two evictions owe too few. */
 static void no_samples_for_clock(const struct test_backend *b, void *arg)
 {
 	(void)arg;
-	uint64_t lru = owed_samples(b, "lru"), clock = owed_samples(b, "clock");
-	printf("  %s: owed samples taken: lru %llu, clock %llu\n", b->label,
-	       (unsigned long long)lru, (unsigned long long)clock);
+	uint64_t lru = owed_samples(b, "lru", 100), clock = owed_samples(b, "clock", 100);
+	uint64_t few = owed_samples(b, "lru", 2);
+	printf("  %s: owed samples taken: lru %llu, clock %llu; lru after 2 evictions %llu\n",
+	       b->label, (unsigned long long)lru, (unsigned long long)clock,
+	       (unsigned long long)few);
 	CHECK_CMP(lru, >, 0);
 	CHECK_EQ(clock, 0);
+	CHECK_EQ(few, 0);
 }
 
 /* ---- recording ---- */
