@@ -385,6 +385,15 @@ struct region {
 	_Atomic int file_err; /* first write-back error of an eviction, for upager_sync */
 };
 
+/* Does r own its pages alone and may they be written: no snapshot or
+ * clone shares them (copy-on-write rules apply to such pages), and it is
+ * no snapshot's read-only view? Readahead brings such regions' pages in
+ * on its own terms. */
+static inline bool region_plain(const struct region *r)
+{
+	return !r->chain && !r->backing && !r->self && !r->readonly;
+}
+
 /* Is page pg of r backed by its file? */
 static inline bool region_file_page(struct region *r, uint64_t pg)
 {

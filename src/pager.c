@@ -152,8 +152,8 @@ bool upager__write_likely(struct region *r, uint64_t pg, uint32_t f)
 {
 	struct upager *p = r->p;
 
-	if (region_file_page(r, pg) || r->chain || r->backing || r->self || r->readonly ||
-	    r->file_ro || (f & (PTE_NOWRITE | PTE_NOACCESS)) ||
+	if (region_file_page(r, pg) || !region_plain(r) || r->file_ro ||
+	    (f & (PTE_NOWRITE | PTE_NOACCESS)) ||
 	    atomic_load_explicit(&p->trace, memory_order_relaxed))
 		return false;
 	uint32_t fills = atomic_load_explicit(&p->ro_fills, memory_order_relaxed);

@@ -100,14 +100,39 @@ unsigned upager__window_size(struct region *r, uint64_t pg, bool zero)
 	return win;
 }
 
+/* Takes e's lock and a free frame for it if it is in state, with no
+ * protection of the program's, and its lock is free. Returns the frame;
+ * -1 if the page cannot be taken, -2 if no frame is free (readahead never
+ * evicts). Only pages the program may use as a faulting one: pages read
+ * ahead are installed in one call, which must not cross from one
+ * protection (one VMA of the view) into another. */
+static int64_t page_claim(struct upager *p, struct upte *e, uint32_t state)
+{
+	const uint32_t refuse = PTE_NOACCESS | PTE_NOWRITE;
+	uint32_t f;
+
+	if (!e)
+		return -1;
+	f = atomic_load_explicit(&e->flags, memory_order_relaxed);
+	if (pte_state(f) != state || (f & refuse) || !upager__pte_trylock(e))
+		return -1;
+	f = pte_flags(e);
+	if (pte_state(f) != state || (f & refuse)) {
+		upager__pte_unlock(e);
+		return -1;
+	}
+	int64_t frame = frames_alloc(&p->frames);
+	if (frame < 0) {
+		upager__pte_unlock(e);
+		return -2;
+	}
+	return frame;
+}
+
 void upager__window_claim(struct region *r, struct window *w, uint64_t first, uint32_t state,
 			  unsigned want)
 {
 	struct upager *p = r->p;
-	/* Only pages the program may use as the faulting one: the window is
-	 * installed in one call, which must not cross from one protection
-	 * (one VMA of the view) into another. */
-	uint32_t refuse = PTE_NOACCESS | PTE_NOWRITE;
 
 	w->first = first;
 	w->n = 0;
@@ -115,23 +140,10 @@ void upager__window_claim(struct region *r, struct window *w, uint64_t first, ui
 		want = WINDOW_MAX;
 	while (w->n < want && first + w->n < r->npages) {
 		struct upte *e = pt_get(&r->pt, first + w->n);
-		uint32_t f;
+		int64_t frame = page_claim(p, e, state);
 
-		if (!e)
+		if (frame < 0)
 			break;
-		f = atomic_load_explicit(&e->flags, memory_order_relaxed);
-		if (pte_state(f) != state || (f & refuse) || !upager__pte_trylock(e))
-			break;
-		f = pte_flags(e);
-		if (pte_state(f) != state || (f & refuse)) {
-			upager__pte_unlock(e);
-			break;
-		}
-		int64_t frame = frames_alloc(&p->frames);
-		if (frame < 0) {
-			upager__pte_unlock(e);
-			break;
-		}
 		w->e[w->n] = e;
 		w->frame[w->n] = (uint32_t)frame;
 		w->n++;
@@ -345,22 +357,35 @@ void upager__readahead_marker(struct region *r, uint64_t pg)
 	}
 }
 
-/* The marker page, read: into its frame, resident but unmapped, clean
- * (its copy in the file or in swap stays). */
+/* Page pg of r (entry e, locked, with its frame), read into src, goes to
+ * the frame: resident, clean (its copy in the file or in swap stays) and
+ * unmapped, with the flags `extra`; still locked, not yet in the policy.
+ * False if it could not be written there: what reached the frame is
+ * punched, and the frame and lock are still the caller's. */
+static bool page_place_unmapped(struct region *r, uint64_t pg, struct upte *e, uint32_t frame,
+				const char *src, uint32_t extra)
+{
+	struct upager *p = r->p;
+
+	if (pwrite(r->memfd, src, p->page_size, (off_t)(pg << p->page_shift)) !=
+	    (ssize_t)p->page_size) {
+		upager__punch(r, pg, 1);
+		return false;
+	}
+	frame_bind(p, frame, r, pg, e);
+	pte_update(e,
+		   PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY | PTE_SAMPLED | PTE_FRESH,
+		   PTE_RESIDENT | extra);
+	return true;
+}
+
+/* The marker page, read: into its frame, resident but unmapped. */
 static bool ra_place_marker(struct upager *p, struct region *r, struct window *w, const char *src)
 {
-	struct upte *e = w->e[0];
-
-	if (pwrite(r->memfd, src, p->page_size, (off_t)(w->first << p->page_shift)) !=
-	    (ssize_t)p->page_size) {
-		upager__punch(r, w->first, 1);
+	if (!page_place_unmapped(r, w->first, w->e[0], w->frame[0], src, 0)) {
 		upager__window_release(r, w, 0);
 		return false;
 	}
-	frame_bind(p, w->frame[0], r, w->first, e);
-	pte_update(e,
-		   PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY | PTE_SAMPLED | PTE_FRESH,
-		   PTE_RESIDENT);
 	STAT_INC(p, readahead_pages);
 	window_publish(p, r, w);
 	return true;
@@ -494,7 +519,7 @@ static void ra_fill(struct ra_worker *wk, struct region *r, uint64_t first, uint
 		return;
 	/* A snapshot taken since the request shares the region's pages: they
 	 * are its faults' to bring in, with the copy-on-write rules. */
-	if (r->chain || r->backing || r->self || r->readonly) {
+	if (!region_plain(r)) {
 		pthread_rwlock_unlock(&p->cow_lock);
 		return;
 	}
@@ -764,37 +789,20 @@ void upager__readaround_hit(struct upager *p)
 	STAT_INC(p, readaround_hits);
 }
 
-/* Claims page q for a, if it is swapped and free to take: 1 if taken, 0
- * if not, -1 if no frame is free (readahead never evicts). */
-static int around_take(struct region *r, uint64_t q, struct around *a)
+/* Claims page q for a, if it is swapped and free to take; returns what
+ * page_claim() does (-2: no frame is free, claim no more). */
+static int64_t around_take(struct region *r, uint64_t q, struct around *a)
 {
 	struct upte *e = pt_lookup(&r->pt, q);
-	uint32_t f;
+	int64_t frame = page_claim(r->p, e, PTE_SWAPPED);
 
-	if (!e)
-		return 0;
-	f = atomic_load_explicit(&e->flags, memory_order_relaxed);
-	/* As a window's pages (upager__window_claim): only pages the
-	 * program may write, so that a run of them is mapped in one call. */
-	uint32_t refuse = PTE_NOACCESS | PTE_NOWRITE;
-
-	if (pte_state(f) != PTE_SWAPPED || (f & refuse) || !upager__pte_trylock(e))
-		return 0;
-	f = pte_flags(e);
-	if (pte_state(f) != PTE_SWAPPED || (f & refuse)) {
-		upager__pte_unlock(e);
-		return 0;
-	}
-	int64_t frame = frames_alloc(&r->p->frames);
-	if (frame < 0) {
-		upager__pte_unlock(e);
-		return -1;
-	}
+	if (frame < 0)
+		return frame;
 	a->pg[a->n] = q;
 	a->e[a->n] = e;
 	a->frame[a->n] = (uint32_t)frame;
 	a->n++;
-	return 1;
+	return frame;
 }
 
 /* Claims the swapped pages around the missing page pg that this miss
@@ -805,16 +813,16 @@ static void around_claim(struct region *r, uint64_t pg, struct around *a)
 	struct upager *p = r->p;
 
 	a->n = 0;
-	if (r->chain || r->backing || r->self || r->readonly ||
+	if (!region_plain(r) ||
 	    atomic_load_explicit(&r->advice, memory_order_relaxed) == UPAGER_ADVICE_RANDOM ||
 	    atomic_load_explicit(&p->trace, memory_order_relaxed))
 		return;
 	unsigned level = around_level(p, r, pg);
 	unsigned before = around_before[level] < pg ? around_before[level] : (unsigned)pg;
-	int got = 0;
-	for (unsigned i = before; i >= 1 && got >= 0; i--)
+	int64_t got = 0;
+	for (unsigned i = before; i >= 1 && got != -2; i--)
 		got = around_take(r, pg - i, a);
-	for (uint64_t i = 1; i <= around_after[level] && pg + i < r->npages && got >= 0; i++)
+	for (uint64_t i = 1; i <= around_after[level] && pg + i < r->npages && got != -2; i++)
 		got = around_take(r, pg + i, a);
 	a->map = level >= 2 &&
 		 atomic_fetch_add_explicit(&p->around_probe, 1, memory_order_relaxed) %
@@ -849,23 +857,17 @@ static void around_release(struct upager *p, struct around *a)
 	a->n = 0;
 }
 
-/* Page i of a, read into src, goes to its frame, resident and clean (its
- * swap copy stays), unmapped: the program's first touch counts a hit. */
+/* Page i of a, read into src, goes to its frame unmapped: the program's
+ * first touch counts a hit. */
 static bool around_keep(struct region *r, struct around *a, unsigned i, const char *src)
 {
 	struct upager *p = r->p;
 	struct upte *e = a->e[i];
 
-	if (pwrite(r->memfd, src, p->page_size, (off_t)(a->pg[i] << p->page_shift)) !=
-	    (ssize_t)p->page_size) {
-		upager__punch(r, a->pg[i], 1); /* whatever part reached it */
+	if (!page_place_unmapped(r, a->pg[i], e, a->frame[i], src, PTE_AROUND)) {
 		around_give_back(p, a, i);
 		return false;
 	}
-	frame_bind(p, a->frame[i], r, a->pg[i], e);
-	pte_update(e,
-		   PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY | PTE_SAMPLED | PTE_FRESH,
-		   PTE_RESIDENT | PTE_AROUND);
 	pthread_mutex_lock(&p->policy_lock);
 	p->policy->ops->insert(p->policy->state, a->frame[i], region_page_key(r, a->pg[i]), false);
 	pthread_mutex_unlock(&p->policy_lock);
@@ -1078,8 +1080,7 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	/* A plain region's run at the largest window: the stretches after
 	 * it are read asynchronously. (Whether or not frames were free for
 	 * the whole window: a readahead thread evicts for its stretch.) */
-	bool ahead = w->n && window >= upager__window_max(p, false) && !r->chain && !r->backing &&
-		     !r->self && !r->readonly;
+	bool ahead = w->n && window >= upager__window_max(p, false) && region_plain(r);
 	uint64_t next = pg + 1 + w->n;
 	/* After the install, which let the program go on; w is free. */
 	around_place(r, &around, around_reqs, around_buf, w);
