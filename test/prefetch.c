@@ -48,20 +48,7 @@ static void check_pass(const char *label, const unsigned char *a, size_t from, s
 
 static upager_t *open_policy(const struct test_backend *b, unsigned char **a, const char *policy)
 {
-	upager_config_t cfg;
-	upager_t *p;
-
-	test_config(&cfg, b);
-	if (policy)
-		cfg.policy = policy;
-	cfg.ram_bytes = FRAMES * PS;
-	cfg.page_size = PS;
-	/* Windows take free frames only: keep some free. */
-	cfg.free_low = 40;
-	cfg.free_high = 60;
-	CHECK_OK(upager_open(&cfg, &p));
-	CHECK_OK(upager_map(p, PAGES * PS, 0, (void **)a));
-	return p;
+	return tu_prefetch_pager(b, FRAMES, policy, PAGES, a);
 }
 
 static upager_t *open_pager(const struct test_backend *b, unsigned char **a)

@@ -57,17 +57,8 @@ static size_t random_page(void)
 
 static upager_t *open_pager(const struct test_backend *b, unsigned char **a)
 {
-	upager_config_t cfg;
-	upager_t *p;
+	upager_t *p = tu_prefetch_pager(b, FRAMES, NULL, PAGES, a);
 
-	test_config(&cfg, b);
-	cfg.ram_bytes = FRAMES * PS;
-	cfg.page_size = PS;
-	/* Read-around takes free frames only: keep some free. */
-	cfg.free_low = 40;
-	cfg.free_high = 60;
-	CHECK_OK(upager_open(&cfg, &p));
-	CHECK_OK(upager_map(p, PAGES * PS, 0, (void **)a));
 	memset(version, 0, sizeof(version));
 	for (size_t pg = 0; pg < PAGES; pg++)
 		write_page(*a, pg);

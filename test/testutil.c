@@ -315,6 +315,24 @@ upager_t *tu_file_pager(const struct test_backend *b, size_t budget_bytes)
 	return p;
 }
 
+upager_t *tu_prefetch_pager(const struct test_backend *b, unsigned frames, const char *policy,
+			    size_t pages, unsigned char **a)
+{
+	upager_config_t cfg;
+	upager_t *p;
+
+	test_config(&cfg, b);
+	if (policy)
+		cfg.policy = policy;
+	cfg.ram_bytes = (size_t)frames * 4096;
+	cfg.page_size = 4096;
+	cfg.free_low = 40;
+	cfg.free_high = 60;
+	CHECK_OK(upager_open(&cfg, &p));
+	CHECK_OK(upager_map(p, pages * 4096, 0, (void **)a));
+	return p;
+}
+
 void tu_stats_when_still(upager_t *p, upager_stats_t *s)
 {
 	upager_stats_t prev;

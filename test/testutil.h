@@ -153,6 +153,13 @@ void tu_expect_file(int fd, const unsigned char *want, size_t bytes, const char 
  * disk (the tests that need O_DIRECT ask for it themselves). */
 upager_t *tu_file_pager(const struct test_backend *b, size_t budget_bytes);
 
+/* A pager of `frames` 4 KiB pages with the backend's configuration and
+ * policy (NULL: the default) that keeps 40 to 60 frames free, since
+ * readahead windows and read-around take free frames only; a region of
+ * `pages` pages mapped in it at *a. */
+upager_t *tu_prefetch_pager(const struct test_backend *b, unsigned frames, const char *policy,
+			    size_t pages, unsigned char **a);
+
 /* The statistics once the pager's background threads (the evictor, the
  * readahead threads) have stopped moving them, so that counters updated
  * one after the other agree: a batch under way has taken its swap slots
