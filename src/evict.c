@@ -701,7 +701,7 @@ int upager__reclaim(struct upager *p, unsigned want)
 }
 
 /* The same, only if a ring is free at once (-EAGAIN if not). */
-static int reclaim_try(struct upager *p, unsigned want)
+int upager__reclaim_try(struct upager *p, unsigned want)
 {
 	struct io_ring *ring = io_ring_tryget(&p->io);
 
@@ -750,7 +750,7 @@ void upager__evict_meanwhile(void *arg)
 	unsigned want = batch_for(p, nfree);
 	uint64_t t0 = upager__now_ns();
 	/* No ring to spare (this thread holds one already): the evictor. */
-	if (reclaim_try(p, want) == -EAGAIN)
+	if (upager__reclaim_try(p, want) == -EAGAIN)
 		upager__evictor_kick(p);
 	upager__mc.overlap += upager__now_ns() - t0;
 }

@@ -659,6 +659,9 @@ void upager__report_fault_error(struct region *r, uintptr_t addr, int err);
 
 /* Eviction (evict.c). */
 int upager__reclaim(struct upager *p, unsigned want);
+/* As upager__reclaim, from a thread that holds a ring already: -EAGAIN
+ * when no other ring is free (waiting for one could wait forever). */
+int upager__reclaim_try(struct upager *p, unsigned want);
 /* Called by a miss while its read is out (upager__read_in): evicts a
  * batch below the low watermark, on the missing thread's CPU. */
 void upager__evict_meanwhile(void *p);

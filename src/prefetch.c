@@ -417,9 +417,41 @@ static unsigned ra_claim(struct ra_worker *wk, struct region *r, uint64_t *pg, u
 	return n;
 }
 
-/* Reads the n claimed windows and installs them. */
+/* What a readahead thread evicts while its reads are out: frames for the
+ * pages of its stretch still to be claimed. */
+struct ra_evict {
+	struct upager *p;
+	uint64_t want;   /* frames to have free: free_low and those pages */
+	bool holds_ring; /* the thread's reads hold a ring: evict only with a spare one */
+};
+
+static void ra_evict(struct ra_evict *ev)
+{
+	struct upager *p = ev->p;
+
+	for (int tries = 0; tries < 8; tries++) {
+		uint32_t nfree = atomic_load_explicit(&p->frames.nfree, memory_order_relaxed);
+		if (nfree >= ev->want)
+			break;
+		unsigned n = ev->want - nfree > 1024 ? 1024 : (unsigned)(ev->want - nfree);
+		if ((ev->holds_ring ? upager__reclaim_try(p, n) : upager__reclaim(p, n)) <= 0)
+			break;
+	}
+}
+
+static void ra_evict_meanwhile(void *arg)
+{
+	struct ra_evict *ev = arg;
+
+	ev->holds_ring = true;
+	ra_evict(ev);
+	ev->holds_ring = false;
+}
+
+/* Reads the n claimed windows and installs them, evicting for what is
+ * left of the stretch (ev) while the reads are out. */
 static void ra_read_install(struct ra_worker *wk, struct region *r, unsigned n, uint64_t marker_pg,
-			    bool swap)
+			    bool swap, struct ra_evict *ev)
 {
 	struct upager *p = wk->p;
 	struct readahead *ra = wk->ra;
@@ -437,7 +469,8 @@ static void ra_read_install(struct ra_worker *wk, struct region *r, unsigned n, 
 	store_max(&wk->buf_used, ((size_t)(n - 1) * ra->chunk_pages + wk->w[n - 1].n)
 					 << p->page_shift);
 	struct io_ring *ring = io_ring_get(&p->io);
-	int ret = io_ring_run(&p->io, ring, swap ? p->swap.fd : r->file_fd, wk->reqs, total);
+	int ret = io_ring_run_while(&p->io, ring, swap ? p->swap.fd : r->file_fd, wk->reqs, total,
+				    ev ? ra_evict_meanwhile : NULL, ev);
 	io_ring_put(&p->io, ring);
 	if (ret > 0)
 		STAT_ADD(p, io_submits, (uint64_t)ret);
@@ -483,38 +516,47 @@ static void ra_read_install(struct ra_worker *wk, struct region *r, unsigned n, 
 	}
 }
 
+/* How many pages of [first, end) of r are in state. */
+static uint64_t ra_count(struct region *r, uint64_t first, uint64_t end, uint32_t state)
+{
+	uint64_t n = 0;
+
+	for (uint64_t pg = first; pg < end; pg++) {
+		struct upte *leaf = pt_lookup(&r->pt, pg & ~(uint64_t)(PT_FANOUT - 1));
+		uint32_t f = leaf ? atomic_load_explicit(&leaf[pg & (PT_FANOUT - 1)].flags,
+							 memory_order_relaxed)
+				  : PTE_NONE;
+		n += pte_state(f) == state;
+	}
+	return n;
+}
+
 /* Reads and installs what can be of [first, end) of r: its file pages,
  * or its swapped ones. */
 static void ra_fill(struct ra_worker *wk, struct region *r, uint64_t first, uint64_t end, bool swap)
 {
 	struct upager *p = wk->p;
 	uint64_t limit = swap ? r->npages : r->file_pages;
+	uint32_t state = swap ? PTE_SWAPPED : PTE_NONE;
 
 	if (end > limit)
 		end = limit;
 	if (first >= end)
 		return;
-	/* Frames for the stretch's pages still to be read, as a fault gets
-	 * its own: evicting, here, ahead of the program, so that its faults
-	 * find frames free. */
-	uint64_t want = p->free_low;
-	uint32_t state = swap ? PTE_SWAPPED : PTE_NONE;
-	for (uint64_t pg = first; pg < end; pg++) {
-		struct upte *leaf = pt_lookup(&r->pt, pg & ~(uint64_t)(PT_FANOUT - 1));
-		uint32_t f = leaf ? atomic_load_explicit(&leaf[pg & (PT_FANOUT - 1)].flags,
-							 memory_order_relaxed)
-				  : PTE_NONE;
-		want += pte_state(f) == state;
-	}
-	if (want == p->free_low)
+	uint64_t todo = ra_count(r, first, end, state);
+	if (!todo)
 		return;
-	for (int tries = 0; tries < 8; tries++) {
-		uint32_t nfree = atomic_load_explicit(&p->frames.nfree, memory_order_relaxed);
-		if (nfree >= want)
-			break;
-		if (upager__reclaim(p, want - nfree > 1024 ? 1024 : (unsigned)(want - nfree)) <= 0)
-			break;
-	}
+	/*
+	 * Frames for the stretch's pages, as a fault gets its own: evicting,
+	 * here, ahead of the program, so that its faults find frames free.
+	 * Only the first window's before the first read; the rest are
+	 * evicted while the reads are out, so that the device starts on the
+	 * stretch at once and the eviction's work overlaps it.
+	 */
+	struct ra_evict ev = {
+		p, p->free_low + (todo < wk->ra->chunk_pages ? todo : wk->ra->chunk_pages), false
+	};
+	ra_evict(&ev);
 	if (pthread_rwlock_tryrdlock(&p->cow_lock))
 		return;
 	/* A snapshot taken since the request shares the region's pages: they
@@ -532,12 +574,23 @@ static void ra_fill(struct ra_worker *wk, struct region *r, uint64_t first, uint
 		ra_set_marker(r, first, swap);
 	}
 	uint64_t pg = first;
-	unsigned n = ra_claim(wk, r, &pg, end, marker_pg, swap);
-	if (r->dying) /* being unmapped: its pages are not wanted */
-		for (; n; n--)
-			upager__window_release(r, &wk->w[n - 1], 0);
-	if (n)
-		ra_read_install(wk, r, n, marker_pg, swap);
+	for (int round = 0; pg < end && round < 8; round++) {
+		unsigned n = ra_claim(wk, r, &pg, end, marker_pg, swap);
+		if (r->dying) { /* being unmapped: its pages are not wanted */
+			for (; n; n--)
+				upager__window_release(r, &wk->w[n - 1], 0);
+			break;
+		}
+		if (!n) { /* no frame free: evict for the next window */
+			ev.want = p->free_low + wk->ra->chunk_pages;
+			ra_evict(&ev);
+			if (!atomic_load_explicit(&p->frames.nfree, memory_order_relaxed))
+				break;
+			continue;
+		}
+		ev.want = p->free_low + ra_count(r, pg, end, state);
+		ra_read_install(wk, r, n, marker_pg, swap, &ev);
+	}
 	pthread_rwlock_unlock(&p->cow_lock);
 }
 
