@@ -572,8 +572,18 @@ UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 		if (p->free_low > 4096)
 			p->free_low = 4096;
 	}
-	if (!p->free_high)
+	if (!p->free_high) {
+		/* Room for a whole evict_batch between the two: at a small
+		 * budget twice free_low is a few frames, and each batch (a
+		 * TLB shootdown, a punch, a write) would take only those. Not
+		 * more than a sixteenth of the budget kept free for it. */
+		unsigned batch_room = p->cfg.evict_batch;
+		if (batch_room > p->nframes / 16)
+			batch_room = p->nframes / 16;
 		p->free_high = p->free_low * 2;
+		if (p->free_high < p->free_low + batch_room)
+			p->free_high = p->free_low + batch_room;
+	}
 	if (p->free_high >= p->nframes / 2) {
 		p->free_high = p->nframes / 4;
 		if (p->free_low > p->free_high)
