@@ -790,6 +790,11 @@ static void *evictor_main(void *arg)
 		pthread_mutex_unlock(&p->evictor_lock);
 		unsigned nfree;
 		while (!p->evictor_stop && (nfree = free_soon(p)) < p->free_high) {
+			/* A few frames short of free_high, above free_low: they
+			 * wait for the next round. A batch of their own would
+			 * cost a whole batch's shootdown, punch and write. */
+			if (nfree >= p->free_low && p->free_high - nfree < p->cfg.evict_batch / 4)
+				break;
 			int freed = upager__reclaim(p, batch_for(p, nfree));
 			if (freed <= 0) {
 				/* Nothing to free now (all busy, or errors the
