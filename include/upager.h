@@ -211,7 +211,8 @@ typedef struct upager_config {
 	unsigned handler_threads; /* UPAGER_THREADS: transparent mode, 0 = one per CPU
 				   * (pinned to it on up to 4 CPUs) */
 	int direct_io;        /* UPAGER_DIRECT_IO: 1 = O_DIRECT where possible (default) */
-	unsigned evict_batch; /* UPAGER_EVICT_BATCH: victims per write batch, default 64 */
+	unsigned evict_batch; /* UPAGER_EVICT_BATCH: victims per batch, 0 = automatic
+			       * (budget/128 pages, 64 to 256) */
 	unsigned free_low;    /* UPAGER_FREE_LOW: background eviction starts below
 			       * this many free frames (0 = automatic) */
 	unsigned free_high;   /* UPAGER_FREE_HIGH: ... and stops above this many */

@@ -144,7 +144,7 @@ void upager__config_defaults(upager_config_t *cfg)
 	cfg->policy = "clock";
 	cfg->mode = UPAGER_MODE_TRANSPARENT;
 	cfg->direct_io = 1;
-	cfg->evict_batch = 64;
+	cfg->evict_batch = 0; /* automatic: upager_open() sizes it to the budget */
 	cfg->sample_rate = 1;
 
 	env_size(cfg, "UPAGER_RAM", &cfg->ram_bytes);

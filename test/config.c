@@ -97,7 +97,7 @@ static void test_bad_config(void)
 	c.mode = (upager_mode_t)7;
 	expect_open_fails(c, UPAGER_EMODE, "7");
 	c = base();
-	c.evict_batch = 0;
+	c.evict_batch = 1025;
 	expect_open_fails(c, UPAGER_ECONFIG, "evict_batch");
 	c = base();
 	c.free_low = 10;
