@@ -566,11 +566,10 @@ UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 
 	if (!p->cfg.evict_batch) {
 		/* Each batch is a TLB shootdown and a punch on its own, which
-		 * a large budget can spread over more pages (bench/README.md:
-		 * at 128 MiB, 256 a batch took a miss's frame phase from 13-18
-		 * to 11 us at one thread, 32-34 to 26-28 at two); at a small
-		 * one the frames kept free for a batch are frames the program
-		 * misses. */
+		 * a large budget can spread over more pages (bench/README.md,
+		 * "Eviction batches sized to the budget": a third less time
+		 * getting a frame per miss at 128 MiB); at a small one the
+		 * frames kept free for a batch are frames the program misses. */
 		unsigned batch = p->nframes / 128;
 		p->cfg.evict_batch = batch < 64 ? 64 : batch > 256 ? 256 : batch;
 	}

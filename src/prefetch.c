@@ -581,6 +581,8 @@ static void ra_fill(struct ra_worker *wk, struct region *r, uint64_t first, uint
 				upager__window_release(r, &wk->w[n - 1], 0);
 			break;
 		}
+		if (!n && pg >= end) /* the rest is resident or being read */
+			break;
 		if (!n) { /* no frame free: evict for the next window */
 			ev.want = p->free_low + wk->ra->chunk_pages;
 			ra_evict(&ev);
