@@ -740,6 +740,11 @@ static unsigned batch_for(struct upager *p, unsigned nfree)
  * 15% more of them per second.) The evictor still serves the faults that
  * read nothing (zero fills) and a thread that cannot get a second ring.
  */
+bool upager__evict_due(struct upager *p)
+{
+	return free_soon(p) < p->free_low;
+}
+
 void upager__evict_meanwhile(void *arg)
 {
 	struct upager *p = arg;

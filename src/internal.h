@@ -665,6 +665,9 @@ int upager__reclaim_try(struct upager *p, unsigned want);
 /* Called by a miss while its read is out (upager__read_in): evicts a
  * batch below the low watermark, on the missing thread's CPU. */
 void upager__evict_meanwhile(void *p);
+/* Whether free frames are below the low watermark, counting the batches
+ * under way: upager__evict_meanwhile() would evict. */
+bool upager__evict_due(struct upager *p);
 size_t upager__reclaim_scratch_bytes(void);
 int upager__evictor_start(struct upager *p);
 void upager__evictor_stop(struct upager *p);

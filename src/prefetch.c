@@ -1038,8 +1038,11 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 			      around_buf + ((size_t)i << p->page_shift));
 	struct miss_clock *mc = &upager__mc;
 	mc->io0 = upager__now_ns();
+	/* Submitted and waited for in one call unless there is a batch to
+	 * evict meanwhile: a system call less for most misses. */
 	ret = io_ring_run_while(&p->io, ring, from_file ? r->file_fd : p->swap.fd, reqs,
-				1 + w->n + around.n, upager__evict_meanwhile, p);
+				1 + w->n + around.n,
+				upager__evict_due(p) ? upager__evict_meanwhile : NULL, p);
 	mc->io1 = upager__now_ns();
 	if (ret > 0)
 		STAT_ADD(p, io_submits, (uint64_t)ret);
