@@ -730,6 +730,11 @@ static unsigned batch_for(struct upager *p, unsigned nfree)
 	return want < p->cfg.evict_batch ? want : p->cfg.evict_batch;
 }
 
+bool upager__evict_due(struct upager *p)
+{
+	return free_soon(p) < p->free_low;
+}
+
 /*
  * While a miss's read is on its way, the missing thread frees frames for
  * the misses to come, in the time it would otherwise sleep. The work then
@@ -740,11 +745,6 @@ static unsigned batch_for(struct upager *p, unsigned nfree)
  * 15% more of them per second.) The evictor still serves the faults that
  * read nothing (zero fills) and a thread that cannot get a second ring.
  */
-bool upager__evict_due(struct upager *p)
-{
-	return free_soon(p) < p->free_low;
-}
-
 void upager__evict_meanwhile(void *arg)
 {
 	struct upager *p = arg;
