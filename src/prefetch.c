@@ -516,17 +516,23 @@ static void ra_read_install(struct ra_worker *wk, struct region *r, unsigned n, 
 	}
 }
 
-/* How many pages of [first, end) of r are in state. */
+/* How many pages of [first, end) of r are in state. One page-table walk
+ * a leaf: ra_fill() counts again at each round of a stretch. */
 static uint64_t ra_count(struct region *r, uint64_t first, uint64_t end, uint32_t state)
 {
 	uint64_t n = 0;
 
-	for (uint64_t pg = first; pg < end; pg++) {
+	for (uint64_t pg = first; pg < end;) {
+		uint64_t leaf_end = (pg | (PT_FANOUT - 1)) + 1;
+		if (leaf_end > end)
+			leaf_end = end;
 		struct upte *leaf = pt_lookup(&r->pt, pg & ~(uint64_t)(PT_FANOUT - 1));
-		uint32_t f = leaf ? atomic_load_explicit(&leaf[pg & (PT_FANOUT - 1)].flags,
-							 memory_order_relaxed)
-				  : PTE_NONE;
-		n += pte_state(f) == state;
+		if (!leaf) /* never allocated: every page of it is PTE_NONE */
+			n += state == PTE_NONE ? leaf_end - pg : 0;
+		else
+			for (; pg < leaf_end; pg++)
+				n += pte_state(pte_flags(&leaf[pg & (PT_FANOUT - 1)])) == state;
+		pg = leaf_end;
 	}
 	return n;
 }
