@@ -80,6 +80,15 @@ int upager__fd_close(int fd)
 	return close(fd);
 }
 
+/* In a forked child: the descriptors noted are the parent's pagers',
+ * which are of no use there (their regions are not inherited), so the
+ * program may close them; a pager the child opens notes its own. */
+void upager__fd_forget_all(void)
+{
+	for (size_t w = 0; w < TRACKED / 64; w++)
+		atomic_store_explicit(&owned[w], 0, memory_order_relaxed);
+}
+
 bool upager__fd_owned(int fd)
 {
 	return fd >= 0 && fd < TRACKED &&

@@ -53,6 +53,7 @@ int upager__fd_keep(int fd);
 void upager__fd_release(int fd);
 int upager__fd_close(int fd);
 bool upager__fd_owned(int fd);
+void upager__fd_forget_all(void);
 int upager__fd_next_owned(int from);
 
 #define UPAGER_MIN_FRAMES 16
@@ -650,6 +651,7 @@ enum fault_result upager__fault(struct region *r, uintptr_t addr, bool write, in
  * process. Lookups take a reference that upager__region_put() drops. */
 int upager__registry_add(struct region *r);
 void upager__registry_remove(struct region *r);
+void upager__registry_forget_all(void);
 struct region *upager__region_find(uintptr_t addr);
 void upager__region_put(struct region *r);
 
@@ -834,6 +836,16 @@ void upager__region_release_pages(struct region *r);
 /* A new region of len bytes (a multiple of the page size), not yet
  * visible; upager__region_publish() attaches and lists it. */
 int upager__region_new(struct upager *p, size_t len, struct region **out);
+/* upager_map() at a given page-aligned address, over whatever is mapped
+ * there (MAP_FIXED): a forked child's pager takes over its parent's
+ * regions' addresses (tools/upager-run/shim-fork.c). */
+int upager__map_at(struct upager *p, void *at, size_t len);
+/* Puts len bytes from buf (whole pages) into the pages at addr, which
+ * must all be in one region and never touched, as their contents:
+ * resident and dirty, not mapped, with no fault. Pages of buf that are
+ * all zero are left as they are (they read as zero). For a forked
+ * child's copy of its parent's memory. 0 or a negative code. */
+int upager__load_pages(struct upager *p, void *addr, const void *buf, size_t len);
 int upager__region_publish(struct region *r);
 /* Frees a region that was never published. */
 void upager__region_destroy(struct region *r);

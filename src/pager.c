@@ -248,6 +248,73 @@ void upager__page_install_unmapped(struct region *r, uint64_t pg, struct upte *e
 	upager__policy_insert(p, frame, region_page_key(r, pg), false);
 }
 
+static bool page_is_zero(const char *b, size_t n)
+{
+	const uint64_t *w = (const uint64_t *)b;
+
+	for (size_t i = 0; i < n / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+int upager__load_pages(struct upager *p, void *addr, const void *buf, size_t len)
+{
+	uintptr_t a = (uintptr_t)addr;
+	struct region *r;
+	int err = 0;
+
+	upager__clear_error();
+	if (((a | len) & (p->page_size - 1)) || len == 0)
+		return upager__fail(-EINVAL, "upager__load_pages: %p, %zu bytes: not whole pages",
+				    addr, len);
+	r = upager__range_region(p, addr, len, "upager__load_pages");
+	if (!r)
+		return UPAGER_ENOREGION;
+	for (size_t off = 0; off < len; off += p->page_size) {
+		const char *src = (const char *)buf + off;
+		uint64_t pg = (a + off - r->base) >> p->page_shift;
+
+		if (page_is_zero(src, p->page_size))
+			continue;
+		struct upte *e = pt_get(&r->pt, pg);
+		if (!e) {
+			err = upager__fail(-ENOMEM, "upager__load_pages: no page table for %p",
+					   (void *)(a + off));
+			break;
+		}
+		upager__pte_lock(e);
+		if (pte_state(pte_flags(e)) != PTE_NONE || e->slot) {
+			upager__pte_unlock(e);
+			err = upager__fail(-EEXIST, "upager__load_pages: the page at %p is in use",
+					   (void *)(a + off));
+			break;
+		}
+		int64_t frame = upager__get_frame(p);
+		if (frame < 0) {
+			upager__pte_unlock(e);
+			err = upager__fail((int)frame, "upager__load_pages: no frame: %s",
+					   upager_strerror((int)frame));
+			break;
+		}
+		/* Into the memfd, not through a view: a store there would
+		 * fault the page in first (see give_version()). */
+		ssize_t put = pwrite(r->memfd, src, p->page_size, (off_t)(pg << p->page_shift));
+		if (put != (ssize_t)p->page_size) {
+			err = put < 0 ? -errno : -EIO;
+			frames_free(&p->frames, (uint32_t)frame);
+			upager__pte_unlock(e);
+			upager__fail(err, "upager__load_pages: writing the page at %p: %s",
+				     (void *)(a + off), strerror(-err));
+			break;
+		}
+		upager__page_install_unmapped(r, pg, e, (uint32_t)frame, 0);
+		upager__pte_unlock(e);
+	}
+	upager__region_put(r);
+	return err;
+}
+
 /* The page is not in a frame: zero-fill it or read it back from swap,
  * with a window of the pages after it if the faults run sequentially
  * (prefetch.c). */

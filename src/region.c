@@ -156,7 +156,7 @@ static void *map_aligned(int fd, size_t len, size_t align)
 	return m;
 }
 
-int upager__region_new(struct upager *p, size_t len, struct region **out)
+static int region_new_at(struct upager *p, void *at, size_t len, struct region **out)
 {
 	struct region *r;
 	int err;
@@ -175,7 +175,8 @@ int upager__region_new(struct upager *p, size_t len, struct region **out)
 		err = upager__fail(-errno, "memfd for a %zu-byte region: %s", len, strerror(errno));
 		goto fail;
 	}
-	void *app = map_aligned(r->memfd, len, p->page_size);
+	void *app = at ? mmap(at, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r->memfd, 0)
+		       : map_aligned(r->memfd, len, p->page_size);
 	if (app == MAP_FAILED) {
 		err = upager__fail(-errno, "mapping a %zu-byte region: %s", len, strerror(errno));
 		goto fail;
@@ -201,6 +202,11 @@ int upager__region_new(struct upager *p, size_t len, struct region **out)
 fail:
 	upager__region_destroy(r);
 	return err;
+}
+
+int upager__region_new(struct upager *p, size_t len, struct region **out)
+{
+	return region_new_at(p, NULL, len, out);
 }
 
 int upager__region_publish(struct region *r)
@@ -253,6 +259,24 @@ UPAGER_API int upager_map(upager_t *p, size_t len, int flags, void **addr)
 	}
 	*addr = (void *)r->base;
 	return 0;
+}
+
+int upager__map_at(struct upager *p, void *at, size_t len)
+{
+	struct region *r;
+	int err;
+
+	upager__clear_error();
+	if (!p || !at || ((uintptr_t)at | len) & (p->page_size - 1) || len == 0)
+		return upager__fail(-EINVAL, "upager__map_at: %p, %zu bytes: not whole pages", at,
+				    len);
+	err = region_new_at(p, at, len, &r);
+	if (err < 0)
+		return err;
+	err = upager__region_publish(r);
+	if (err < 0)
+		upager__region_destroy(r); /* unmaps [at, +len) */
+	return err;
 }
 
 void upager__region_teardown(struct region *r)

@@ -43,6 +43,18 @@ int upager__registry_add(struct region *r)
 	return 0;
 }
 
+/* In a forked child, which has only the thread that forked: the parent's
+ * regions are not mapped there (MADV_DONTFORK) and their pagers' threads
+ * are gone, so a pager the child opens must not find them. A thread of
+ * the parent may have held the lock at the fork: it is made anew. The
+ * parent's array is left to the child's copy of the parent's memory. */
+void upager__registry_forget_all(void)
+{
+	pthread_rwlock_init(&registry_lock, NULL);
+	sorted = NULL;
+	count = capacity = 0;
+}
+
 void upager__registry_remove(struct region *r)
 {
 	pthread_rwlock_wrlock(&registry_lock);

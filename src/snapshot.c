@@ -648,14 +648,22 @@ UPAGER_API int upager_snapshot_read(upager_snapshot_t *s, size_t off, void *buf,
 			upager__pte_lock(e);
 			uint32_t f = pte_flags(e);
 			if ((f & PTE_OWNED) && pte_state(f) == PTE_RESIDENT) {
-				memcpy(page, region_pview(v, pg) + in, n);
-				copied = true;
+				/* pread, not a load through the pager view: that
+				 * would map the frame there too, and the RSS would
+				 * count it twice (once more where the view's
+				 * mapping has it) until its eviction. */
+				ssize_t got = pread(v->memfd, page, n,
+						    (off_t)((pg << p->page_shift) + in));
+				if (got != (ssize_t)n)
+					err = got < 0 ? -errno : -EIO;
+				else
+					copied = true;
 			} else if ((f & PTE_OWNED) && pte_state(f) == PTE_NONE && !e->slot) {
 				memset(page, 0, n);
 				copied = true;
 			}
 			upager__pte_unlock(e);
-			if (copied)
+			if (copied || err)
 				break;
 			/* Make it the snapshot's own without mapping it: a
 			 * page nobody wrote becomes an owned zero page with no

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,22 @@ static char **heap_vec(const char *a, const char *b, const char *c)
 	v[2] = c ? strdup(c) : NULL;
 	v[3] = NULL;
 	return v;
+}
+
+/* The process's peak resident set (VmHWM), in KiB. */
+static long peak_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
 }
 
 static int exited(pid_t pid)
@@ -252,9 +269,32 @@ int main(int argc, char **argv)
 		/* The child: the parent's data, then its own. */
 		if (!check_all(1))
 			_exit(2);
+		/* Its copy is paged by a pager of its own, on userfaultfd. */
+		const char *backend = getenv("UPAGER_BACKEND");
+		bool own_pager = is_paged(big);
+		if (getenv("UPAGER_RUN_ROOT") && backend && !strcmp(backend, "uffd") && !own_pager) {
+			fprintf(stderr, "child: its copy is not paged\n");
+			_exit(8);
+		}
 		fill_all(2);
 		if (!check_all(2))
 			_exit(3);
+		/* A grandchild gets its own copy in turn. */
+		pid_t grandchild = fork();
+		if (grandchild < 0)
+			_exit(9);
+		if (grandchild == 0) {
+			if (!check_all(2))
+				_exit(2);
+			fill_all(4);
+			_exit(check_all(4) ? 0 : 3);
+		}
+		if (exited(grandchild) != 0) {
+			fprintf(stderr, "grandchild failed\n");
+			_exit(10);
+		}
+		if (!check_all(2))
+			_exit(11);
 		/* It keeps using the heap: frees, allocates, reallocates. */
 		for (size_t i = 0; i < nsmall; i += 2) {
 			free(small[i]);
@@ -271,6 +311,14 @@ int main(int argc, char **argv)
 				_exit(6);
 		free(big);
 		munmap(map, map_len);
+		/* What it uses stays within its pager's budget: far below the
+		 * heap it copied (the plain run's size). */
+		long peak = peak_rss_kib();
+		if (own_pager && peak > (long)(total >> 10) * 3 / 4) {
+			fprintf(stderr, "child: peak RSS %ld KiB for a %zu MiB heap\n", peak,
+				total >> 20);
+			_exit(12);
+		}
 		_exit(0);
 	}
 	CHECK_EQ(waitpid(pid, &st, 0), pid);

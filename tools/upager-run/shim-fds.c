@@ -27,7 +27,8 @@
 
 static bool guarded(int fd)
 {
-	return !shim_in_child && upager__fd_owned(fd);
+	/* A forked child forgets its parent's (shim-fork.c). */
+	return upager__fd_owned(fd);
 }
 
 SHIM_API int close(int fd)
@@ -43,7 +44,7 @@ static int close_around(int (*real)(unsigned, unsigned, int), unsigned first, un
 			int flags)
 {
 	/* Setting close-on-exec does no harm: the pager's already are. */
-	if (shim_in_child || (flags & CLOSE_RANGE_CLOEXEC))
+	if (flags & CLOSE_RANGE_CLOEXEC)
 		return real(first, last, flags);
 	unsigned from = first;
 	while (from <= last) {

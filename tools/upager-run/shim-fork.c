@@ -16,14 +16,20 @@
  *                       with the child.
  *   child:              the regions' address ranges are reserved with
  *                       PROT_NONE placeholders; new allocations go to
- *                       glibc (the child has no pager of its own). The
- *                       first free/realloc of a paged block, or the first
- *                       access to paged memory (a SIGSEGV on a placeholder,
- *                       caught by a handler installed with the raw system
- *                       call ahead of the others), asks the parent for the
- *                       copy: the placeholders become ordinary anonymous
- *                       memory and the parent streams the snapshot's
- *                       non-zero pieces into them (upager_snapshot_read).
+ *                       glibc. The first free/realloc of a paged block, or
+ *                       the first access to paged memory (a SIGSEGV on a
+ *                       placeholder, caught by a handler installed with the
+ *                       raw system call ahead of the others), asks the
+ *                       parent for the copy: the child opens a pager of its
+ *                       own, with the same budget, whose regions take the
+ *                       placeholders' addresses, and the parent streams the
+ *                       snapshot's non-zero pieces into them
+ *                       (upager_snapshot_read), loaded as resident dirty
+ *                       pages that the child's pager evicts to its own swap
+ *                       as the budget requires. Where that pager cannot
+ *                       start, the placeholders become ordinary anonymous
+ *                       memory instead. A child with a pager forks as its
+ *                       parent does.
  *   parent:             when the copy is sent, or the child's end of the
  *                       socket closes (exec: it is close-on-exec; exit),
  *                       the snapshots are freed.
@@ -32,8 +38,8 @@
  * clone(CLONE_VFORK) in glibc and never come here) pay the snapshot pass
  * and its copy-on-write faults in the parent while the child lives until
  * exec. A child that uses the heap pays a full copy of the used part of
- * the paged memory through a socket, and holds it in ordinary memory
- * outside the budget (the kernel's). See the README's "Running programs".
+ * the paged memory through a socket, written to its swap where it does
+ * not fit its budget. See the README's "Running programs".
  */
 #include "config.h"
 
@@ -60,6 +66,7 @@ struct range {
 	size_t len;  /* the region */
 	size_t used; /* the part worth copying */
 	upager_snapshot_t *snap;
+	bool paged; /* in a child: a region of the child's own pager */
 };
 
 static pthread_mutex_t regions_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -101,15 +108,30 @@ int __wrap_upager_unmap(upager_t *p, void *addr)
 	return __real_upager_unmap(p, addr);
 }
 
-/* 1 in a forked child: the pager belongs to the parent. */
+/* 1 in a forked child: the pager shim_pager was opened by the parent. */
 int shim_in_child;
 #define in_child shim_in_child
+/* A forked child's own pager, once its copy is fetched; NULL before, or
+ * if it could not start (then the copy is ordinary memory). */
+static upager_t *child_pager;
 
-/* The heap drops freed blocks with upager_advise(DONTNEED); in a child,
- * whose copy is ordinary memory, the kernel's madvise does that. */
+bool shim_child_unpaged(void)
+{
+	return in_child && !child_pager;
+}
+
+/* The heap drops freed blocks with upager_advise(DONTNEED), naming the
+ * parent's pager, whose copy the heap's records are. In a child the
+ * child's pager does that, or for a copy in ordinary memory the kernel's
+ * madvise. */
 int __wrap_upager_advise(upager_t *p, void *addr, size_t len, int advice)
 {
 	if (in_child) {
+		if (child_pager) {
+			int err = __real_upager_advise(child_pager, addr, len, advice);
+			if (err != UPAGER_ENOREGION)
+				return err;
+		}
 		if (advice == UPAGER_ADVICE_DONTNEED)
 			syscall(SYS_madvise, addr, len, MADV_DONTNEED);
 		return 0;
@@ -383,8 +405,119 @@ static bool in_ranges(uintptr_t a)
 	return range_of(a) != NULL;
 }
 
-/* Fetches the copy from the parent; async-signal-safe (raw system
- * calls), so it can run from the SIGSEGV handler. */
+/* Pieces for a paged range are gathered into whole pages (a page may
+ * be larger than a piece) in `window`, loaded when the next piece is
+ * outside it. */
+static size_t child_page;
+static char *window;
+static size_t window_size;
+static uintptr_t window_base; /* 0: empty */
+static struct range *window_range;
+
+/*
+ * The child's own pager, its regions at the placeholders' addresses.
+ * Ranges it cannot take become ordinary memory. The parent's regions
+ * and descriptors were forgotten by child_setup().
+ */
+static void child_pager_open(void)
+{
+	upager_stats_t st;
+	int err = shim_open_child_pager(&child_pager);
+
+	if (err < 0) {
+		shim_msg("fork: the child's pager could not start (%s); its copy of the paged "
+			 "memory is ordinary memory",
+			 upager_strerror(err));
+		child_pager = NULL;
+		return;
+	}
+	st.size = sizeof(st);
+	upager_stats(child_pager, &st);
+	child_page = st.page_size;
+	for (int i = 0; i < child_n; i++) {
+		struct range *r = &child_r[i];
+		if (!r->snap)
+			continue;
+		err = upager__map_at(child_pager, (void *)r->base, r->len);
+		r->paged = err == 0;
+		/* Closed to the child's other threads until its pages are in:
+		 * they would fault in zero pages where the copy goes. Their
+		 * SIGSEGV waits in on_segv() for the copy, as before. */
+		if (r->paged)
+			syscall(SYS_mprotect, r->base, r->len, PROT_NONE);
+		if (err < 0)
+			shim_msg("fork: the child's pager could not take the paged memory at %p "
+				 "(%s); its copy there is ordinary memory",
+				 (void *)r->base, upager_strerror(err));
+	}
+}
+
+static int window_flush(void)
+{
+	int err = 0;
+
+	if (window_base) {
+		uintptr_t end = window_range->base + window_range->len;
+		size_t n = end - window_base < window_size ? end - window_base : window_size;
+		err = upager__load_pages(child_pager, (void *)window_base, window, n);
+		memset(window, 0, window_size);
+		window_base = 0;
+	}
+	return err;
+}
+
+static int receive_piece(struct range *hr, const struct piece_hdr *h)
+{
+	if (!hr->paged)
+		return read_all(child_sock, (void *)h->addr, h->len);
+	uintptr_t at = hr->base + ((h->addr - hr->base) & ~(uintptr_t)(window_size - 1));
+	if (at != window_base) {
+		if (window_flush() < 0)
+			return -1;
+		window_base = at;
+		window_range = hr;
+	}
+	if (h->addr + h->len > at + window_size)
+		return -1;
+	return read_all(child_sock, window + (h->addr - at), h->len);
+}
+
+/*
+ * The child's pager is now the one its own forks use, and, where it took
+ * every region, the one its new allocations come from, as in the parent:
+ * the heap's and the arena's records are the parent's at the fork, when
+ * no allocation was in flight (the gate), and the heap's mutexes and
+ * mimalloc's heaps work from any thread. Before the copy, new blocks
+ * came from glibc, so that a child that only execs copies nothing.
+ */
+int upager__readahead_start(struct upager *p);
+
+static void child_adopt(void)
+{
+	bool all = true;
+
+	shim_pager = child_pager;
+	pthread_mutex_lock(&regions_lock);
+	nregions = 0;
+	for (int i = 0; i < child_n; i++) {
+		if (child_r[i].paged)
+			regions[nregions++] = (struct range){ .base = child_r[i].base,
+							      .len = child_r[i].len };
+		else
+			all = false;
+	}
+	pthread_mutex_unlock(&regions_lock);
+	server_start();
+	/* Before any allocation is paged: see open_all(). */
+	upager__readahead_start(child_pager);
+	if (all)
+		atomic_store(&shim_ready, 1);
+}
+
+/* Fetches the copy from the parent. It may run from the SIGSEGV handler:
+ * the parts that can (the ordinary-memory copy) use raw system calls;
+ * the child's pager is opened with the program stopped in a fault on
+ * paged memory, where it holds no lock of libc's. */
 static void child_copy(void)
 {
 	int expect = 1;
@@ -396,10 +529,26 @@ static void child_copy(void)
 			sched_yield();
 		return;
 	}
+	shim_inside++;
+	/* Opening a pager starts threads, and glibc gets a new thread's
+	 * TLS vector from the program's malloc: a malloc of the program's
+	 * own keeps its state in paged memory, here still a placeholder, and
+	 * a fault on it now could not be served. Such a child's copy is
+	 * ordinary memory. */
+	if (!shim_own_malloc)
+		child_pager_open();
+	/* Over the placeholder, or where a region that failed was. */
 	for (int i = 0; i < child_n; i++)
-		if (child_r[i].snap)
-			syscall(SYS_mprotect, child_r[i].base, child_r[i].len,
-				PROT_READ | PROT_WRITE);
+		if (child_r[i].snap && !child_r[i].paged)
+			syscall(SYS_mmap, child_r[i].base, child_r[i].len, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	if (child_pager) {
+		window_size = child_page > PIECE ? child_page : PIECE;
+		window = (char *)syscall(SYS_mmap, NULL, window_size, PROT_READ | PROT_WRITE,
+					 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (window == MAP_FAILED)
+			goto fail;
+	}
 	if (write_all(child_sock, &req, 1) < 0)
 		goto fail;
 	for (;;) {
@@ -408,15 +557,29 @@ static void child_copy(void)
 		if (h.len == 0)
 			break;
 		struct range *hr = range_of(h.addr);
-		if (!hr || !hr->snap || read_all(child_sock, (void *)h.addr, h.len) < 0)
+		if (!hr || !hr->snap || h.len > PIECE || h.addr + h.len > hr->base + hr->len ||
+		    receive_piece(hr, &h) < 0)
 			goto fail;
+	}
+	if (child_pager) {
+		if (window_flush() < 0)
+			goto fail;
+		syscall(SYS_munmap, window, window_size);
+		for (int i = 0; i < child_n; i++)
+			if (child_r[i].paged)
+				syscall(SYS_mprotect, child_r[i].base, child_r[i].len,
+					PROT_READ | PROT_WRITE);
+		child_adopt();
 	}
 	close(child_sock);
 	child_sock = -1;
+	shim_inside--;
 	atomic_store(&copy_state, 0);
 	return;
 fail:
-	shim_msg("fork: the child's copy of the paged memory could not be fetched");
+	shim_msg("fork: the child's copy of the paged memory could not be fetched%s%s",
+		 child_pager && *upager_last_error() ? ": " : "",
+		 child_pager ? upager_last_error() : "");
 	_exit(127);
 }
 
@@ -478,16 +641,38 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 	}
 }
 
+/* The pid child_setup() ran in: a child with a pager of its own forks
+ * grandchildren that need theirs too. */
+static pid_t setup_pid;
+
+static bool set_up_here(void)
+{
+	return setup_pid == (pid_t)syscall(SYS_getpid);
+}
+
 static void child_setup(int sock, struct range *r, int n)
 {
 	struct sigaction sa;
 
+	setup_pid = (pid_t)syscall(SYS_getpid);
 	in_child = 1;
+	/* What the parent's pager (or server) had is the parent's: its
+	 * regions are not here (MADV_DONTFORK), its threads are gone, and a
+	 * lock one of them held at the fork would never be released. */
+	child_pager = NULL;
+	upager__registry_forget_all();
+	upager__fd_forget_all();
+	pthread_mutex_init(&regions_lock, NULL);
+	pthread_mutex_init(&jobs_lock, NULL);
+	jobs = NULL;
+	server_up = false;
 	atomic_store(&shim_ready, 0); /* new blocks from glibc, mmaps from the kernel */
 	shim_wrap_syscalls = 0;
 	child_sock = sock;
 	child_n = n;
 	memcpy(child_r, r, sizeof(*r) * (size_t)n);
+	for (int i = 0; i < n; i++)
+		child_r[i].paged = false;
 	for (int i = 0; i < n; i++)
 		syscall(SYS_mmap, r[i].base, r[i].len, PROT_NONE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
@@ -632,7 +817,7 @@ static pid_t fork_parent_pid;
 
 static bool early_child(void)
 {
-	return !in_child && atomic_load(&fork_pending) &&
+	return !set_up_here() && atomic_load(&fork_pending) &&
 	       (pid_t)syscall(SYS_getpid) != fork_parent_pid;
 }
 
@@ -643,7 +828,7 @@ static void child_setup_pending(void)
 
 static void atfork_child(void)
 {
-	if (atomic_load(&fork_pending) && !in_child &&
+	if (atomic_load(&fork_pending) && !set_up_here() &&
 	    pthread_equal(pthread_self(), pending_thread))
 		child_setup_pending();
 }
@@ -691,7 +876,9 @@ SHIM_API pid_t fork(void)
 		real_fork = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
 		shim_leave();
 	}
-	if (in_child || !shim_pager || !atomic_load(&shim_ready))
+	/* A child forks as its parent does once it has a pager of its own;
+	 * before, its grandchildren get what it has, placeholders included. */
+	if (in_child ? !child_pager : !shim_pager || !atomic_load(&shim_ready))
 		return real_fork();
 
 	atomic_fetch_add(&shim_forks, 1);
@@ -734,7 +921,7 @@ SHIM_API pid_t fork(void)
 	if (pid == 0) {
 		pthread_mutex_init(&fork_lock, NULL);
 		upager__fd_close(sv_pair[0]);
-		if (!in_child)
+		if (!set_up_here())
 			child_setup(sv_pair[1], r, n);
 		atomic_store(&gate_closed, 0);
 		atomic_store(&gate_active, 0);

@@ -44,6 +44,7 @@ upager_t *shim_pager;
 _Atomic int shim_ready;
 int shim_wrap_syscalls;
 int shim_page_mmaps = 1;
+int shim_own_malloc;
 int shim_backend_uffd;
 size_t shim_mmap_min = 256u << 10;
 size_t shim_big_min = 1u << 20;
@@ -420,6 +421,24 @@ static const char *swap_for_me(const char *path, char *buf, size_t size)
 	return buf;
 }
 
+/* A forked child's pager (shim-fork.c): the program's configuration, in
+ * transparent mode, since the child's system calls are not wrapped, on
+ * userfaultfd, where its parent took the snapshots the child's copy
+ * comes from, with a swap file and no trace of its own. */
+int shim_open_child_pager(upager_t **out)
+{
+	upager_config_t cfg;
+	static char swapdir[4096]; /* one fetch per process */
+
+	upager_config_init(&cfg);
+	cfg.print_stats = 0;
+	cfg.swap_path = swap_for_me(cfg.swap_path, swapdir, sizeof(swapdir));
+	cfg.mode = UPAGER_MODE_TRANSPARENT;
+	cfg.backend = "uffd";
+	cfg.trace_path = NULL;
+	return upager_open(&cfg, out);
+}
+
 /*
  * Running without the pager after all: it is closed, so that no region
  * stays registered with a userfaultfd that no thread may read. Under
@@ -461,7 +480,8 @@ static void open_all(void)
 	st.size = sizeof(st);
 	upager_stats(shim_pager, &st);
 	shim_wrap_syscalls = !st.syscalls_transparent;
-	if (shim_wrap_syscalls && foreign_malloc()) {
+	shim_own_malloc = foreign_malloc();
+	if (shim_wrap_syscalls && shim_own_malloc) {
 		/* Its allocator's chunks are anonymous mmaps, and libc keeps
 		 * its stdio buffers and DIR streams in them, which it fills
 		 * and writes out with internal system calls that cannot be

@@ -153,7 +153,9 @@ SHIM_API int madvise(void *addr, size_t len, int advice)
 {
 	int err = 0;
 
-	if (!arena_owns(addr) || shim_in_child)
+	if (arena_owns(addr))
+		fork_child_copy(addr);
+	if (!arena_owns(addr) || shim_child_unpaged())
 		return (int)syscall(SYS_madvise, addr, len, advice);
 	shim_enter();
 	switch (advice) {
@@ -187,7 +189,9 @@ SHIM_API int mprotect(void *addr, size_t len, int prot)
 {
 	int err, uprot;
 
-	if (!arena_owns(addr) || shim_in_child)
+	if (arena_owns(addr))
+		fork_child_copy(addr);
+	if (!arena_owns(addr) || shim_child_unpaged())
 		return (int)syscall(SYS_mprotect, addr, len, prot);
 	/* Executable paged memory (a JIT's code buffer) only on userfaultfd:
 	 * the sigsegv backend sets every page's protection itself. */
@@ -278,7 +282,7 @@ static int lock_result(int err)
 
 SHIM_API int mlockall(int flags)
 {
-	if (!shim_pager || shim_in_child)
+	if (!shim_pager || shim_child_unpaged())
 		return (int)syscall(SYS_mlockall, flags);
 	if (flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) ||
 	    !(flags & (MCL_CURRENT | MCL_FUTURE))) {
@@ -303,7 +307,7 @@ static int lock_range(const void *addr, size_t len, unsigned flags)
 
 SHIM_API int mlock(const void *addr, size_t len)
 {
-	if (!shim_pager || shim_in_child ||
+	if (!shim_pager || shim_child_unpaged() ||
 	    !(shim_paged(addr) || shim_paged((char *)addr + len - 1)))
 		return (int)syscall(SYS_mlock, addr, len);
 	return lock_range(addr, len, MLOCK_ONFAULT);
@@ -311,7 +315,7 @@ SHIM_API int mlock(const void *addr, size_t len)
 
 SHIM_API int mlock2(const void *addr, size_t len, unsigned flags)
 {
-	if (!shim_pager || shim_in_child ||
+	if (!shim_pager || shim_child_unpaged() ||
 	    !(shim_paged(addr) || shim_paged((char *)addr + len - 1)))
 		return (int)syscall(SYS_mlock2, addr, len, flags);
 	return lock_range(addr, len, flags | MLOCK_ONFAULT);

@@ -46,6 +46,8 @@ extern _Atomic int shim_ready;
 extern int shim_wrap_syscalls;
 /* 0: anonymous mmaps stay the kernel's (shim-init.c says when). */
 extern int shim_page_mmaps;
+/* The program brings a malloc of its own (another than the shim's). */
+extern int shim_own_malloc;
 /* 1 on the userfaultfd backend, where the pager leaves a mapping's
  * protection alone (an execute right survives faults and evictions). */
 extern int shim_backend_uffd;
@@ -131,12 +133,24 @@ int upager__fd_keep(int fd);
 int upager__fd_close(int fd);
 bool upager__fd_owned(int fd);
 int upager__fd_next_owned(int from);
+void upager__fd_forget_all(void);
+
+/* ---- a forked child's own pager (src/region.c, src/pager.c) ---- */
+void upager__registry_forget_all(void);
+int upager__map_at(upager_t *p, void *at, size_t len);
+int upager__load_pages(upager_t *p, void *addr, const void *buf, size_t len);
+/* Opens the pager of a forked child that uses its copy of the paged
+ * memory (shim-init.c). */
+int shim_open_child_pager(upager_t **out);
 
 /* ---- fork (shim-fork.c) ---- */
 void fork_init(void);
-/* 1 in a child forked without exec: its paged memory is an ordinary
- * copy, the pager is the parent's and must not be called. */
+/* 1 in a child forked without exec: shim_pager is the parent's until the
+ * child's copy of the paged memory is fetched into a pager of its own. */
 extern int shim_in_child;
+/* In a forked child whose paged memory is not (or not yet) its own
+ * pager's: the kernel's calls apply to it. */
+bool shim_child_unpaged(void);
 /* Around every call that uses the heap or the arena: fork() waits for the
  * calls in flight and holds new ones while it snapshots. */
 void fork_gate_enter(void);
