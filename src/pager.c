@@ -565,10 +565,21 @@ static char *dup_or_null(const char *s, int *err)
 	return d;
 }
 
+/* Read once per process: glibc parses a sysfs file for it with the
+ * program's locale, which in a forked child of upager-run may still be in
+ * paged memory it has not fetched when its pager opens (shim-fork.c). */
 static unsigned ncpus(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (unsigned)n : 1;
+	static _Atomic long cached;
+	long n = atomic_load_explicit(&cached, memory_order_relaxed);
+
+	if (n <= 0) {
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+		if (n <= 0)
+			n = 1;
+		atomic_store_explicit(&cached, n, memory_order_relaxed);
+	}
+	return (unsigned)n;
 }
 
 UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
@@ -581,8 +592,11 @@ UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 	if (!out)
 		return -EINVAL;
 	/* The fields the caller's struct has, over the defaults for those it
-	 * is too old to have: what upager_config_init() would have given. */
-	upager__config_defaults(&full);
+	 * is too old to have: what upager_config_init() would have given.
+	 * A complete struct reads no environment here (a forked child of
+	 * upager-run opens its pager before its environ is back). */
+	if (!cfg || cfg->size < sizeof(full))
+		upager__config_defaults(&full);
 	if (cfg) {
 		if (cfg->size < UPAGER__STRUCT_MIN_SIZE)
 			return upager__fail(

@@ -49,6 +49,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -405,6 +406,16 @@ static bool in_ranges(uintptr_t a)
 	return range_of(a) != NULL;
 }
 
+/*
+ * Whether the child may open a pager: not while glibc's fork is still
+ * under way in it. Its writes to the heap before the fork handlers run
+ * (see early_child()) come in the middle of reclaim_stacks(), and a
+ * pthread_create() there takes a stack glibc is still putting back: a
+ * stress-ng child spun on a lock its pager never took. A copy fetched
+ * then is ordinary memory.
+ */
+static _Atomic bool pager_allowed;
+
 /* Pieces for a paged range are gathered into whole pages (a page may
  * be larger than a piece) in `window`, loaded when the next piece is
  * outside it. */
@@ -415,6 +426,36 @@ static uintptr_t window_base; /* 0: empty */
 static struct range *window_range;
 
 /*
+ * Opening a pager calls the C library, which may read state the program
+ * keeps in paged memory, still a placeholder here: its environment (perl
+ * moves it to its heap), a locale it loaded (glibc's number parsing reads
+ * it). Those found are avoided (shim_open_child_pager(), ncpus()); any
+ * other such fault while the pager opens returns here (on_segv()), and
+ * the copy goes to ordinary memory as if there were no pager.
+ */
+static sigjmp_buf opening_jmp;
+static _Atomic pid_t opening_tid;
+
+static int open_guarded(void)
+{
+	sigset_t segv;
+	int err;
+
+	if (sigsetjmp(opening_jmp, 1)) {
+		atomic_store(&opening_tid, 0);
+		return -EFAULT;
+	}
+	atomic_store(&opening_tid, (pid_t)syscall(SYS_gettid));
+	/* This may run in on_segv(), whose SIGSEGV is blocked. */
+	sigemptyset(&segv);
+	sigaddset(&segv, SIGSEGV);
+	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &segv, NULL, _NSIG / 8);
+	err = shim_open_child_pager(&child_pager);
+	atomic_store(&opening_tid, 0);
+	return err;
+}
+
+/*
  * The child's own pager, its regions at the placeholders' addresses.
  * Ranges it cannot take become ordinary memory. The parent's regions
  * and descriptors were forgotten by child_setup().
@@ -422,12 +463,16 @@ static struct range *window_range;
 static void child_pager_open(void)
 {
 	upager_stats_t st;
-	int err = shim_open_child_pager(&child_pager);
+	sigset_t mask;
+
+	syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &mask, _NSIG / 8);
+	int err = open_guarded();
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, _NSIG / 8);
 
 	if (err < 0) {
 		shim_msg("fork: the child's pager could not start (%s); its copy of the paged "
 			 "memory is ordinary memory",
-			 upager_strerror(err));
+			 err == -EFAULT ? "it needed the program's memory" : upager_strerror(err));
 		child_pager = NULL;
 		return;
 	}
@@ -535,7 +580,7 @@ static void child_copy(void)
 	 * own keeps its state in paged memory, here still a placeholder, and
 	 * a fault on it now could not be served. Such a child's copy is
 	 * ordinary memory. */
-	if (!shim_own_malloc)
+	if (!shim_own_malloc && atomic_load(&pager_allowed))
 		child_pager_open();
 	/* Over the placeholder, or where a region that failed was. */
 	for (int i = 0; i < child_n; i++)
@@ -610,6 +655,9 @@ static void child_setup_pending(void);
 
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
+	if (atomic_load(&opening_tid) && in_ranges((uintptr_t)si->si_addr) &&
+	    atomic_load(&opening_tid) == (pid_t)syscall(SYS_gettid))
+		siglongjmp(opening_jmp, 1);
 	if (early_child())
 		child_setup_pending();
 	struct range *r = range_of((uintptr_t)si->si_addr);
@@ -656,6 +704,7 @@ static void child_setup(int sock, struct range *r, int n)
 
 	setup_pid = (pid_t)syscall(SYS_getpid);
 	in_child = 1;
+	atomic_store(&pager_allowed, false);
 	/* What the parent's pager (or server) had is the parent's: its
 	 * regions are not here (MADV_DONTFORK), its threads are gone, and a
 	 * lock one of them held at the fork would never be released. */
@@ -831,6 +880,9 @@ static void atfork_child(void)
 	if (atomic_load(&fork_pending) && !set_up_here() &&
 	    pthread_equal(pthread_self(), pending_thread))
 		child_setup_pending();
+	/* glibc's own part of the fork is over (this handler runs first). */
+	if (set_up_here())
+		atomic_store(&pager_allowed, true);
 }
 
 static register_atfork_fn real_register_atfork(void)
@@ -923,6 +975,7 @@ SHIM_API pid_t fork(void)
 		upager__fd_close(sv_pair[0]);
 		if (!set_up_here())
 			child_setup(sv_pair[1], r, n);
+		atomic_store(&pager_allowed, true);
 		atomic_store(&gate_closed, 0);
 		atomic_store(&gate_active, 0);
 		return 0;

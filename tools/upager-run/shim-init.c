@@ -421,22 +421,59 @@ static const char *swap_for_me(const char *path, char *buf, size_t size)
 	return buf;
 }
 
-/* A forked child's pager (shim-fork.c): the program's configuration, in
+/*
+ * A forked child's pager (shim-fork.c): the program's configuration, in
  * transparent mode, since the child's system calls are not wrapped, on
  * userfaultfd, where its parent took the snapshots the child's copy
- * comes from, with a swap file and no trace of its own. */
+ * comes from, with an unnamed swap file and no trace of its own.
+ *
+ * Made at start-up, every string in glibc's memory: the child opens its
+ * pager before its copy is in, and a program may have moved its
+ * environment into its heap (perl does), which is a placeholder then.
+ */
+static upager_config_t child_cfg;
+static bool child_cfg_made;
+
+static const char *libc_strdup(const char *s)
+{
+	return s ? __wrap_strdup(s) : NULL;
+}
+
+static void make_child_config(const upager_config_t *cfg)
+{
+	char dir[4096];
+	const char *swap = cfg->swap_path;
+	struct stat st;
+
+	child_cfg = *cfg;
+	child_cfg.print_stats = 0;
+	child_cfg.mode = UPAGER_MODE_TRANSPARENT;
+	child_cfg.backend = "uffd";
+	child_cfg.trace_path = NULL;
+	child_cfg.on_error = NULL;
+	child_cfg.on_thrash = NULL;
+	if (!swap) {
+		const char *tmp = getenv("TMPDIR");
+		swap = tmp && *tmp ? tmp : "/tmp";
+	} else if (!(stat(swap, &st) == 0 && S_ISDIR(st.st_mode))) {
+		snprintf(dir, sizeof(dir), "%s", swap);
+		char *slash = strrchr(dir, '/');
+		if (!slash)
+			snprintf(dir, sizeof(dir), ".");
+		else
+			slash[slash == dir] = '\0';
+		swap = dir;
+	}
+	child_cfg.swap_path = libc_strdup(swap);
+	child_cfg.policy = libc_strdup(cfg->policy);
+	child_cfg_made = child_cfg.swap_path && (!cfg->policy || child_cfg.policy);
+}
+
 int shim_open_child_pager(upager_t **out)
 {
-	upager_config_t cfg;
-	static char swapdir[4096]; /* one fetch per process */
-
-	upager_config_init(&cfg);
-	cfg.print_stats = 0;
-	cfg.swap_path = swap_for_me(cfg.swap_path, swapdir, sizeof(swapdir));
-	cfg.mode = UPAGER_MODE_TRANSPARENT;
-	cfg.backend = "uffd";
-	cfg.trace_path = NULL;
-	return upager_open(&cfg, out);
+	if (!child_cfg_made)
+		return -ENOMEM;
+	return upager_open(&child_cfg, out);
 }
 
 /*
@@ -502,6 +539,7 @@ static void open_all(void)
 		return;
 	}
 	shim_backend_uffd = !strcmp(st.backend, "uffd");
+	make_child_config(&cfg);
 	sys_init(cfg.ram_bytes);
 	shim_mmap_min = env_size("UPAGER_RUN_MMAP_MIN", shim_mmap_min);
 	shim_big_min = env_size("UPAGER_RUN_BIG_MIN", shim_big_min);
