@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* fork() under upager-run: a child that changes every page of a heap bigger than the budget sees its own copy, the parent's is unchanged; fork+exec, system(), popen(); exec arguments and system call buffers on the heap, used by a child before it touches the heap; with glibc-state, a child whose glibc writes to the heap before the fork handlers run (test/runner.sh). */
 #define _GNU_SOURCE
+#include <locale.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <spawn.h>
@@ -229,10 +230,57 @@ static int glibc_state(void)
 	return 0;
 }
 
+static void *count_bytes(void *arg)
+{
+	const char *s = arg;
+	size_t n = 0;
+
+	while (s[n])
+		n++;
+	return (void *)n;
+}
+
+/* A program that loaded a locale (its data then lives on the heap, which
+ * every new thread reads) forks a child that uses the heap and starts a
+ * thread: the child's copy must be there for both (bash with
+ * LANG=C.UTF-8 lost its command substitutions when the child's pager
+ * started threads before the copy). */
+static int locale_fork(void)
+{
+	if (!setlocale(LC_ALL, "C.UTF-8")) {
+		printf("locale fork: C.UTF-8 not available, skipped\n");
+		return 0;
+	}
+	char *text = malloc(200000);
+	CHECK(text != NULL);
+	for (int i = 0; i < 199999; i++)
+		text[i] = (char)('a' + i % 26);
+	text[199999] = '\0';
+	for (int round = 0; round < 3; round++) {
+		pid_t pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			pthread_t th;
+			void *n;
+			if (text[12345] != (char)('a' + 12345 % 26))
+				_exit(2);
+			if (pthread_create(&th, NULL, count_bytes, text) || pthread_join(th, &n))
+				_exit(3);
+			_exit((size_t)n == 199999 ? 0 : 4);
+		}
+		CHECK_EQ(exited(pid), 0);
+	}
+	free(text);
+	printf("fork after setlocale: ok\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "glibc-state"))
 		return glibc_state();
+	if (argc > 1 && !strcmp(argv[1], "locale"))
+		return locale_fork();
 	/* Total: argv[1] MiB (default 64: 4x the 16 MiB budget of runner.sh);
 	 * argv[2] --fork-only leaves out the exec checks after it. */
 	size_t total = (size_t)(argc > 1 ? atoi(argv[1]) : 64) << 20;

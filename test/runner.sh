@@ -103,6 +103,7 @@ prog runner-threads
 prog runner-threads exit-from-thread
 prog runner-fork
 prog runner-fork glibc-state
+prog runner-fork locale
 prog runner-segv
 prog runner-compat
 prog runner-odirect

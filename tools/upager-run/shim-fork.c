@@ -46,6 +46,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -435,6 +437,24 @@ static struct range *window_range;
  */
 static sigjmp_buf opening_jmp;
 static _Atomic pid_t opening_tid;
+static locale_t opening_locale;
+
+/*
+ * Every thread glibc starts reads the global locale's data (__ctype_init()
+ * in start_thread()), and a program that loaded a locale (bash, with
+ * LANG=C.UTF-8) keeps that data on its heap: the pager's threads would
+ * die of that fault, out of reach of the jump above. So the opening
+ * thread reads the same items of the global locale first, and a fault
+ * there stops the pager before it has a thread.
+ */
+static void probe_thread_start(void)
+{
+	opening_locale = uselocale(LC_GLOBAL_LOCALE);
+	if (!nl_langinfo(_NL_CTYPE_CLASS) || !nl_langinfo(_NL_CTYPE_TOUPPER) ||
+	    !nl_langinfo(_NL_CTYPE_TOLOWER))
+		shim_msg("fork: no locale data");
+	uselocale(opening_locale);
+}
 
 static int open_guarded(void)
 {
@@ -443,6 +463,8 @@ static int open_guarded(void)
 
 	if (sigsetjmp(opening_jmp, 1)) {
 		atomic_store(&opening_tid, 0);
+		if (opening_locale)
+			uselocale(opening_locale);
 		return -EFAULT;
 	}
 	atomic_store(&opening_tid, (pid_t)syscall(SYS_gettid));
@@ -450,6 +472,7 @@ static int open_guarded(void)
 	sigemptyset(&segv);
 	sigaddset(&segv, SIGSEGV);
 	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &segv, NULL, _NSIG / 8);
+	probe_thread_start();
 	err = shim_open_child_pager(&child_pager);
 	atomic_store(&opening_tid, 0);
 	return err;
@@ -470,9 +493,13 @@ static void child_pager_open(void)
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, _NSIG / 8);
 
 	if (err < 0) {
-		shim_msg("fork: the child's pager could not start (%s); its copy of the paged "
-			 "memory is ordinary memory",
-			 err == -EFAULT ? "it needed the program's memory" : upager_strerror(err));
+		/* A fallback the program cannot tell from the paged copy but
+		 * for its RSS: said only where statistics are asked for. */
+		if (shim_stats_asked())
+			shim_msg("fork: the child's pager could not start (%s); its copy of the "
+				 "paged memory is ordinary memory",
+				 err == -EFAULT ? "it needed the program's memory"
+						: upager_strerror(err));
 		child_pager = NULL;
 		return;
 	}
@@ -490,7 +517,7 @@ static void child_pager_open(void)
 		 * SIGSEGV waits in on_segv() for the copy, as before. */
 		if (r->paged)
 			syscall(SYS_mprotect, r->base, r->len, PROT_NONE);
-		if (err < 0)
+		if (err < 0 && shim_stats_asked())
 			shim_msg("fork: the child's pager could not take the paged memory at %p "
 				 "(%s); its copy there is ordinary memory",
 				 (void *)r->base, upager_strerror(err));
@@ -580,7 +607,7 @@ static void child_copy(void)
 	 * own keeps its state in paged memory, here still a placeholder, and
 	 * a fault on it now could not be served. Such a child's copy is
 	 * ordinary memory. */
-	if (!shim_own_malloc && atomic_load(&pager_allowed))
+	if (shim_child_pagers && !shim_own_malloc && atomic_load(&pager_allowed))
 		child_pager_open();
 	/* Over the placeholder, or where a region that failed was. */
 	for (int i = 0; i < child_n; i++)

@@ -45,6 +45,7 @@ _Atomic int shim_ready;
 int shim_wrap_syscalls;
 int shim_page_mmaps = 1;
 int shim_own_malloc;
+int shim_child_pagers = 1;
 int shim_backend_uffd;
 size_t shim_mmap_min = 256u << 10;
 size_t shim_big_min = 1u << 20;
@@ -57,6 +58,11 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static int stats_fd = 2;
 static int init_done;
 static int print_stats;
+
+bool shim_stats_asked(void)
+{
+	return print_stats;
+}
 
 void shim_msg(const char *fmt, ...)
 {
@@ -566,6 +572,9 @@ static void open_all(void)
 	 * signal blocked, would fault on it (test/runner-ownmalloc). */
 	upager__readahead_start(shim_pager);
 	fork_init();
+	v = getenv("UPAGER_RUN_CHILD_PAGER");
+	if (v && !strcmp(v, "0"))
+		shim_child_pagers = 0;
 	v = getenv("UPAGER_RUN_CHILDREN");
 	if (v && !strcmp(v, "0"))
 		drop_from_ld_preload();

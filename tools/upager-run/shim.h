@@ -48,6 +48,11 @@ extern int shim_wrap_syscalls;
 extern int shim_page_mmaps;
 /* The program brings a malloc of its own (another than the shim's). */
 extern int shim_own_malloc;
+/* 0 (UPAGER_RUN_CHILD_PAGER=0): a forked child's copy of the paged memory
+ * is ordinary memory, never a pager of its own. */
+extern int shim_child_pagers;
+/* --stats was given: say more about what was done. */
+bool shim_stats_asked(void);
 /* 1 on the userfaultfd backend, where the pager leaves a mapping's
  * protection alone (an execute right survives faults and evictions). */
 extern int shim_backend_uffd;
