@@ -652,6 +652,8 @@ enum fault_result upager__fault(struct region *r, uintptr_t addr, bool write, in
 int upager__registry_add(struct region *r);
 void upager__registry_remove(struct region *r);
 void upager__registry_forget_all(void);
+/* Is any byte of [base, base+len) in a registered region? */
+bool upager__registry_overlaps(uintptr_t base, size_t len);
 struct region *upager__region_find(uintptr_t addr);
 void upager__region_put(struct region *r);
 

@@ -270,6 +270,11 @@ int upager__map_at(struct upager *p, void *at, size_t len)
 	if (!p || !at || ((uintptr_t)at | len) & (p->page_size - 1) || len == 0)
 		return upager__fail(-EINVAL, "upager__map_at: %p, %zu bytes: not whole pages", at,
 				    len);
+	/* Checked before the mapping goes in: MAP_FIXED would replace a
+	 * region's pages there. */
+	if (upager__registry_overlaps((uintptr_t)at, len))
+		return upager__fail(-EEXIST, "upager__map_at: [%p, +%zu) overlaps a region", at,
+				    len);
 	err = region_new_at(p, at, len, &r);
 	if (err < 0)
 		return err;

@@ -55,6 +55,17 @@ void upager__registry_forget_all(void)
 	count = capacity = 0;
 }
 
+bool upager__registry_overlaps(uintptr_t base, size_t len)
+{
+	bool overlaps = false;
+
+	pthread_rwlock_rdlock(&registry_lock);
+	for (size_t i = 0; i < count && !overlaps; i++)
+		overlaps = sorted[i]->base < base + len && base < sorted[i]->base + sorted[i]->len;
+	pthread_rwlock_unlock(&registry_lock);
+	return overlaps;
+}
+
 void upager__registry_remove(struct region *r)
 {
 	pthread_rwlock_wrlock(&registry_lock);
