@@ -114,15 +114,22 @@ static int by_page(const void *a, const void *b)
 	return x->pg < y->pg ? -1 : x->pg > y->pg;
 }
 
-static bool page_is_zero(const char *page, size_t len)
+bool upager__is_zero(const void *buf, size_t len)
 {
-	const uint64_t *w = (const uint64_t *)page;
+	const uint64_t *w = buf;
+	size_t words = len / 8, i = 0;
 
-	for (size_t i = 0; i < len / 8; i += 8) {
+	for (; i + 8 <= words; i += 8) {
 		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] |
 		    w[i + 7])
 			return false;
 	}
+	for (; i < words; i++)
+		if (w[i])
+			return false;
+	for (size_t b = words * 8; b < len; b++)
+		if (((const char *)buf)[b])
+			return false;
 	return true;
 }
 
@@ -465,7 +472,7 @@ static unsigned stage_victims(struct upager *p, struct io_ring *ring, struct rec
 	}
 	for (unsigned i = 0; i < n; i++) {
 		if (v[i].fate == FATE_WRITE && !region_file_page(v[i].r, v[i].pg) &&
-		    page_is_zero(v[i].data, p->page_size)) {
+		    upager__is_zero(v[i].data, p->page_size)) {
 			v[i].fate = FATE_ZERO;
 			nwrite--;
 		}

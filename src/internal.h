@@ -662,6 +662,8 @@ void upager__region_put(struct region *r);
 void upager__report_fault_error(struct region *r, uintptr_t addr, int err);
 
 /* Eviction (evict.c). */
+/* Are the len bytes at buf all zero? (A page that is goes nowhere.) */
+bool upager__is_zero(const void *buf, size_t len);
 int upager__reclaim(struct upager *p, unsigned want);
 /* As upager__reclaim, from a thread that holds a ring already: -EAGAIN
  * when no other ring is free (waiting for one could wait forever). */

@@ -248,16 +248,6 @@ void upager__page_install_unmapped(struct region *r, uint64_t pg, struct upte *e
 	upager__policy_insert(p, frame, region_page_key(r, pg), false);
 }
 
-static bool page_is_zero(const char *b, size_t n)
-{
-	const uint64_t *w = (const uint64_t *)b;
-
-	for (size_t i = 0; i < n / 8; i++)
-		if (w[i])
-			return false;
-	return true;
-}
-
 int upager__load_pages(struct upager *p, void *addr, const void *buf, size_t len)
 {
 	uintptr_t a = (uintptr_t)addr;
@@ -275,7 +265,7 @@ int upager__load_pages(struct upager *p, void *addr, const void *buf, size_t len
 		const char *src = (const char *)buf + off;
 		uint64_t pg = (a + off - r->base) >> p->page_shift;
 
-		if (page_is_zero(src, p->page_size))
+		if (upager__is_zero(src, p->page_size))
 			continue;
 		struct upte *e = pt_get(&r->pt, pg);
 		if (!e) {

@@ -948,7 +948,7 @@ static int restore_page(struct region *o, uint64_t pg, struct upte *oe, struct r
 		 * never as a shared swap slot: only a dirty resident page is
 		 * written to the file (at eviction, sync or unmap). So does a
 		 * private one's page of zeros: left PTE_NONE, it would read
-		 * as the file. (Evicted, it goes to swap: page_is_zero() drops
+		 * as the file. (Evicted, it goes to swap: upager__is_zero() drops
 		 * no file page.) */
 		int64_t frame = upager__get_frame(p);
 		if (frame < 0)

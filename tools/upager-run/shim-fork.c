@@ -212,16 +212,6 @@ static int read_all(int fd, void *buf, size_t n)
 	return 0;
 }
 
-static bool all_zero(const char *b, size_t n)
-{
-	const uint64_t *w = (const uint64_t *)b;
-
-	for (size_t i = 0; i < n / 8; i++)
-		if (w[i])
-			return false;
-	return true;
-}
-
 struct piece_hdr {
 	uint64_t addr;
 	uint64_t len; /* 0: end */
@@ -250,7 +240,7 @@ static void serve_child(struct server *sv, char *buf)
 
 				if (upager_snapshot_read(sv->r[i].snap, off, buf, n) < 0)
 					goto out;
-				if (all_zero(buf, n))
+				if (upager__is_zero(buf, n))
 					continue;
 				if (write_all(sv->sock, &h, sizeof(h)) < 0 ||
 				    write_all(sv->sock, buf, n) < 0)
@@ -750,11 +740,11 @@ static void child_setup(int sock, struct range *r, int n)
 	child_sock = sock;
 	child_n = n;
 	memcpy(child_r, r, sizeof(*r) * (size_t)n);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		child_r[i].paged = false;
-	for (int i = 0; i < n; i++)
 		syscall(SYS_mmap, r[i].base, r[i].len, PROT_NONE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	}
 	atomic_store(&copy_state, 1);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_segv;

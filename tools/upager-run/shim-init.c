@@ -403,18 +403,13 @@ done:
 	__libc_free(out);
 }
 
-/* A swap file named by path is the first process's: the programs it
- * starts (and forked children that keep running) get an unnamed file in
- * the same directory instead. */
-static const char *swap_for_me(const char *path, char *buf, size_t size)
+/* The directory path names: itself if it is one, else the file's. */
+static const char *swap_dir(const char *path, char *buf, size_t size)
 {
-	const char *root = getenv("UPAGER_RUN_ROOT");
 	struct stat st;
 	char *slash;
 
-	if (!path || (stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
-		return path;
-	if (root && atoi(root) == (int)getpid())
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 		return path;
 	snprintf(buf, size, "%s", path);
 	slash = strrchr(buf, '/');
@@ -425,6 +420,18 @@ static const char *swap_for_me(const char *path, char *buf, size_t size)
 	else
 		*slash = '\0';
 	return buf;
+}
+
+/* A swap file named by path is the first process's: the programs it
+ * starts (and forked children that keep running) get an unnamed file in
+ * the same directory instead. */
+static const char *swap_for_me(const char *path, char *buf, size_t size)
+{
+	const char *root = getenv("UPAGER_RUN_ROOT");
+
+	if (!path || (root && atoi(root) == (int)getpid()))
+		return path;
+	return swap_dir(path, buf, size);
 }
 
 /*
@@ -449,7 +456,6 @@ static void make_child_config(const upager_config_t *cfg)
 {
 	char dir[4096];
 	const char *swap = cfg->swap_path;
-	struct stat st;
 
 	child_cfg = *cfg;
 	child_cfg.print_stats = 0;
@@ -458,17 +464,12 @@ static void make_child_config(const upager_config_t *cfg)
 	child_cfg.trace_path = NULL;
 	child_cfg.on_error = NULL;
 	child_cfg.on_thrash = NULL;
+	/* Named here: left NULL, the child's pager would read TMPDIR. */
 	if (!swap) {
 		const char *tmp = getenv("TMPDIR");
 		swap = tmp && *tmp ? tmp : "/tmp";
-	} else if (!(stat(swap, &st) == 0 && S_ISDIR(st.st_mode))) {
-		snprintf(dir, sizeof(dir), "%s", swap);
-		char *slash = strrchr(dir, '/');
-		if (!slash)
-			snprintf(dir, sizeof(dir), ".");
-		else
-			slash[slash == dir] = '\0';
-		swap = dir;
+	} else {
+		swap = swap_dir(swap, dir, sizeof(dir));
 	}
 	child_cfg.swap_path = libc_strdup(swap);
 	child_cfg.policy = libc_strdup(cfg->policy);

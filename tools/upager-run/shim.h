@@ -144,6 +144,7 @@ void upager__fd_forget_all(void);
 void upager__registry_forget_all(void);
 int upager__map_at(upager_t *p, void *at, size_t len);
 int upager__load_pages(upager_t *p, void *addr, const void *buf, size_t len);
+bool upager__is_zero(const void *buf, size_t len);
 /* Opens the pager of a forked child that uses its copy of the paged
  * memory (shim-init.c). */
 int shim_open_child_pager(upager_t **out);
