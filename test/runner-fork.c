@@ -244,13 +244,18 @@ static void *count_bytes(void *arg)
  * every new thread reads) forks a child that uses the heap and starts a
  * thread: the child's copy must be there for both (bash with
  * LANG=C.UTF-8 lost its command substitutions when the child's pager
- * started threads before the copy). */
+ * started threads before the copy). The forking thread has a locale of
+ * its own on the heap too, as perl's has (its child died switching back
+ * to it before the copy was in). */
 static int locale_fork(void)
 {
 	if (!setlocale(LC_ALL, "C.UTF-8")) {
 		printf("locale fork: C.UTF-8 not available, skipped\n");
 		return 0;
 	}
+	locale_t own = newlocale(LC_ALL_MASK, "C.UTF-8", (locale_t)0);
+	CHECK(own != (locale_t)0);
+	CHECK(uselocale(own) != (locale_t)0);
 	char *text = malloc(200000);
 	CHECK(text != NULL);
 	for (int i = 0; i < 199999; i++)
@@ -271,6 +276,8 @@ static int locale_fork(void)
 		CHECK_EQ(exited(pid), 0);
 	}
 	free(text);
+	uselocale(LC_GLOBAL_LOCALE);
+	freelocale(own);
 	printf("fork after setlocale: ok\n");
 	return 0;
 }

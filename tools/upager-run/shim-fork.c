@@ -427,7 +427,11 @@ static struct range *window_range;
  */
 static sigjmp_buf opening_jmp;
 static _Atomic pid_t opening_tid;
+/* The opening thread's own locale, while the probe below has it on the
+ * global one. A per-thread locale (perl's) is on the heap too: switching
+ * back reads it, so after a fault that waits until the copy is in. */
 static locale_t opening_locale;
+static bool locale_switched;
 
 /*
  * Every thread glibc starts reads the global locale's data (__ctype_init()
@@ -442,11 +446,13 @@ static void probe_thread_start(void)
 	const char *volatile seen;
 
 	opening_locale = uselocale(LC_GLOBAL_LOCALE);
+	locale_switched = true;
 	seen = nl_langinfo(_NL_CTYPE_CLASS);
 	seen = nl_langinfo(_NL_CTYPE_TOUPPER);
 	seen = nl_langinfo(_NL_CTYPE_TOLOWER);
 	(void)seen;
 	uselocale(opening_locale);
+	locale_switched = false;
 }
 
 static int open_guarded(void)
@@ -456,8 +462,6 @@ static int open_guarded(void)
 
 	if (sigsetjmp(opening_jmp, 1)) {
 		atomic_store(&opening_tid, 0);
-		if (opening_locale)
-			uselocale(opening_locale);
 		return -EFAULT;
 	}
 	atomic_store(&opening_tid, (pid_t)syscall(SYS_gettid));
@@ -625,6 +629,10 @@ static void child_copy(void)
 		if (!hr || !hr->snap || h.len > PIECE || h.addr + h.len > hr->base + hr->len ||
 		    receive_piece(hr, &h) < 0)
 			goto fail;
+	}
+	if (locale_switched) {
+		uselocale(opening_locale);
+		locale_switched = false;
 	}
 	if (child_pager) {
 		if (window_flush() < 0)
