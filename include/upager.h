@@ -116,7 +116,8 @@ extern "C" {
  * layout of version 2 (the first published one) and never more.
  */
 #define UPAGER_CONFIG_VERSION 3 /* 3: on_thrash */
-#define UPAGER_STATS_VERSION 5  /* 3: punch_failures; 4: phases, thrashing; 5: read-around */
+#define UPAGER_STATS_VERSION 6  /* 3: punch_failures; 4: phases, thrashing; 5: read-around;
+				 * 6: unchanged_drops */
 
 /* Library error codes, below the errno range. */
 #define UPAGER_EPAGESIZE (-10001) /* page size not a power of two in [4 KiB, 2 MiB] */
@@ -350,6 +351,10 @@ typedef struct upager_stats {
 	uint64_t readaround_watched; /* ... of them left unmapped, so that their
 				      * use is seen */
 	uint64_t readaround_hits;    /* ... of those, the ones the program used */
+	/* Version 6. */
+	uint64_t unchanged_drops; /* clean_drops of pages mapped writable when
+				   * read (a guess that the program would write
+				   * them) whose checksum showed no change */
 } upager_stats_t;
 /* clang-format on */
 

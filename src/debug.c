@@ -79,8 +79,10 @@ static void check_entry(struct region *r, uint64_t pg, struct upte *e)
 		broken("mapped page not resident", r, pg, e, 0);
 	if ((f & PTE_WRITABLE) && (!(f & PTE_MAPPED) || !(f & PTE_DIRTY)))
 		broken("writable page not mapped or not dirty", r, pg, e, 0);
-	if ((f & PTE_DIRTY) && (st != PTE_RESIDENT || e->slot))
+	if ((f & PTE_DIRTY) && (st != PTE_RESIDENT || (e->slot && !(f & PTE_GUESSED))))
 		broken("dirty page not resident, or with a stale swap copy", r, pg, e, 0);
+	if ((f & PTE_GUESSED) && (!(f & PTE_DIRTY) || !e->slot))
+		broken("guessed-dirty page not dirty, or without its swap copy", r, pg, e, 0);
 	if (st == PTE_SWAPPED && !e->slot)
 		broken("swapped page without a slot", r, pg, e, 0);
 }

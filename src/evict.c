@@ -52,6 +52,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Inline: only the header is needed, nothing to link. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #define MAX_BATCH 1024
 
 /* FATE_UNPUNCHED: written (or needing no write) but its memory could not
@@ -131,6 +135,17 @@ bool upager__is_zero(const void *buf, size_t len)
 		if (((const char *)buf)[b])
 			return false;
 	return true;
+}
+
+/* XXH3: some 0.2 us for 4 KiB here, against the 10-15 us of writing the
+ * page in a batch. 128 bits, so that a changed page passes for unchanged
+ * with a probability of 2^-128. */
+void upager__page_sum(const struct upager *p, const void *page, uint64_t sum[2])
+{
+	XXH128_hash_t h = XXH3_128bits_withSeed(page, p->page_size, p->sum_seed);
+
+	sum[0] = h.low64;
+	sum[1] = h.high64;
 }
 
 /*
@@ -471,10 +486,26 @@ static unsigned stage_victims(struct upager *p, struct io_ring *ring, struct rec
 		i = j;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		if (v[i].fate == FATE_WRITE && !region_file_page(v[i].r, v[i].pg) &&
-		    upager__is_zero(v[i].data, p->page_size)) {
-			v[i].fate = FATE_ZERO;
+		struct victim *x = &v[i];
+
+		if (x->fate != FATE_WRITE || region_file_page(x->r, x->pg))
+			continue;
+		if (upager__is_zero(x->data, p->page_size)) {
+			x->fate = FATE_ZERO;
 			nwrite--;
+		} else if (pte_flags(x->e) & PTE_GUESSED) {
+			/* Mapped writable at its read: written since? */
+			const uint64_t *was = p->frames.frames[x->frame].read_sum;
+			uint64_t now[2];
+
+			upager__page_sum(p, x->data, now);
+			if (now[0] == was[0] && now[1] == was[1]) {
+				x->fate = FATE_CLEAN;
+				STAT_INC(p, unchanged_drops);
+				nwrite--;
+			} else {
+				pte_drop_swap_copy(p, x->e);
+			}
 		}
 	}
 	return nwrite;
@@ -632,7 +663,7 @@ static void victim_leaves(struct upager *p, struct victim *x)
 		break;
 	}
 	pte_clear_mapped(p, x->e); /* the punch took it from the view */
-	pte_update(x->e, PTE_STATE_MASK | PTE_DIRTY | PTE_AROUND, state);
+	pte_update(x->e, PTE_STATE_MASK | PTE_DIRTY | PTE_AROUND | PTE_GUESSED, state);
 	upager__evicted_mark(p, x->e);
 	frames_free(&p->frames, x->frame);
 	upager__pte_unlock(x->e);

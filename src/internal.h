@@ -112,6 +112,12 @@ struct upte {
 /* Read with a neighbour's miss and left unmapped (prefetch.c, read-around):
  * the program's first touch is a minor fault that counts a hit. */
 #define PTE_AROUND (1u << 13)
+/* Read from swap and mapped writable before any write, on the guess that
+ * the program will write it (pager.c, write_likely): dirty to everyone
+ * else, but its slot still holds what was read, and its frame record a
+ * checksum of that. Eviction writes it only if the checksum differs
+ * (evict.c), as the kernel writes only what the MMU's dirty bit saw. */
+#define PTE_GUESSED (1u << 14)
 
 static inline uint32_t pte_state(uint32_t f)
 {
@@ -213,6 +219,7 @@ struct frame {
 	uint64_t pg;
 	uint32_t next_free;
 	_Atomic uint32_t pins; /* upager_pin(): neither evicted nor sampled */
+	uint64_t read_sum[2];  /* PTE_GUESSED: checksum of the bytes read */
 };
 
 struct frame_pool {
@@ -428,6 +435,7 @@ struct stats {
 	_Atomic uint64_t readahead_pages, faultaround_pages, pages_copied, pages_shared;
 	_Atomic uint64_t punch_failures;
 	_Atomic uint64_t readaround_pages, readaround_watched, readaround_hits;
+	_Atomic uint64_t unchanged_drops;
 	_Atomic uint64_t latency_hist[UPAGER_LATENCY_BUCKETS];
 	/* observe.c */
 	_Atomic uint64_t phase_ns[UPAGER_PHASES];
@@ -556,6 +564,9 @@ struct upager {
 	 * program wrote soon after (pager.c, write_likely()): decayed
 	 * counts, approximate under races. */
 	_Atomic uint32_t ro_fills, ro_upgrades, fill_probe;
+	/* Seeds the checksums of PTE_GUESSED pages: random per pager, so
+	 * that no program can aim at a collision. */
+	uint64_t sum_seed;
 
 	/* Read-around (prefetch.c): its level (0-3); the pages it read and
 	 * left unmapped, and the hits among them, since the level was last
@@ -599,6 +610,8 @@ static inline void pte_drop_swap_copy(struct upager *p, struct upte *e)
 		swap_put(&p->swap, e->slot - 1);
 		e->slot = 0;
 	}
+	if (pte_flags(e) & PTE_GUESSED)
+		pte_update(e, PTE_GUESSED, 0);
 }
 
 static inline void *region_page_addr(struct region *r, uint64_t pg)
@@ -664,6 +677,8 @@ void upager__report_fault_error(struct region *r, uintptr_t addr, int err);
 /* Eviction (evict.c). */
 /* Are the len bytes at buf all zero? (A page that is goes nowhere.) */
 bool upager__is_zero(const void *buf, size_t len);
+/* A page's checksum (128 bits, seeded per pager), for PTE_GUESSED. */
+void upager__page_sum(const struct upager *p, const void *page, uint64_t sum[2]);
 int upager__reclaim(struct upager *p, unsigned want);
 /* As upager__reclaim, from a thread that holds a ring already: -EAGAIN
  * when no other ring is free (waiting for one could wait forever). */
@@ -697,7 +712,10 @@ int64_t upager__get_frame(struct upager *p);
 int64_t upager__get_frame_for(struct upager *p, bool reading);
 /* The locked page e (page pg of r) was installed in frame, mapped
  * writable (and so dirty) if write: record it and tell the policy. */
-void upager__fill_done(struct region *r, uint64_t pg, struct upte *e, uint32_t frame, bool write);
+/* guessed: mapped writable for a read, its checksum in the frame record
+ * (PTE_GUESSED). */
+void upager__fill_done(struct region *r, uint64_t pg, struct upte *e, uint32_t frame, bool write,
+		       bool guessed);
 /* The region holding [addr, addr+len), referenced; NULL with a message
  * naming `who` if there is none. */
 struct region *upager__range_region(struct upager *p, void *addr, size_t len, const char *who);
@@ -727,7 +745,9 @@ void upager__window_claim(struct region *r, struct window *w, uint64_t first, ui
 /* Gives back the window's pages from index `from` on, untouched. */
 void upager__window_release(struct region *r, struct window *w, unsigned from);
 /* The window's pages were installed and mapped: record, insert, unlock. */
-void upager__window_commit(struct region *r, struct window *w, bool writable);
+/* guessed: mapped writable without a write, the checksums of what was
+ * read in the frame records (PTE_GUESSED). */
+void upager__window_commit(struct region *r, struct window *w, bool writable, bool guessed);
 /* The window could not be installed: remove what reached the memfd or
  * the view, give the pages back. If the memory cannot be freed, the
  * pages stay resident (unmapped) with src's contents (the window's
@@ -738,10 +758,12 @@ void upager__window_discard(struct region *r, struct window *w, const char *src)
 void upager__window_done(struct region *r, uint64_t pg, unsigned n);
 /* Reads the locked, swapped page pg (and a window of up to `window`
  * pages after it, or without a window some swapped pages around it) in
- * and installs it, writable if write. Returns what
+ * and installs it, writable if write. With sum, write is a guess: the
+ * page's checksum goes there before it is mapped (PTE_GUESSED). Returns what
  * install() does (> 0: mapped writable regardless), or a negative code;
  * on a read error the page is POISONED. */
-int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, unsigned window);
+int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, uint64_t *sum,
+		    unsigned window);
 bool upager__write_likely(struct region *r, uint64_t pg, uint32_t f);
 /* The scratch a fault needs in its ring. */
 size_t upager__prefetch_scratch_bytes(void);

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -224,15 +225,17 @@ static int fault_resident(struct region *r, uint64_t pg, struct upte *e, uint32_
 	return 0;
 }
 
-void upager__fill_done(struct region *r, uint64_t pg, struct upte *e, uint32_t frame, bool write)
+void upager__fill_done(struct region *r, uint64_t pg, struct upte *e, uint32_t frame, bool write,
+		       bool guessed)
 {
 	struct upager *p = r->p;
 
-	if (write)
+	guessed = guessed && write && e->slot;
+	if (write && !guessed)
 		pte_drop_swap_copy(p, e);
 	frame_bind(p, frame, r, pg, e);
-	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY | PTE_FRESH,
-		   PTE_RESIDENT);
+	pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY | PTE_FRESH | PTE_GUESSED,
+		   PTE_RESIDENT | (guessed ? PTE_GUESSED : 0));
 	pte_set_mapped(p, e, write);
 	upager__policy_insert(p, frame, region_page_key(r, pg), write);
 }
@@ -314,6 +317,7 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 	struct upager *p = r->p;
 	const struct fault_backend *be = p->backend;
 	struct miss_clock *mc = &upager__mc;
+	bool guessed = false; /* mapped writable for a read: PTE_GUESSED */
 	int ret;
 
 	mc->miss = true;
@@ -358,7 +362,7 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 		}
 		if (w) {
 			if (w->n && ret >= 0)
-				upager__window_commit(r, w, true);
+				upager__window_commit(r, w, true, false);
 			io_ring_put(&p->io, ring);
 		}
 	} else {
@@ -368,8 +372,9 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 		upager__trace(p, region_page_key(r, pg), TRACE_FLAGS(TRACE_MAJOR, write));
 		bool was_read = !write;
 		if (was_read && pte_state(f) == PTE_SWAPPED && upager__write_likely(r, pg, f))
-			write = true;
-		ret = upager__read_in(r, pg, e, write, win);
+			write = guessed = true;
+		ret = upager__read_in(r, pg, e, write,
+				      guessed ? p->frames.frames[frame].read_sum : NULL, win);
 		if (was_read && !write && ret == 0 && !region_file_page(r, pg))
 			pager_note_ro_fills(p, 1);
 	}
@@ -379,7 +384,7 @@ static int fault_fill(struct region *r, uint64_t pg, struct upte *e, uint32_t f,
 		goto out_free;
 	if (ret > 0)
 		write = true; /* mapped writable regardless: treat as dirty */
-	upager__fill_done(r, pg, e, (uint32_t)frame, write);
+	upager__fill_done(r, pg, e, (uint32_t)frame, write, guessed);
 	return 0;
 
 out_free:
@@ -705,6 +710,8 @@ UPAGER_API int upager_open(const upager_config_t *cfg, upager_t **out)
 	if (err)
 		goto fail_swap;
 	p->self_pid = getpid();
+	if (getrandom(&p->sum_seed, sizeof(p->sum_seed), GRND_NONBLOCK) != sizeof(p->sum_seed))
+		p->sum_seed = upager__now_ns() ^ ((uint64_t)p->self_pid << 40) ^ (uintptr_t)p;
 	p->self_pidfd_open = upager__fd_keep((int)syscall(SYS_pidfd_open, p->self_pid, 0u));
 	atomic_store(&p->self_pidfd, p->self_pidfd_open);
 	upager__observe_init(p);
@@ -832,6 +839,7 @@ static void stats_fill(upager_t *p, upager_stats_t *out)
 	out->readaround_pages = LOAD(readaround_pages);
 	out->readaround_watched = LOAD(readaround_watched);
 	out->readaround_hits = LOAD(readaround_hits);
+	out->unchanged_drops = LOAD(unchanged_drops);
 	for (int ph = 0; ph < UPAGER_PHASES; ph++) {
 		out->phase_ns[ph] = LOAD(phase_ns[ph]);
 		for (int i = 0; i < UPAGER_LATENCY_BUCKETS; i++)
@@ -946,6 +954,10 @@ UPAGER_API int upager_stats_print(upager_t *p, int fd)
 	OUT("  evictions:          %llu (written %llu, clean %llu, zero %llu)\n",
 	    (unsigned long long)s.evictions, (unsigned long long)s.writebacks,
 	    (unsigned long long)s.clean_drops, (unsigned long long)s.zero_drops);
+	if (s.unchanged_drops)
+		OUT("  unchanged:          %llu of the clean ones were mapped writable at their read "
+		    "and found unchanged\n",
+		    (unsigned long long)s.unchanged_drops);
 	OUT("  swap I/O:           %.1f MiB read, %.1f MiB written, %llu submits, %llu errors\n",
 	    s.bytes_read / 1048576.0, s.bytes_written / 1048576.0, (unsigned long long)s.io_submits,
 	    (unsigned long long)s.io_errors);

@@ -174,20 +174,31 @@ static void window_publish(struct upager *p, struct region *r, struct window *w)
 		upager__pte_unlock(w->e[i]);
 }
 
-void upager__window_commit(struct region *r, struct window *w, bool writable)
+/* Before a window read from swap is mapped writable on a guess (pager.c,
+ * write_likely): the checksums of what was read, from src, where the
+ * window's pages lie in a row. */
+static void window_sum(struct upager *p, struct window *w, const char *src)
+{
+	for (unsigned i = 0; i < w->n; i++)
+		upager__page_sum(p, src + ((size_t)i << p->page_shift),
+				 p->frames.frames[w->frame[i]].read_sum);
+}
+
+void upager__window_commit(struct region *r, struct window *w, bool writable, bool guessed)
 {
 	struct upager *p = r->p;
 
 	for (unsigned i = 0; i < w->n; i++) {
 		struct upte *e = w->e[i];
+		bool keep = writable && guessed && e->slot;
 
 		frame_bind(p, w->frame[i], r, w->first + i, e);
-		if (writable && e->slot) {
+		if (writable && !keep && e->slot) {
 			swap_put(&p->swap, e->slot - 1);
 			e->slot = 0;
 		}
-		pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY,
-			   PTE_RESIDENT | PTE_FRESH);
+		pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY | PTE_GUESSED,
+			   PTE_RESIDENT | PTE_FRESH | (keep ? PTE_GUESSED : 0));
 		pte_set_mapped(p, e, writable);
 	}
 	window_publish(p, r, w);
@@ -496,13 +507,15 @@ static void ra_read_install(struct ra_worker *wk, struct region *r, unsigned n, 
 			 * mapped writable, as a fault's window is
 			 * (upager__read_in). */
 			bool write = swap && upager__write_likely(r, w->first, 0);
+			if (write)
+				window_sum(p, w, src);
 			int iret = be->install(r, w->first, w->n, src, write);
 			if (iret < 0) {
 				upager__window_discard(r, w, src);
 				continue;
 			}
 			STAT_ADD(p, readahead_pages, w->n);
-			upager__window_commit(r, w, iret > 0 || write);
+			upager__window_commit(r, w, iret > 0 || write, write);
 			if (swap && !write && !iret)
 				pager_note_ro_fills(p, w->n);
 		}
@@ -950,12 +963,14 @@ static unsigned around_map(struct region *r, struct around *a, unsigned i, unsig
 		w->e[k] = a->e[i + k];
 		w->frame[k] = a->frame[i + k];
 	}
+	if (write)
+		window_sum(p, w, src);
 	int ret = p->backend->install(r, w->first, n, src, write);
 	if (ret < 0) {
 		upager__window_discard(r, w, src);
 		return 0;
 	}
-	upager__window_commit(r, w, ret > 0 || write);
+	upager__window_commit(r, w, ret > 0 || write, write);
 	if (!write && !ret)
 		pager_note_ro_fills(p, n);
 	w->n = 0;
@@ -997,7 +1012,8 @@ static void around_place(struct region *r, struct around *a, const struct io_req
 
 /* ---- the miss's read ---- */
 
-int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, unsigned window)
+int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, uint64_t *sum,
+		    unsigned window)
 {
 	struct upager *p = r->p;
 	const struct fault_backend *be = p->backend;
@@ -1095,6 +1111,12 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	/* Where the program writes most pages it has read, the window is
 	 * mapped writable (dirty) at once (pager.c, upager__write_likely). */
 	bool window_write = w->n && !from_file && upager__write_likely(r, w->first, 0);
+	/* Before the map, which lets the program write (in place, into
+	 * the very bytes summed). */
+	if (sum && !from_file)
+		upager__page_sum(p, buf, sum);
+	if (window_write)
+		window_sum(p, w, buf + p->page_size);
 	if (w->n && write == window_write) {
 		/* Faulting page and window in one call, alike. */
 		ret = window_ret = in_place ? be->map(r, pg, 1 + w->n, write)
@@ -1138,7 +1160,7 @@ int upager__read_in(struct region *r, uint64_t pg, struct upte *e, bool write, u
 	    be->wrprotect(r, pg + 1, w->n) == 0)
 		window_ret = 0;
 	if (w->n) /* mapped writable regardless (> 0): they are dirty */
-		upager__window_commit(r, w, window_ret > 0 || window_write);
+		upager__window_commit(r, w, window_ret > 0 || window_write, window_write);
 	if (w->n && window_ret <= 0 && !window_write && !from_file)
 		pager_note_ro_fills(p, w->n);
 	/* A plain region's run at the largest window: the stretches after
@@ -1216,13 +1238,13 @@ static int willneed_page(struct region *r, uint64_t pg, uint64_t end)
 		window = (unsigned)(end - pg - 1);
 	/* Brought in mapped read-only, like a readahead page: the program's
 	 * first read of it does not fault. */
-	ret = upager__read_in(r, pg, e, false, window);
+	ret = upager__read_in(r, pg, e, false, NULL, window);
 	if (ret < 0) {
 		frames_free(&p->frames, (uint32_t)frame);
 		upager__pte_unlock(e);
 		return ret;
 	}
-	upager__fill_done(r, pg, e, (uint32_t)frame, ret > 0);
+	upager__fill_done(r, pg, e, (uint32_t)frame, ret > 0, false);
 	upager__pte_unlock(e);
 	STAT_INC(p, readahead_pages);
 	return 1;

@@ -935,10 +935,7 @@ static int restore_page(struct region *o, uint64_t pg, struct upte *oe, struct r
 		ret = version_bytes(p, vr, pg, ve, region_pview(o, pg));
 		if (ret < 0)
 			return ret;
-		if (oe->slot) {
-			swap_put(&p->swap, oe->slot - 1);
-			oe->slot = 0;
-		}
+		pte_drop_swap_copy(p, oe);
 		pte_update(oe, 0, PTE_DIRTY | own);
 		return 0;
 	}
