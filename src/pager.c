@@ -132,16 +132,17 @@ static int keep_read_only(struct region *r, uint64_t pg, int ret, unsigned cow)
  * hash table's probe then update, a sort's merge), and each such page
  * then costs a second fault. So the pager counts how many of the pages it
  * mapped read-only were written while still clean; when enough were, a
- * read's page is mapped writable (dirty) at once, and so is a window
- * read with it (prefetch.c), one in 8 still read-only to keep measuring.
+ * read's page is mapped writable at once, and so is a window read with it
+ * (prefetch.c), one in 32 still read-only to keep measuring.
  *
- * A page mapped writable that is never written costs a write at eviction
- * (some 10-15 us of an eviction batch) instead of a fault now: a few us
- * in fast mode, where mapping writable pays once three in four pages are
- * written; 25-30 us in transparent mode, a hand-off to a handler thread,
- * where it pays from about one in three (memcached under upager-run, whose
- * gets write the header of each item read: 8k write-protect faults
- * instead of 36-41k, 10.4-11.8 s against 12.0-12.8 s).
+ * Such a page keeps its swap copy and a checksum of what was read
+ * (PTE_GUESSED): if the program never writes it, eviction finds it
+ * unchanged and drops it without a write (evict.c). A wrong guess costs
+ * two checksums, under 1 us; the fault it saves costs a few us in fast
+ * mode and 25-30 us in transparent mode, a hand-off to a handler thread.
+ * Hence the low thresholds. (Before the checksums a wrong guess cost a
+ * write, and the thresholds were 75% and 33%: sqlite3, python3 and
+ * memcached under upager-run now take 7-9% fewer faults.)
  */
 static void note_upgrade(struct region *r, uint64_t pg, struct upte *e)
 {
@@ -160,10 +161,11 @@ bool upager__write_likely(struct region *r, uint64_t pg, uint32_t f)
 	uint32_t fills = atomic_load_explicit(&p->ro_fills, memory_order_relaxed);
 	uint32_t upgrades = atomic_load_explicit(&p->ro_upgrades, memory_order_relaxed);
 	/* The share of pages written, in percent, from which it pays. */
-	unsigned pays = p->transparent ? 33 : 75;
+	/* The share of pages written, in percent, from which it pays. */
+	unsigned pays = p->transparent ? 5 : 15;
 	if (fills < 32 || (uint64_t)upgrades * 100 < (uint64_t)fills * pays)
 		return false;
-	return atomic_fetch_add_explicit(&p->fill_probe, 1, memory_order_relaxed) % 8 != 0;
+	return atomic_fetch_add_explicit(&p->fill_probe, 1, memory_order_relaxed) % 32 != 0;
 }
 
 /* The page is in a frame. */
