@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #define STRIPE_PAGES 3
@@ -235,15 +236,45 @@ static void zero_pages(const struct test_backend *b, size_t page_size)
  * only those whose checksum changed. Passes over a region eight times the
  * budget, in page order (readahead windows) and shuffled (single misses,
  * read-around), read every page and change one byte (first, middle or
- * last) in seven pages of eight. Every byte must read back as last
- * written (a changed page taken for unchanged would read back as before),
- * and unchanged pages must have left without a write.
+ * last) in seven pages of eight. Right after them, with guessed pages
+ * still in frames, a snapshot; the region's pages in frames are written
+ * first (their old contents go to the snapshot), then two more passes.
+ * Every byte of the region must read back as last written (a changed page
+ * taken for unchanged would read back as before), the snapshot must hold
+ * the region as it was, and unchanged pages must have left without a
+ * write.
  */
+static void change_one_byte(unsigned char *m, unsigned char *shadow, size_t page_size,
+			    size_t pg, unsigned salt)
+{
+	size_t at = salt % 3 == 0 ? 0 : salt % 3 == 1 ? page_size / 2 : page_size - 1;
+	unsigned char x = (unsigned char)(0x11 * (salt % 15 + 1));
+
+	((volatile unsigned char *)m)[pg * page_size + at] ^= x;
+	shadow[pg * page_size + at] ^= x;
+}
+
+static void compare_pages(const struct test_backend *b, size_t page_size, const unsigned char *m,
+			  const unsigned char *want, size_t npages, const char *what)
+{
+	for (size_t pg = 0; pg < npages; pg++) {
+		const unsigned char *x = m + pg * page_size, *y = want + pg * page_size;
+		if (memcmp(x, y, page_size)) {
+			size_t i = 0;
+			while (x[i] == y[i])
+				i++;
+			FAILF("%s, %zu-byte pages, %s: page %zu byte %zu is %#x, expected %#x",
+			      b->label, page_size, what, pg, i, x[i], y[i]);
+		}
+	}
+}
+
 static void guessed_pages(const struct test_backend *b, size_t page_size)
 {
 	upager_config_t cfg;
 	upager_t *p;
 	upager_stats_t st;
+	upager_snapshot_t *snap;
 	unsigned char *m;
 	const size_t npages = 8 * 32;
 	size_t order[8 * 32];
@@ -252,50 +283,59 @@ static void guessed_pages(const struct test_backend *b, size_t page_size)
 	test_config(&cfg, b);
 	cfg.page_size = page_size;
 	cfg.ram_bytes = 32 * page_size;
-	unsigned char *shadow = malloc(npages * page_size);
-	CHECK(shadow != NULL);
+	unsigned char *shadow = malloc(npages * page_size), *frozen = malloc(npages * page_size);
+	unsigned char *in_core = malloc(npages * page_size / 4096);
+	CHECK(shadow != NULL && frozen != NULL && in_core != NULL);
 	CHECK_OK(upager_open(&cfg, &p));
 	CHECK_OK(upager_map(p, npages * page_size, 0, (void **)&m));
 	for (size_t i = 0; i < npages * page_size; i++)
 		shadow[i] = (unsigned char)rng_next(&rng);
 	memcpy(m, shadow, npages * page_size);
-	for (size_t i = 0; i < npages; i++)
-		order[i] = i;
 	unsigned sum = 0;
 	for (unsigned pass = 0; pass < 6; pass++) {
+		for (size_t i = 0; i < npages; i++)
+			order[i] = i;
 		if (pass % 2) { /* shuffled */
 			for (size_t i = npages - 1; i > 0; i--) {
 				size_t j = rng_next(&rng) % (i + 1), t = order[i];
 				order[i] = order[j];
 				order[j] = t;
 			}
-		} else {
-			for (size_t i = 0; i < npages; i++)
-				order[i] = i;
 		}
 		for (size_t i = 0; i < npages; i++) {
-			size_t pg = order[i], at;
-			volatile unsigned char *page = m + pg * page_size;
+			size_t pg = order[i];
 
-			sum += page[page_size / 3]; /* a read first */
-			if ((pg + pass) % 8 == 0)
-				continue;
-			at = (pg + pass) % 3 == 0 ? 0 : (pg + pass) % 3 == 1 ? page_size / 2 : page_size - 1;
-			page[at] ^= (unsigned char)(0x11 * (pass + 1));
-			shadow[pg * page_size + at] ^= (unsigned char)(0x11 * (pass + 1));
+			sum += ((volatile unsigned char *)m)[pg * page_size + page_size / 3];
+			if ((pg + pass) % 8)
+				change_one_byte(m, shadow, page_size, pg, (unsigned)(pg + pass));
 		}
 	}
+
+	memcpy(frozen, shadow, npages * page_size);
+	CHECK_OK(upager_snapshot(p, m, &snap));
+	/* The memfd's pages, which mincore() sees, are the pages in frames. */
+	CHECK_EQ(mincore(m, npages * page_size, in_core), 0);
+	unsigned resident = 0;
+	for (size_t pg = 0; pg < npages; pg++)
+		if (in_core[pg * page_size / 4096] & 1) {
+			resident++;
+			change_one_byte(m, shadow, page_size, pg, (unsigned)pg + 7);
+		}
+	CHECK_CMP(resident, >, 0);
+	for (unsigned pass = 0; pass < 2; pass++)
+		for (size_t pg = 0; pg < npages; pg++) {
+			sum += ((volatile unsigned char *)m)[pg * page_size + page_size / 3];
+			if ((pg + pass) % 4 == 0)
+				change_one_byte(m, shadow, page_size, pg, (unsigned)(pg + pass + 11));
+		}
+
 	tu_stats_when_still(p, &st);
+	compare_pages(b, page_size, m, shadow, npages, "the region");
 	for (size_t pg = 0; pg < npages; pg++) {
-		const unsigned char *page = m + pg * page_size, *want = shadow + pg * page_size;
-		if (memcmp(page, want, page_size)) {
-			size_t i = 0;
-			while (page[i] == want[i])
-				i++;
-			FAILF("%s, %zu-byte pages: page %zu byte %zu is %#x, expected %#x", b->label,
-			      page_size, pg, i, page[i], want[i]);
-		}
+		CHECK_OK(upager_snapshot_read(snap, pg * page_size, shadow + pg * page_size,
+					      page_size));
 	}
+	compare_pages(b, page_size, shadow, frozen, npages, "the snapshot");
 	printf("  %-18s page %6zu: %llu evicted, %llu written, %llu clean, %llu of them unchanged "
 	       "(sum %u)\n",
 	       b->label, page_size, (unsigned long long)st.evictions,
@@ -303,7 +343,12 @@ static void guessed_pages(const struct test_backend *b, size_t page_size)
 	       (unsigned long long)st.unchanged_drops, sum);
 	CHECK_CMP(st.unchanged_drops, >, 0);
 	CHECK_CMP(st.unchanged_drops, <=, st.clean_drops);
+	CHECK_OK(upager_snapshot_restore(snap));
+	compare_pages(b, page_size, m, frozen, npages, "the restored region");
+	CHECK_OK(upager_snapshot_free(snap));
 	CHECK_OK(upager_close(p));
+	free(in_core);
+	free(frozen);
 	free(shadow);
 }
 
