@@ -488,18 +488,20 @@ static unsigned stage_victims(struct upager *p, struct io_ring *ring, struct rec
 	for (unsigned i = 0; i < n; i++) {
 		struct victim *x = &v[i];
 
-		if (x->fate != FATE_WRITE || region_file_page(x->r, x->pg))
+		if (x->fate != FATE_WRITE)
 			continue;
-		if (upager__is_zero(x->data, p->page_size)) {
+		bool file = region_file_page(x->r, x->pg);
+		if (!file && upager__is_zero(x->data, p->page_size)) {
 			x->fate = FATE_ZERO;
 			nwrite--;
 		} else if (pte_flags(x->e) & PTE_GUESSED) {
-			/* Mapped writable at its read: written since? */
+			/* Mapped writable at its read: written since? (Never
+			 * a file page's guess; the slot would go if it were.) */
 			const uint64_t *was = p->frames.frames[x->frame].read_sum;
 			uint64_t now[2];
 
 			upager__page_sum(p, x->data, now);
-			if (now[0] == was[0] && now[1] == was[1]) {
+			if (!file && now[0] == was[0] && now[1] == was[1]) {
 				x->fate = FATE_CLEAN;
 				STAT_INC(p, unchanged_drops);
 				nwrite--;
