@@ -161,7 +161,6 @@ bool upager__write_likely(struct region *r, uint64_t pg, uint32_t f)
 	uint32_t fills = atomic_load_explicit(&p->ro_fills, memory_order_relaxed);
 	uint32_t upgrades = atomic_load_explicit(&p->ro_upgrades, memory_order_relaxed);
 	/* The share of pages written, in percent, from which it pays. */
-	/* The share of pages written, in percent, from which it pays. */
 	unsigned pays = p->transparent ? 5 : 15;
 	if (fills < 32 || (uint64_t)upgrades * 100 < (uint64_t)fills * pays)
 		return false;
