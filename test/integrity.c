@@ -230,20 +230,6 @@ static void zero_pages(const struct test_backend *b, size_t page_size)
 	CHECK_OK(upager_close(p));
 }
 
-/*
- * Pages read back for a read are mapped writable at once, on a guess,
- * once the program writes most of what it reads; eviction then writes
- * only those whose checksum changed. Passes over a region eight times the
- * budget, in page order (readahead windows) and shuffled (single misses,
- * read-around), read every page and change one byte (first, middle or
- * last) in seven pages of eight. Right after them, with guessed pages
- * still in frames, a snapshot; the region's pages in frames are written
- * first (their old contents go to the snapshot), then two more passes.
- * Every byte of the region must read back as last written (a changed page
- * taken for unchanged would read back as before), the snapshot must hold
- * the region as it was, and unchanged pages must have left without a
- * write.
- */
 static void change_one_byte(unsigned char *m, unsigned char *shadow, size_t page_size,
 			    size_t pg, unsigned salt)
 {
@@ -269,6 +255,20 @@ static void compare_pages(const struct test_backend *b, size_t page_size, const 
 	}
 }
 
+/*
+ * Pages read back for a read are mapped writable at once, on a guess,
+ * once the program writes enough of what it reads; eviction then writes
+ * only those whose checksum changed. Passes over a region eight times the
+ * budget, in page order (readahead windows) and shuffled (single misses,
+ * read-around), read every page and change one byte (first, middle or
+ * last) in seven pages of eight. Right after them, with guessed pages
+ * still in frames, a snapshot; the region's pages in frames are written
+ * first (their old contents go to the snapshot), then two more passes.
+ * Every byte of the region must read back as last written (a changed page
+ * taken for unchanged would read back as before), the snapshot must hold
+ * the region as it was, and unchanged pages must have left without a
+ * write.
+ */
 static void guessed_pages(const struct test_backend *b, size_t page_size)
 {
 	upager_config_t cfg;
