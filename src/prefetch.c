@@ -184,6 +184,15 @@ static void window_sum(struct upager *p, struct window *w, const char *src)
 				 p->frames.frames[w->frame[i]].read_sum);
 }
 
+/* Installs the window's pages from src, writable if write: then on the
+ * guess, so their checksums come first. */
+static int window_install(struct region *r, struct window *w, const char *src, bool write)
+{
+	if (write)
+		window_sum(r->p, w, src);
+	return r->p->backend->install(r, w->first, w->n, src, write);
+}
+
 void upager__window_commit(struct region *r, struct window *w, bool writable, bool guessed)
 {
 	struct upager *p = r->p;
@@ -193,10 +202,8 @@ void upager__window_commit(struct region *r, struct window *w, bool writable, bo
 		bool keep = writable && guessed && e->slot;
 
 		frame_bind(p, w->frame[i], r, w->first + i, e);
-		if (writable && !keep && e->slot) {
-			swap_put(&p->swap, e->slot - 1);
-			e->slot = 0;
-		}
+		if (writable && !keep)
+			pte_drop_swap_copy(p, e);
 		pte_update(e, PTE_STATE_MASK | PTE_MAPPED | PTE_WRITABLE | PTE_DIRTY | PTE_GUESSED,
 			   PTE_RESIDENT | PTE_FRESH | (keep ? PTE_GUESSED : 0));
 		pte_set_mapped(p, e, writable);
@@ -466,7 +473,6 @@ static void ra_read_install(struct ra_worker *wk, struct region *r, unsigned n, 
 {
 	struct upager *p = wk->p;
 	struct readahead *ra = wk->ra;
-	const struct fault_backend *be = p->backend;
 	unsigned total = 0;
 
 	for (unsigned c = 0; c < n; c++) {
@@ -507,9 +513,7 @@ static void ra_read_install(struct ra_worker *wk, struct region *r, unsigned n, 
 			 * mapped writable, as a fault's window is
 			 * (upager__read_in). */
 			bool write = swap && upager__write_likely(r, w->first, 0);
-			if (write)
-				window_sum(p, w, src);
-			int iret = be->install(r, w->first, w->n, src, write);
+			int iret = window_install(r, w, src, write);
 			if (iret < 0) {
 				upager__window_discard(r, w, src);
 				continue;
@@ -963,9 +967,7 @@ static unsigned around_map(struct region *r, struct around *a, unsigned i, unsig
 		w->e[k] = a->e[i + k];
 		w->frame[k] = a->frame[i + k];
 	}
-	if (write)
-		window_sum(p, w, src);
-	int ret = p->backend->install(r, w->first, n, src, write);
+	int ret = window_install(r, w, src, write);
 	if (ret < 0) {
 		upager__window_discard(r, w, src);
 		return 0;
